@@ -1,0 +1,196 @@
+/**
+ * Every failure effect-corps itself can raise, as Schema tagged errors.
+ *
+ * They are Schema classes because they cross threads, processes and hosts:
+ * a caller in one Env receives the very same tag that was raised in another.
+ * `docs/errors.md` lists each tag, what it means and what the caller can do.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/**
+ * A handler died (threw, or used `Effect.die`) instead of succeeding or
+ * failing with one of its declared errors. The Worker keeps serving: the call
+ * that died is not replayed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class WorkerDefect extends Schema.TaggedError<WorkerDefect>()("WorkerDefect", {
+  worker: Schema.String,
+  method: Schema.String,
+  defect: Schema.Defect()
+}) {
+  override get message(): string {
+    return `${this.worker}.${this.method} died: ${describeDefect(this.defect)}`
+  }
+}
+
+/**
+ * A Conc instance's mailbox was full and its policy is `"fail"`.
+ * The call was not run; the caller may retry later.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class MailboxFull extends Schema.TaggedError<MailboxFull>()("MailboxFull", {
+  worker: Schema.String,
+  key: Schema.String,
+  capacity: Schema.Number
+}) {
+  override get message(): string {
+    return `the mailbox of ${this.worker}[${this.key}] is full (${this.capacity} calls waiting)`
+  }
+}
+
+/**
+ * A call named a Worker that no Corps in reach serves (a stale handle, or a
+ * handle decoded in an Env that does not know its Corps).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnknownWorker extends Schema.TaggedError<UnknownWorker>()("UnknownWorker", {
+  worker: Schema.String,
+  corps: Schema.String
+}) {
+  override get message(): string {
+    return `no Worker named ${this.worker} is served by Corps ${this.corps}`
+  }
+}
+
+/**
+ * A call named a method that the Worker's contract does not declare.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnknownMethod extends Schema.TaggedError<UnknownMethod>()("UnknownMethod", {
+  worker: Schema.String,
+  method: Schema.String
+}) {
+  override get message(): string {
+    return `${this.worker} has no method ${this.method}`
+  }
+}
+
+/**
+ * A value could not be encoded or decoded by its Schema on its way across an
+ * Env boundary (or through the local serialization check). `part` says which
+ * value: the payload, the success value or the error.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SerializationError extends Schema.TaggedError<SerializationError>()("SerializationError", {
+  worker: Schema.String,
+  method: Schema.String,
+  part: Schema.Literals(["payload", "success", "error"]),
+  issue: Schema.String
+}) {
+  override get message(): string {
+    return `${this.worker}.${this.method}: the ${this.part} does not fit its Schema: ${this.issue}`
+  }
+}
+
+/**
+ * The Env that ran the call was lost (crashed, killed or shut down) before the
+ * call completed. The call may or may not have taken effect; methods declared
+ * idempotent are re-delivered instead of failing with this error.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CallLost extends Schema.TaggedError<CallLost>()("CallLost", {
+  worker: Schema.String,
+  method: Schema.String,
+  env: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.worker}.${this.method} was lost with Env ${this.env}: ${this.reason}`
+  }
+}
+
+/**
+ * The Corps is shutting down (or has been closed) and accepts no new calls.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CorpsClosed extends Schema.TaggedError<CorpsClosed>()("CorpsClosed", {
+  corps: Schema.String
+}) {
+  override get message(): string {
+    return `Corps ${this.corps} is closed`
+  }
+}
+
+/**
+ * The placement configuration is invalid. `key` is the path of the bad entry
+ * (for example `workers.Counter.env`), `reason` says what is wrong with it.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PlacementError extends Schema.TaggedError<PlacementError>()("PlacementError", {
+  key: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `invalid placement at ${this.key}: ${this.reason}`
+  }
+}
+
+/**
+ * An Env could not be started: its module failed to load, or the Worker it
+ * should build failed while being built.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class EnvStartError extends Schema.TaggedError<EnvStartError>()("EnvStartError", {
+  env: Schema.String,
+  module: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Env ${this.env} could not start from ${this.module}: ${this.reason}`
+  }
+}
+
+/**
+ * The errors any call through a handle can fail with, beside the method's own
+ * declared errors.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CallError = WorkerDefect | MailboxFull | UnknownWorker | UnknownMethod | SerializationError | CallLost | CorpsClosed
+
+/**
+ * The Schema of {@link CallError}, used to carry call errors across Envs.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const CallError: Schema.Codec<CallError, unknown> = Schema.Union([
+  WorkerDefect,
+  MailboxFull,
+  UnknownWorker,
+  UnknownMethod,
+  SerializationError,
+  CallLost,
+  CorpsClosed
+]) as any
+
+const describeDefect = (defect: unknown): string => {
+  if (defect instanceof Error) return defect.message
+  if (typeof defect === "string") return defect
+  try {
+    return JSON.stringify(defect)
+  } catch {
+    return String(defect)
+  }
+}
