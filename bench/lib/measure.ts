@@ -17,7 +17,10 @@ export interface MeasureOptions {
  * Measures the throughput (operations per second) of `round`, which must
  * perform `ops` operations and resolve when they are done.
  */
-export const throughput = async (round: (ops: number) => Promise<void> | void, options: MeasureOptions): Promise<number> => {
+export const throughput = async (
+  round: (ops: number) => Promise<void> | void,
+  options: MeasureOptions
+): Promise<number> => {
   const rounds = options.rounds ?? 5
   for (let i = 0; i < (options.warmup ?? 2); i++) await round(options.ops)
   const rates: Array<number> = []

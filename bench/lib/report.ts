@@ -36,5 +36,4 @@ export const printJson = (): void => {
 
 const round = (n: number): number => (Math.abs(n) >= 100 ? Math.round(n) : Math.round(n * 1000) / 1000)
 
-const formatNumber = (n: number): string =>
-  Math.abs(n) >= 1000 ? Math.round(n).toLocaleString("en-US") : n.toFixed(3)
+const formatNumber = (n: number): string => (Math.abs(n) >= 1000 ? Math.round(n).toLocaleString("en-US") : n.toFixed(3))

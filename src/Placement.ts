@@ -1,0 +1,256 @@
+/**
+ * Placements: configuration — never code — saying in which Env each Worker
+ * lives. A placement is validated by a Schema; any bad entry is a
+ * `PlacementError` naming its key.
+ *
+ * ```json
+ * {
+ *   "default": "local",
+ *   "envs": { "cpu": { "kind": "thread", "count": 2 } },
+ *   "workers": {
+ *     "Counter": "local",
+ *     "Hasher": { "env": "cpu", "replicas": 4 }
+ *   }
+ * }
+ * ```
+ *
+ * An Env reference is the name of an entry of `envs`, or the name of a kind
+ * (`"local"`, `"thread"`, `"process"`) meaning that kind with its defaults.
+ *
+ * @since 0.1.0
+ */
+import { Config, Context, Effect, Exit, FileSystem, Layer, Option, Schema, SchemaIssue } from "effect"
+import { PlacementError } from "./CorpsError.ts"
+import * as Env from "./Env.ts"
+
+/**
+ * How a Worker is spread over the Envs of its Env reference: `auto` spreads
+ * replicas over them, `per-env` puts one replica in each, `pinned` keeps a
+ * single replica in the first.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Strategy = Schema.Literals(["auto", "per-env", "pinned"])
+
+/**
+ * Where one Worker lives.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const WorkerPlacement = Schema.Union([
+  Schema.String,
+  Schema.Struct({
+    env: Schema.String,
+    strategy: Schema.optional(Strategy),
+    replicas: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)))
+  })
+])
+
+/**
+ * A placement, as written in a file or an environment variable.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Placement = Schema.Struct({
+  default: Schema.optional(Schema.String),
+  envs: Schema.optional(Schema.Record(Schema.String, Env.Env)),
+  workers: Schema.optional(Schema.Record(Schema.String, WorkerPlacement))
+})
+
+/**
+ * A placement.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Placement = typeof Placement.Type
+
+/**
+ * Where one Worker ended up, after defaults and references are resolved.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Resolved {
+  readonly envName: string
+  readonly env: Env.Env
+  readonly strategy: typeof Strategy.Type
+  readonly replicas: number | undefined
+}
+
+/**
+ * Every Worker in the caller's runtime.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const local: Placement = {}
+
+/**
+ * Builds a placement from a value, checked by the type system.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (placement: Placement): Placement => placement
+
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
+const decodePlacement = Schema.decodeUnknownExit(Placement)
+
+/**
+ * Validates an unknown value (parsed JSON, say) as a placement. The error
+ * names the first bad key, as a dotted path.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decode = (input: unknown): Effect.Effect<Placement, PlacementError> => {
+  const exit = decodePlacement(input, { errors: "all" })
+  if (Exit.isSuccess(exit)) return Effect.succeed(exit.value)
+  const error = Exit.findErrorOption(exit)
+  if (error._tag === "None") return Effect.fail(new PlacementError({ key: "(root)", reason: "invalid placement" }))
+  const issues = formatter(error.value.issue).issues
+  const first = issues[0]
+  const path = first?.path ?? []
+  const key = path.length === 0 ? "(root)" : path.map((p) => String(typeof p === "object" ? p.key : p)).join(".")
+  return Effect.fail(new PlacementError({ key, reason: issues.map((i) => i.message).join("; ") }))
+}
+
+/**
+ * Parses and validates a placement written as JSON.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const fromJson = (text: string, source = "(json)"): Effect.Effect<Placement, PlacementError> =>
+  Effect.suspend(() => {
+    let value: unknown
+    try {
+      value = JSON.parse(text)
+    } catch (cause) {
+      return Effect.fail(new PlacementError({ key: source, reason: `not valid JSON: ${(cause as Error).message}` }))
+    }
+    return decode(value)
+  })
+
+/**
+ * Reads a placement from a JSON file.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const fromFile = (path: string): Effect.Effect<Placement, PlacementError, FileSystem.FileSystem> =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const text = yield* fs
+      .readFileString(path)
+      .pipe(Effect.mapError((cause) => new PlacementError({ key: path, reason: `cannot read: ${cause.message}` })))
+    return yield* fromJson(text, path)
+  })
+
+/**
+ * The placement named by configuration: `CORPS_PLACEMENT` holds the JSON of a
+ * placement; when it is absent, every Worker is local.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const fromConfig: Effect.Effect<Placement, PlacementError> = Effect.gen(function* () {
+  const text = yield* Config.option(Config.String("CORPS_PLACEMENT")).pipe(
+    Effect.mapError((error) => new PlacementError({ key: "CORPS_PLACEMENT", reason: error.message }))
+  )
+  return Option.isSome(text) ? yield* fromJson(text.value, "CORPS_PLACEMENT") : local
+})
+
+/**
+ * The placement a Corps uses when it is given none: by default the one named
+ * by configuration ({@link fromConfig}).
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class CurrentPlacement extends Context.Service<CurrentPlacement, Placement>()("effect-corps/Placement") {}
+
+/**
+ * Provides a placement to the Corps built below it.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (placement: Placement): Layer.Layer<CurrentPlacement> => Layer.succeed(CurrentPlacement, placement)
+
+/**
+ * Provides the placement named by configuration (`CORPS_PLACEMENT`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFromConfig: Layer.Layer<CurrentPlacement, PlacementError> = Layer.effect(CurrentPlacement, fromConfig)
+
+/**
+ * Provides the placement read from a JSON file.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFromFile = (path: string): Layer.Layer<CurrentPlacement, PlacementError, FileSystem.FileSystem> =>
+  Layer.effect(CurrentPlacement, fromFile(path))
+
+const kindDefaults: Readonly<Record<string, Env.Env>> = {
+  local: { kind: "local" },
+  thread: { kind: "thread" },
+  process: { kind: "process" }
+}
+
+/**
+ * Resolves where each of `workers` lives, checking every reference: unknown
+ * Workers and Envs, and kinds this version cannot run, are PlacementErrors.
+ *
+ * @since 0.1.0
+ * @category resolving
+ */
+export const resolve = (
+  placement: Placement,
+  workers: ReadonlyArray<string>
+): Effect.Effect<ReadonlyMap<string, Resolved>, PlacementError> =>
+  Effect.suspend(() => {
+    const known = new Set(workers)
+    const envs = placement.envs ?? {}
+    const resolveEnv = (name: string, key: string): Env.Env | PlacementError => {
+      const env = envs[name] ?? kindDefaults[name]
+      if (env === undefined) {
+        const names = [...Object.keys(envs), ...Object.keys(kindDefaults)].join(", ")
+        return new PlacementError({ key, reason: `unknown Env "${name}" (known: ${names})` })
+      }
+      if (!Env.availableKinds.has(env.kind)) {
+        return new PlacementError({ key, reason: `Env kind "${env.kind}" is not available in this version` })
+      }
+      return env
+    }
+    for (const name of Object.keys(placement.workers ?? {})) {
+      if (!known.has(name)) {
+        return Effect.fail(
+          new PlacementError({ key: `workers.${name}`, reason: `unknown Worker (this Corps has: ${workers.join(", ")})` })
+        )
+      }
+    }
+    const defaultName = placement.default ?? "local"
+    const resolved = new Map<string, Resolved>()
+    for (const worker of workers) {
+      const entry = placement.workers?.[worker]
+      const envName = entry === undefined ? defaultName : typeof entry === "string" ? entry : entry.env
+      const key = entry === undefined ? "default" : typeof entry === "string" ? `workers.${worker}` : `workers.${worker}.env`
+      const env = resolveEnv(envName, key)
+      if (env instanceof PlacementError) return Effect.fail(env)
+      resolved.set(worker, {
+        envName,
+        env,
+        strategy: typeof entry === "object" ? (entry.strategy ?? "auto") : "auto",
+        replicas: typeof entry === "object" ? entry.replicas : undefined
+      })
+    }
+    return Effect.succeed(resolved)
+  })

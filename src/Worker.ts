@@ -1,0 +1,466 @@
+/**
+ * Workers: named contracts of Schema-typed methods that are also Effect
+ * services, and their stateful (Conc) and stateless (Func) implementations.
+ *
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Worker } from "effect-corps"
+ *
+ * class Counter extends Worker.Service<Counter>()("Counter", {
+ *   increment: { payload: { by: Schema.Number }, success: Schema.Number },
+ *   get: { success: Schema.Number }
+ * }) {}
+ *
+ * const CounterLive = Counter.conc(Effect.sync(() => {
+ *   let n = 0
+ *   return { increment: ({ by }) => (n += by), get: () => n }
+ * }))
+ *
+ * const program = Effect.gen(function* () {
+ *   const counter = yield* Counter
+ *   yield* counter.increment({ by: 1 })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Schema, SchemaGetter, type Scope, Stream } from "effect"
+import { Rpc, RpcGroup, type RpcSchema } from "effect/rpc"
+import type { CallError } from "./CorpsError.ts"
+import { type HandleBase, type HandleClass, isHandleOf, makeHandleClass } from "./internal/handle.ts"
+import { resolveHandle, unreachableEntry } from "./internal/registry.ts"
+
+// ---------------------------------------------------------------------------
+// Contracts
+// ---------------------------------------------------------------------------
+
+/**
+ * One method of a contract. `payload` is a Schema or the fields of a struct;
+ * a missing `success` means void, a missing `error` means the method has no
+ * typed errors of its own. `stream: true` makes the success a stream of
+ * `success` values. `idempotent: true` allows re-delivering a call whose Env
+ * died (later tiers), instead of failing it with `CallLost`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MethodSpec {
+  readonly payload?: Schema.Top | Schema.Struct.Fields | undefined
+  readonly success?: Schema.Top | undefined
+  readonly error?: Schema.Top | undefined
+  readonly stream?: boolean | undefined
+  readonly idempotent?: boolean | undefined
+}
+
+/**
+ * The methods of a contract, by name.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Methods = { readonly [name: string]: MethodSpec }
+
+/** @internal */
+export type PayloadSchemaOf<S extends MethodSpec> = S["payload"] extends Schema.Top
+  ? S["payload"]
+  : S["payload"] extends Schema.Struct.Fields
+    ? Schema.Struct<S["payload"]>
+    : typeof Schema.Void
+
+/** @internal */
+export type SuccessSchemaOf<S extends MethodSpec> = S["success"] extends Schema.Top ? S["success"] : typeof Schema.Void
+
+/** @internal */
+export type ErrorSchemaOf<S extends MethodSpec> = S["error"] extends Schema.Top ? S["error"] : typeof Schema.Never
+
+/**
+ * The payload type of a method.
+ *
+ * @since 0.1.0
+ * @category type-level
+ */
+export type Payload<S extends MethodSpec> = PayloadSchemaOf<S>["Type"]
+
+/**
+ * The success type of a method (the element type for streams).
+ *
+ * @since 0.1.0
+ * @category type-level
+ */
+export type Success<S extends MethodSpec> = SuccessSchemaOf<S>["Type"]
+
+/**
+ * The declared error type of a method.
+ *
+ * @since 0.1.0
+ * @category type-level
+ */
+export type Failure<S extends MethodSpec> = ErrorSchemaOf<S>["Type"]
+
+/** @internal */
+export type RpcOf<Tag extends string, S extends MethodSpec> = Rpc.Rpc<
+  Tag,
+  PayloadSchemaOf<S>,
+  S["stream"] extends true ? RpcSchema.Stream<SuccessSchemaOf<S>, ErrorSchemaOf<S>> : SuccessSchemaOf<S>,
+  S["stream"] extends true ? typeof Schema.Never : ErrorSchemaOf<S>
+>
+
+/**
+ * The `effect/rpc` procedures of a contract: the same definition serves
+ * threads, processes, sockets and cluster entities.
+ *
+ * @since 0.1.0
+ * @category type-level
+ */
+export type RpcsOf<M extends Methods> = { [K in keyof M & string]: RpcOf<K, M[K]> }[keyof M & string]
+
+type CallArgs<S extends MethodSpec> = [Payload<S>] extends [void] ? [payload?: Payload<S>] : [payload: Payload<S>]
+
+/**
+ * How a caller sees one method: an Effect (or a Stream) failing with the
+ * method's own errors or a {@link CallError}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ClientMethod<S extends MethodSpec> = (
+  ...args: CallArgs<S>
+) => S["stream"] extends true
+  ? Stream.Stream<Success<S>, Failure<S> | CallError>
+  : Effect.Effect<Success<S>, Failure<S> | CallError>
+
+/**
+ * A typed reference to one instance of a Worker: its methods, the instance's
+ * key, and `instance(key)` to reach a sibling instance. Handles have a Schema
+ * (`MyWorker.Handle`), so they can be passed to other Workers, in any Env, and
+ * stay callable.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Handle<M extends Methods> = { readonly [K in keyof M]: ClientMethod<M[K]> } & {
+  readonly worker: string
+  readonly key: string
+  readonly corps: string
+  instance(key: string): Handle<M>
+}
+
+/**
+ * One handler of an implementation. Effect handlers have no requirements:
+ * take services in the builder and close over them. A plain synchronous
+ * function is allowed and is the fastest kind: it runs with no Effect
+ * machinery at all.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Handler<S extends MethodSpec> = (
+  payload: Payload<S>
+) => S["stream"] extends true
+  ? Stream.Stream<Success<S>, Failure<S>>
+  : Effect.Effect<Success<S>, Failure<S>> | Success<S>
+
+/**
+ * The handlers of an implementation, one per contract method.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Handlers<M extends Methods> = { readonly [K in keyof M]: Handler<M[K]> }
+
+// ---------------------------------------------------------------------------
+// Implementations
+// ---------------------------------------------------------------------------
+
+/** @internal */
+export const ImplementationTypeId: unique symbol = Symbol.for("effect-corps/Implementation")
+
+/**
+ * Options of a Conc (stateful) implementation.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConcOptions<M extends Methods> {
+  /** Waiting calls an instance holds (default 1024). */
+  readonly capacity?: number | undefined
+  /** What a call finds when the mailbox is full: wait for room (default) or fail with `MailboxFull`. */
+  readonly onFull?: "suspend" | "fail" | undefined
+  /** Methods that skip the mailbox and may run beside other calls (read-only queries, say). */
+  readonly concurrent?: ReadonlyArray<keyof M & string> | undefined
+}
+
+/**
+ * Options of a Func (stateless) implementation.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FuncOptions {
+  /** Calls run at once per replica (default unbounded). */
+  readonly concurrency?: number | "unbounded" | undefined
+}
+
+/**
+ * An implementation of Worker `Self`, needing `R` from its Corps' context.
+ * Give it to `Corps.layer` (or make it a Corps with `Corps.make`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Implementation<in out Self, out R = never> {
+  readonly [ImplementationTypeId]: { readonly _Self: (_: Self) => Self; readonly _R: (_: never) => R }
+  readonly worker: AnyWorker
+  readonly kind: "conc" | "func"
+  /** Conc: builds one instance's handlers; Func: builds the handlers once per replica. */
+  readonly build: (key: string) => Effect.Effect<Record<string, any>, never, any>
+  readonly conc: ConcOptions<any>
+  readonly func: FuncOptions
+  /** Private members, when the implementation is a Corps (see `Corps.make`). */
+  readonly members: ReadonlyArray<AnyImplementation>
+}
+
+/**
+ * Any implementation.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AnyImplementation = Implementation<any, any>
+
+/**
+ * The requirements of the handlers' builder, minus the Scope it is given.
+ *
+ * @since 0.1.0
+ * @category type-level
+ */
+export type BuildRequirements<B> = B extends Effect.Effect<any, any, infer R>
+  ? Exclude<R, Scope.Scope>
+  : B extends (key: string) => Effect.Effect<any, any, infer R>
+    ? Exclude<R, Scope.Scope>
+    : never
+
+/** @internal */
+export const isImplementation = (u: unknown): u is AnyImplementation =>
+  typeof u === "object" && u !== null && ImplementationTypeId in u
+
+// ---------------------------------------------------------------------------
+// The Worker class
+// ---------------------------------------------------------------------------
+
+/**
+ * The static side of a Worker: a service key whose service is a handle to the
+ * default instance, with the contract, its RPC group, its Handle Schema,
+ * accessors, and constructors of implementations.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WorkerClass<Self, Name extends string, M extends Methods>
+  extends Context.ServiceClass<Self, Name, Handle<M>> {
+  /** The contract's methods, as declared. */
+  readonly methods: M
+  /** The contract as an `effect/rpc` group. */
+  readonly group: RpcGroup.RpcGroup<RpcsOf<M>>
+  /** The Schema of handles to this Worker: use it in payloads to pass handles around. */
+  readonly Handle: Schema.Codec<Handle<M>, HandleEncoded>
+  /** The handle of instance `key` (created on its first call). */
+  instance(key: string): Effect.Effect<Handle<M>, never, Self>
+  /**
+   * A stateful implementation. `build` runs once per instance key, on the
+   * instance's first call, in a Scope closed when the Corps closes; it
+   * returns the instance's handlers, which close over its state.
+   */
+  conc<B extends Effect.Effect<Handlers<M>, never, any> | ((key: string) => Effect.Effect<Handlers<M>, never, any>)>(
+    build: B,
+    options?: ConcOptions<M>
+  ): Implementation<Self, BuildRequirements<B>>
+  /**
+   * A stateless implementation: plain handlers, or an Effect that builds them
+   * once per replica (in a Scope closed with the Corps).
+   */
+  func<B extends Handlers<M> | Effect.Effect<Handlers<M>, never, any>>(
+    handlers: B,
+    options?: FuncOptions
+  ): Implementation<Self, B extends Effect.Effect<any, any, infer R> ? Exclude<R, Scope.Scope> : never>
+}
+
+/**
+ * Pipe-friendly accessors: `Counter.increment({ by: 1 })` is an Effect that
+ * calls the default instance of the `Counter` in context.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Accessors<Self, M extends Methods> = {
+  readonly [K in keyof M]: (
+    ...args: CallArgs<M[K]>
+  ) => M[K]["stream"] extends true
+    ? Stream.Stream<Success<M[K]>, Failure<M[K]> | CallError, Self>
+    : Effect.Effect<Success<M[K]>, Failure<M[K]> | CallError, Self>
+}
+
+/**
+ * Any Worker class.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AnyWorker = WorkerClass<any, string, Methods> & {
+  /** @internal */
+  readonly HandleClass: HandleClass
+}
+
+/**
+ * How a handle travels: the Corps that serves it, the Worker and the key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface HandleEncoded {
+  readonly corps: string
+  readonly worker: string
+  readonly key: string
+}
+
+const reservedNames = new Set([
+  "key",
+  "methods",
+  "group",
+  "Handle",
+  "HandleClass",
+  "instance",
+  "conc",
+  "func",
+  "of",
+  "context",
+  "use",
+  "useSync",
+  "name",
+  "length",
+  "prototype",
+  "caller",
+  "arguments",
+  "pipe",
+  "toString",
+  "toJSON",
+  "worker",
+  "corps",
+  "entry",
+  "target",
+  "constructor",
+  "stack"
+])
+
+/**
+ * Declares a Worker: a named contract of Schema-typed methods that is also an
+ * Effect service key. `yield* MyWorker` gives a handle to its default
+ * instance.
+ *
+ * Method names must not clash with the class's own members (`key`,
+ * `instance`, `conc`, `func`, `use`, `of`, …): such a contract is a defect at
+ * definition time.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Worker } from "effect-corps"
+ *
+ * class Greeter extends Worker.Service<Greeter>()("Greeter", {
+ *   greet: { payload: { name: Schema.String }, success: Schema.String }
+ * }) {}
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const Service =
+  <Self>() =>
+  <const Name extends string, const M extends Methods>(
+    name: Name,
+    methods: M
+  ): WorkerClass<Self, Name, M> & Accessors<Self, M> => {
+    for (const method of Object.keys(methods)) {
+      if (reservedNames.has(method)) {
+        throw new Error(`Worker ${name}: method name "${method}" is reserved; rename it`)
+      }
+    }
+    const Base = Context.Service<Self, Handle<M>>()(name) as any
+    const HandleClass = makeHandleClass(name, methods)
+    const rpcs = Object.entries(methods).map(([method, spec]) =>
+      Rpc.make(method, {
+        payload: spec.payload as any,
+        success: spec.success as any,
+        error: spec.error as any,
+        stream: spec.stream === true
+      })
+    )
+    const fallback = (corps: string) => unreachableEntry(corps, name, HandleClass)
+    const HandleSchema = Schema.Struct({
+      corps: Schema.String,
+      worker: Schema.Literal(name),
+      key: Schema.String
+    }).pipe(
+      Schema.decodeTo(Schema.declare(isHandleOf(name), { title: `${name}.Handle` }), {
+        decode: SchemaGetter.transform((e: HandleEncoded) => resolveHandle(e.corps, e.worker, e.key, fallback)) as any,
+        encode: SchemaGetter.transform((h: HandleBase) => ({ corps: h.corps, worker: h.worker, key: h.key })) as any
+      })
+    )
+    class Worker extends Base {
+      static readonly methods = methods
+      static readonly group = RpcGroup.make(...rpcs)
+      static readonly Handle = HandleSchema
+      static readonly HandleClass = HandleClass
+      static instance(key: string) {
+        return Effect.map(this as any, (handle: HandleBase) => handle.instance(key))
+      }
+      static conc(build: any, options?: ConcOptions<M>): AnyImplementation {
+        return makeImplementation(this as any, "conc", typeof build === "function" ? build : () => build, {
+          conc: options ?? {}
+        })
+      }
+      static func(handlers: any, options?: FuncOptions): AnyImplementation {
+        const build: Effect.Effect<any> = Effect.isEffect(handlers) ? (handlers as any) : Effect.succeed(handlers)
+        return makeImplementation(this as any, "func", () => build, { func: options ?? {} })
+      }
+    }
+    for (const [method, spec] of Object.entries(methods)) {
+      const accessor = (payload: unknown) =>
+        Effect.map(Worker as any, (handle: any) => handle[method](payload)).pipe(
+          spec.stream ? (e: any) => e : Effect.flatten
+        )
+      Object.defineProperty(Worker, method, {
+        value: spec.stream ? streamAccessor(Worker, method) : accessor,
+        enumerable: false
+      })
+    }
+    return Worker as any
+  }
+
+const streamAccessor = (worker: any, method: string) => (payload: unknown) =>
+  Stream.unwrap(Effect.map(worker, (handle: any) => handle[method](payload)))
+
+/** @internal */
+export const makeImplementation = (
+  worker: AnyWorker,
+  kind: "conc" | "func",
+  build: (key: string) => Effect.Effect<Record<string, any>, never, any>,
+  options: { readonly conc?: ConcOptions<any>; readonly func?: FuncOptions; readonly members?: ReadonlyArray<AnyImplementation> }
+): AnyImplementation => ({
+  [ImplementationTypeId]: ImplementationTypeId as any,
+  worker,
+  kind,
+  build,
+  conc: options.conc ?? {},
+  func: options.func ?? {},
+  members: options.members ?? []
+})
+
+/**
+ * Whether a value is a handle (of any Worker).
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isHandle = (u: unknown): u is Handle<Methods> =>
+  typeof u === "object" && u !== null && Symbol.for("effect-corps/Handle") in u

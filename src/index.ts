@@ -1,0 +1,41 @@
+/**
+ * effect-corps: typed Workers on Effect 4 — parallel and distributed
+ * applications without threads, processes, sockets or serialization in sight.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * Workers: contracts, Conc and Func implementations, handles.
+ *
+ * @since 0.1.0
+ */
+export * as Worker from "./Worker.ts"
+
+/**
+ * Corps: Layers that compose Workers; a Corps is itself a Worker.
+ *
+ * @since 0.1.0
+ */
+export * as Corps from "./Corps.ts"
+
+/**
+ * Envs: where Workers live.
+ *
+ * @since 0.1.0
+ */
+export * as Env from "./Env.ts"
+
+/**
+ * Placements: configuration mapping Workers to Envs.
+ *
+ * @since 0.1.0
+ */
+export * as Placement from "./Placement.ts"
+
+/**
+ * Every error effect-corps raises.
+ *
+ * @since 0.1.0
+ */
+export * as CorpsError from "./CorpsError.ts"

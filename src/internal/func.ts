@@ -1,0 +1,69 @@
+/**
+ * The FastPath for stateless Workers (Funcs): the handler runs in the
+ * caller's fiber, with an optional bound on calls running at once.
+ */
+import { Cause, Effect, Semaphore, Stream } from "effect"
+import { CorpsClosed, UnknownMethod } from "../CorpsError.ts"
+import type { Target } from "./handle.ts"
+import { type AnyHandler, defectError, invokeHandler } from "./invoke.ts"
+
+/** A replica of a Func: its handlers, built once. */
+export class LocalFunc implements Target {
+  readonly worker: string
+  readonly corps: string
+  /** Set once built (the Corps builds its Funcs after creating every handle). */
+  handlers: Record<string, AnyHandler> = {}
+  readonly semaphore: Semaphore.Semaphore | undefined
+  closed = false
+  constructor(worker: string, corps: string, concurrency: number | "unbounded" | undefined) {
+    this.worker = worker
+    this.corps = corps
+    this.semaphore = typeof concurrency === "number" ? Semaphore.makeUnsafe(concurrency) : undefined
+  }
+
+  init(handlers: Record<string, AnyHandler>): void {
+    this.handlers = handlers
+  }
+
+  /** Later calls fail with CorpsClosed. */
+  close(): void {
+    this.closed = true
+  }
+
+  call(method: string, payload: unknown): Effect.Effect<unknown, unknown> {
+    const handler = this.handlers[method]
+    if (handler === undefined) {
+      return Effect.fail(
+        this.closed ? new CorpsClosed({ corps: this.corps }) : new UnknownMethod({ worker: this.worker, method })
+      )
+    }
+    if (this.closed) return Effect.fail(new CorpsClosed({ corps: this.corps }))
+    const run = Effect.suspend(() => invokeHandler(handler, payload, this.worker, method))
+    return this.semaphore === undefined ? run : this.semaphore.withPermits(1)(run)
+  }
+
+  stream(method: string, payload: unknown): Stream.Stream<unknown, unknown> {
+    const handler = this.handlers[method]
+    if (handler === undefined) return Stream.fail(new UnknownMethod({ worker: this.worker, method }))
+    return localStream(this.worker, method, () => handler(payload) as Stream.Stream<unknown, unknown>)
+  }
+}
+
+/** Runs a stream handler, turning its defects (thrown or died) into WorkerDefect. */
+export const localStream = (
+  worker: string,
+  method: string,
+  make: () => Stream.Stream<unknown, unknown>
+): Stream.Stream<unknown, unknown> =>
+  Stream.suspend(() => {
+    try {
+      return make()
+    } catch (defect) {
+      return Stream.fail(defectError(worker, method, defect))
+    }
+  }).pipe(
+    Stream.catchCause((cause) => {
+      if (Cause.hasInterrupts(cause) || !Cause.hasDies(cause)) return Stream.failCause(cause)
+      return Stream.fail(defectError(worker, method, cause.reasons.find(Cause.isDieReason)?.defect))
+    })
+  )

@@ -1,0 +1,311 @@
+/**
+ * A Link is one bidirectional message channel between the caller's runtime
+ * and an Env: a worker thread, a child process, or a `MessagePort`.
+ *
+ * Each side queues the frames it sends and posts them as ONE array per
+ * flush, scheduled with `queueMicrotask`. Batching is what makes the
+ * transport fast: one structured clone and one wake-up of the other thread
+ * carry every frame produced in a turn (docs/transport.md).
+ *
+ * @since 0.1.0
+ */
+import type { ChildProcess } from "node:child_process"
+import { type MessagePort, parentPort, type Transferable, type Worker } from "node:worker_threads"
+import * as Effect from "effect/Effect"
+import type { Frame } from "./Frame.ts"
+
+/**
+ * One bidirectional, batching message channel carrying {@link Frame}s.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Link {
+  /**
+   * Queues frames for the next flush (same microtask turn). `transfer` lists
+   * objects to move rather than copy; child processes cannot transfer, so they
+   * copy them.
+   */
+  readonly send: (frames: ReadonlyArray<Frame>, transfer?: ReadonlyArray<Transferable> | undefined) => void
+  /** Sets the receiver of incoming batches; batches that arrived earlier are replayed to it at once. */
+  readonly onMessage: (cb: (frames: ReadonlyArray<Frame>) => void) => void
+  /** Adds a listener called once when the channel closes or its peer dies (at once if already closed). */
+  readonly onClose: (cb: (reason: string) => void) => void
+  /**
+   * Sets the receiver of frames that could not be sent because their content
+   * cannot be cloned (a function, a class instance with private state…). The
+   * other frames of the batch are still delivered.
+   */
+  readonly onUndeliverable: (cb: (frame: Frame, error: unknown) => void) => void
+  /** Why the link closed, or `undefined` while it is open. */
+  readonly closeReason: string | undefined
+  /**
+   * Closes the channel: flushes queued frames, then ends the peer (terminates
+   * the thread, stops the child process) or detaches from the parent.
+   */
+  readonly close: Effect.Effect<void>
+}
+
+/**
+ * Options of {@link fromChildProcess}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ChildProcessOptions {
+  /**
+   * How long `close` waits after SIGTERM before sending SIGKILL, in
+   * milliseconds. Default 2000. Node 24 sometimes hangs in `process.exit`, so
+   * a child is never trusted to exit by itself.
+   */
+  readonly killTimeout?: number | undefined
+}
+
+/**
+ * A Link to a worker thread, seen from the thread that spawned it.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromWorker = (worker: Worker): Link => {
+  const link = new LinkImpl(
+    (batch, transfer) => worker.postMessage(batch, transfer),
+    () => worker.terminate().then(() => undefined)
+  )
+  let crash: string | undefined
+  worker.on("message", link.receive)
+  // An undecodable message loses its frames and the calls they answer; closing
+  // the link fails those calls instead of letting them hang.
+  worker.on("messageerror", (error) => {
+    link.closed(`undecodable message from thread: ${describe(error)}`)
+    void worker.terminate()
+  })
+  // Without an "error" listener an uncaught exception in the thread would crash this process.
+  worker.on("error", (error) => {
+    crash = `thread crashed: ${describe(error)}`
+  })
+  worker.on("exit", (code) => link.closed(crash ?? `thread exited with code ${code}`))
+  return link
+}
+
+/**
+ * The Link of a worker thread to the thread that spawned it (`parentPort`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromParentPort = (port: MessagePort): Link => fromMessagePort(port, "parent port closed")
+
+/**
+ * A Link over a `MessagePort` (one end of a `MessageChannel`), e.g. to test
+ * both sides in one thread.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromMessagePort = (port: MessagePort, closeReason = "message port closed"): Link => {
+  const link = new LinkImpl(
+    (batch, transfer) => port.postMessage(batch, transfer),
+    () => port.close()
+  )
+  port.on("message", link.receive)
+  port.on("messageerror", (error) => {
+    link.closed(`undecodable message: ${describe(error)}`)
+    port.close()
+  })
+  port.on("close", () => link.closed(closeReason))
+  return link
+}
+
+/**
+ * A Link to a child process, seen from its parent. The child must have been
+ * started with `fork(..., { serialization: "advanced" })` so that frames are
+ * structured-cloned like `postMessage` (Map, Set, typed arrays, bigint…).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromChildProcess = (child: ChildProcess, options?: ChildProcessOptions | undefined): Link => {
+  const killTimeout = options?.killTimeout ?? 2000
+  let link: LinkImpl | undefined = undefined
+  // A send that fails after the batch left (the channel closed under it)
+  // means the frames are lost: close so that their calls fail.
+  const onSent = (error: Error | null) => {
+    if (error) link!.closed(`send to child process failed: ${describe(error)}`)
+  }
+  link = new LinkImpl(
+    (batch) => {
+      child.send(batch, onSent)
+    },
+    () => stopChild(child, killTimeout)
+  )
+  child.on("message", link.receive as (message: unknown) => void)
+  child.on("error", (error) => link.closed(`child process error: ${describe(error)}`))
+  child.on("disconnect", () => link.closed(`child process ${child.pid} disconnected`))
+  child.on("exit", (code, signal) =>
+    link.closed(`child process ${child.pid} exited with ${signal === null ? `code ${code}` : signal}`)
+  )
+  return link
+}
+
+/**
+ * The Link of a child process to its parent (`process.send` and the
+ * `message` event). Closing it disconnects the IPC channel.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromProcess = (proc: NodeJS.Process = process): Link => {
+  if (proc.send === undefined) throw new Error("fromProcess: this process has no IPC channel (was it started with fork?)")
+  let link: LinkImpl | undefined = undefined
+  const onSent = (error: Error | null) => {
+    if (error) link!.closed(`send to parent process failed: ${describe(error)}`)
+  }
+  link = new LinkImpl(
+    (batch) => {
+      proc.send!(batch, onSent)
+    },
+    () => {
+      if (proc.connected) proc.disconnect?.()
+    }
+  )
+  proc.on("message", link.receive as (message: unknown) => void)
+  proc.on("disconnect", () => link.closed("parent process disconnected"))
+  return link
+}
+
+/**
+ * The Link to whoever started this Env: `parentPort` in a worker thread, the
+ * IPC channel in a forked child process.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromParent = (): Link => {
+  if (parentPort !== null) return fromParentPort(parentPort)
+  return fromProcess(process)
+}
+
+/**
+ * The shared machinery of every Link: the outgoing queue and its microtask
+ * flush, the replay buffer for batches received before `onMessage`, and the
+ * one-shot close notification.
+ */
+class LinkImpl implements Link {
+  readonly post: (batch: Array<Frame>, transfer: Array<Transferable> | undefined) => void
+  readonly shutdown: () => Promise<void> | void
+  out: Array<Frame> = []
+  transfer: Array<Transferable> | undefined = undefined
+  scheduled = false
+  messageCb: ((frames: ReadonlyArray<Frame>) => void) | undefined = undefined
+  early: Array<ReadonlyArray<Frame>> | undefined = undefined
+  closeCbs: Array<(reason: string) => void> = []
+  undeliverableCb: ((frame: Frame, error: unknown) => void) | undefined = undefined
+  closeReason: string | undefined = undefined
+  readonly flush: () => void
+  readonly receive: (frames: ReadonlyArray<Frame>) => void
+  readonly close: Effect.Effect<void>
+
+  constructor(
+    post: (batch: Array<Frame>, transfer: Array<Transferable> | undefined) => void,
+    shutdown: () => Promise<void> | void
+  ) {
+    this.post = post
+    this.shutdown = shutdown
+    // Bound once: these run for every batch and must not allocate a closure each time.
+    this.flush = () => this.flushNow()
+    this.receive = (frames) => {
+      if (this.messageCb !== undefined) this.messageCb(frames)
+      else (this.early ??= []).push(frames)
+    }
+    this.close = Effect.suspend(() => {
+      this.flushNow()
+      this.closed("closed")
+      return Effect.promise(async () => {
+        await this.shutdown()
+      })
+    })
+  }
+
+  send(frames: ReadonlyArray<Frame>, transfer?: ReadonlyArray<Transferable> | undefined): void {
+    if (this.closeReason !== undefined) return
+    for (let i = 0; i < frames.length; i++) this.out.push(frames[i]!)
+    if (transfer !== undefined && transfer.length > 0) {
+      const all = (this.transfer ??= [])
+      for (let i = 0; i < transfer.length; i++) all.push(transfer[i]!)
+    }
+    if (!this.scheduled) {
+      this.scheduled = true
+      queueMicrotask(this.flush)
+    }
+  }
+
+  flushNow(): void {
+    this.scheduled = false
+    if (this.out.length === 0 || this.closeReason !== undefined) return
+    const batch = this.out
+    const transfer = this.transfer
+    this.out = []
+    this.transfer = undefined
+    try {
+      this.post(batch, transfer)
+    } catch {
+      // Posting throws synchronously only when a value cannot be cloned.
+      // Retry frame by frame so that one bad frame fails only its own call;
+      // the transfer list is dropped (its objects are copied instead).
+      for (let i = 0; i < batch.length; i++) {
+        const frame = batch[i]!
+        try {
+          this.post([frame], undefined)
+        } catch (error) {
+          this.undeliverableCb?.(frame, error)
+        }
+      }
+    }
+  }
+
+  onMessage(cb: (frames: ReadonlyArray<Frame>) => void): void {
+    this.messageCb = cb
+    const early = this.early
+    if (early === undefined) return
+    this.early = undefined
+    for (const frames of early) cb(frames)
+  }
+
+  onClose(cb: (reason: string) => void): void {
+    if (this.closeReason !== undefined) cb(this.closeReason)
+    else this.closeCbs.push(cb)
+  }
+
+  onUndeliverable(cb: (frame: Frame, error: unknown) => void): void {
+    this.undeliverableCb = cb
+  }
+
+  closed(reason: string): void {
+    if (this.closeReason !== undefined) return
+    this.closeReason = reason
+    this.out = []
+    this.transfer = undefined
+    const cbs = this.closeCbs
+    this.closeCbs = []
+    for (const cb of cbs) cb(reason)
+  }
+}
+
+/**
+ * Stops a child process: SIGTERM, then SIGKILL once `killTimeout` has passed.
+ * Real timers on purpose: this waits for an OS process, which a test clock
+ * does not drive.
+ */
+const stopChild = (child: ChildProcess, killTimeout: number): Promise<void> =>
+  new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve()
+    const timer = setTimeout(() => child.kill("SIGKILL"), killTimeout)
+    child.once("exit", () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    child.kill("SIGTERM")
+  })
+
+const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error))

@@ -1,0 +1,73 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import { CallLost } from "../../../src/CorpsError.ts"
+import * as Client from "../../../src/internal/transport/Client.ts"
+import type * as Frame from "../../../src/internal/transport/Frame.ts"
+import * as Pool from "../../../src/internal/transport/Pool.ts"
+import { type EnvKind, thread } from "../../fixtures/transport/envs.ts"
+
+const request = (method: string, payload: unknown = null): Client.CallRequest => ({
+  worker: "Echo",
+  key: "",
+  method,
+  payload
+})
+
+const success = (value: unknown): Frame.ReplyExit => ({ _tag: "Success", value })
+
+const makePool = (kind: EnvKind, size: number) =>
+  Effect.gen(function* () {
+    const envs = yield* Effect.forEach(Array.from({ length: size }), () => kind.spawn)
+    const clients = yield* Effect.forEach(envs, (env) => Client.makeClient(env.link, { envName: env.name }))
+    return { envs, pool: Pool.makePool(clients) }
+  })
+
+describe("Pool", () => {
+  it.live("spreads calls over the least-loaded Envs, and both Envs run them", () =>
+    Effect.gen(function* () {
+      const { envs, pool } = yield* makePool(thread, 2)
+      const fiber = yield* Effect.forkChild(
+        Effect.forEach(Array.from({ length: 10 }), () => pool.call(request("block")), { concurrency: "unbounded" }),
+        { startImmediately: true }
+      )
+      // Pinned calls travel behind the blocked ones on each link, so they run after them.
+      assert.deepStrictEqual(yield* pool.callOn(0, request("inc", 0)), success(1))
+      assert.deepStrictEqual(yield* pool.callOn(1, request("inc", 0)), success(1))
+      assert.deepStrictEqual(pool.inFlight(), [5, 5])
+      yield* pool.callOn(0, request("release"))
+      yield* pool.callOn(1, request("release"))
+      const served = (yield* Fiber.join(fiber)).map((exit) => (exit as { value: string }).value)
+      for (const env of envs) assert.strictEqual(served.filter((name) => name === env.name).length, 5, env.name)
+      assert.deepStrictEqual(pool.inFlight(), [0, 0])
+    })
+  )
+
+  it.live("callOn pins calls to one Env", () =>
+    Effect.gen(function* () {
+      const { envs, pool } = yield* makePool(thread, 2)
+      const names = yield* Effect.forEach(Array.from({ length: 6 }), () => pool.callOn(1, request("where")), {
+        concurrency: "unbounded"
+      })
+      assert.deepStrictEqual(names, Array.from({ length: 6 }, () => success(envs[1]!.name)))
+      const outOfRange = yield* Effect.exit(pool.callOn(2, request("where")))
+      assert.strictEqual(outOfRange._tag, "Failure")
+    })
+  )
+
+  it.live("skips a closed Env, and fails with CallLost once every Env is closed", () =>
+    Effect.gen(function* () {
+      const { envs, pool } = yield* makePool(thread, 2)
+      yield* envs[0]!.kill
+      // The kill is complete once the thread has exited; its link reports the close right after.
+      yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      assert.isDefined(pool.clients[0]!.closeReason)
+      const names = yield* Effect.forEach(Array.from({ length: 4 }), () => pool.call(request("where")))
+      assert.deepStrictEqual(names, Array.from({ length: 4 }, () => success(envs[1]!.name)))
+      yield* envs[1]!.kill
+      yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      const lost = yield* Effect.flip(pool.call(request("where")))
+      assert.instanceOf(lost, CallLost)
+    })
+  )
+})
