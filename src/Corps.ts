@@ -14,7 +14,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Effect, type Exit, Layer, Scope } from "effect"
 import type { PlacementError } from "./CorpsError.ts"
 import { ConcWorker } from "./internal/conc.ts"
 import { Dispatcher, remoteTarget, type Served } from "./internal/dispatch.ts"
@@ -31,8 +31,11 @@ import { makeImplementation } from "./Worker.ts"
  * @since 0.1.0
  * @category type-level
  */
-export type Provided<Members extends ReadonlyArray<AnyImplementation>> =
-  Members[number] extends infer I ? (I extends Implementation<infer Self, any> ? Self : never) : never
+export type Provided<Members extends ReadonlyArray<AnyImplementation>> = Members[number] extends infer I
+  ? I extends Implementation<infer Self, any>
+    ? Self
+    : never
+  : never
 
 /**
  * What a list of implementations needs from outside.
@@ -40,8 +43,11 @@ export type Provided<Members extends ReadonlyArray<AnyImplementation>> =
  * @since 0.1.0
  * @category type-level
  */
-export type Requirements<Members extends ReadonlyArray<AnyImplementation>> =
-  Members[number] extends infer I ? (I extends Implementation<any, infer R> ? R : never) : never
+export type Requirements<Members extends ReadonlyArray<AnyImplementation>> = Members[number] extends infer I
+  ? I extends Implementation<any, infer R>
+    ? R
+    : never
+  : never
 
 /**
  * Options of a Corps.
@@ -217,7 +223,10 @@ class CorpsRuntime {
 
   private buildFunc(impl: AnyImplementation, context: Context.Context<never>): Effect.Effect<void> {
     return Effect.map(
-      Scope.provide(Effect.provideContext(impl.build("default"), context) as Effect.Effect<any, never, Scope.Scope>, this.scope),
+      Scope.provide(
+        Effect.provideContext(impl.build("default"), context) as Effect.Effect<any, never, Scope.Scope>,
+        this.scope
+      ),
       (handlers) => this.funcs.get(impl.worker.key)!.init(handlers)
     )
   }
@@ -228,7 +237,8 @@ class CorpsRuntime {
     Scope.addFinalizerExit(this.scope, (exit) =>
       Effect.andThen(
         Effect.sync(unregister),
-        Effect.forEach(this.closers, (close) => close(exit), { concurrency: "unbounded", discard: true })
+        // Last built, first closed: a Worker's cleanup may still call the Workers it was built after.
+        Effect.forEach(this.closers.toReversed(), (close) => close(exit), { discard: true })
       )
     ).pipe(Effect.runSync)
   }

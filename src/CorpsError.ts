@@ -167,7 +167,14 @@ export class EnvStartError extends Schema.TaggedError<EnvStartError>()("EnvStart
  * @since 0.1.0
  * @category models
  */
-export type CallError = WorkerDefect | MailboxFull | UnknownWorker | UnknownMethod | SerializationError | CallLost | CorpsClosed
+export type CallError =
+  | WorkerDefect
+  | MailboxFull
+  | UnknownWorker
+  | UnknownMethod
+  | SerializationError
+  | CallLost
+  | CorpsClosed
 
 /**
  * The Schema of {@link CallError}, used to carry call errors across Envs.

@@ -233,7 +233,10 @@ export const resolve = (
     for (const name of Object.keys(placement.workers ?? {})) {
       if (!known.has(name)) {
         return Effect.fail(
-          new PlacementError({ key: `workers.${name}`, reason: `unknown Worker (this Corps has: ${workers.join(", ")})` })
+          new PlacementError({
+            key: `workers.${name}`,
+            reason: `unknown Worker (this Corps has: ${workers.join(", ")})`
+          })
         )
       }
     }
@@ -242,7 +245,8 @@ export const resolve = (
     for (const worker of workers) {
       const entry = placement.workers?.[worker]
       const envName = entry === undefined ? defaultName : typeof entry === "string" ? entry : entry.env
-      const key = entry === undefined ? "default" : typeof entry === "string" ? `workers.${worker}` : `workers.${worker}.env`
+      const key =
+        entry === undefined ? "default" : typeof entry === "string" ? `workers.${worker}` : `workers.${worker}.env`
       const env = resolveEnv(envName, key)
       if (env instanceof PlacementError) return Effect.fail(env)
       resolved.set(worker, {

@@ -234,11 +234,12 @@ export type AnyImplementation = Implementation<any, any>
  * @since 0.1.0
  * @category type-level
  */
-export type BuildRequirements<B> = B extends Effect.Effect<any, any, infer R>
-  ? Exclude<R, Scope.Scope>
-  : B extends (key: string) => Effect.Effect<any, any, infer R>
+export type BuildRequirements<B> =
+  B extends Effect.Effect<any, any, infer R>
     ? Exclude<R, Scope.Scope>
-    : never
+    : B extends (key: string) => Effect.Effect<any, any, infer R>
+      ? Exclude<R, Scope.Scope>
+      : never
 
 /** @internal */
 export const isImplementation = (u: unknown): u is AnyImplementation =>
@@ -412,16 +413,16 @@ export const Service =
       static readonly Handle = HandleSchema
       static readonly HandleClass = HandleClass
       static instance(key: string) {
-        return Effect.map(this as any, (handle: HandleBase) => handle.instance(key))
+        return Effect.map(Worker as any, (handle: HandleBase) => handle.instance(key))
       }
       static conc(build: any, options?: ConcOptions<M>): AnyImplementation {
-        return makeImplementation(this as any, "conc", typeof build === "function" ? build : () => build, {
+        return makeImplementation(Worker as any, "conc", typeof build === "function" ? build : () => build, {
           conc: options ?? {}
         })
       }
       static func(handlers: any, options?: FuncOptions): AnyImplementation {
         const build: Effect.Effect<any> = Effect.isEffect(handlers) ? (handlers as any) : Effect.succeed(handlers)
-        return makeImplementation(this as any, "func", () => build, { func: options ?? {} })
+        return makeImplementation(Worker as any, "func", () => build, { func: options ?? {} })
       }
     }
     for (const [method, spec] of Object.entries(methods)) {
@@ -445,7 +446,11 @@ export const makeImplementation = (
   worker: AnyWorker,
   kind: "conc" | "func",
   build: (key: string) => Effect.Effect<Record<string, any>, never, any>,
-  options: { readonly conc?: ConcOptions<any>; readonly func?: FuncOptions; readonly members?: ReadonlyArray<AnyImplementation> }
+  options: {
+    readonly conc?: ConcOptions<any>
+    readonly func?: FuncOptions
+    readonly members?: ReadonlyArray<AnyImplementation>
+  }
 ): AnyImplementation => ({
   [ImplementationTypeId]: ImplementationTypeId as any,
   worker,

@@ -6,18 +6,17 @@
  */
 
 /**
- * Workers: contracts, Conc and Func implementations, handles.
- *
- * @since 0.1.0
- */
-export * as Worker from "./Worker.ts"
-
-/**
  * Corps: Layers that compose Workers; a Corps is itself a Worker.
  *
  * @since 0.1.0
  */
 export * as Corps from "./Corps.ts"
+/**
+ * Every error effect-corps raises.
+ *
+ * @since 0.1.0
+ */
+export * as CorpsError from "./CorpsError.ts"
 
 /**
  * Envs: where Workers live.
@@ -32,10 +31,9 @@ export * as Env from "./Env.ts"
  * @since 0.1.0
  */
 export * as Placement from "./Placement.ts"
-
 /**
- * Every error effect-corps raises.
+ * Workers: contracts, Conc and Func implementations, handles.
  *
  * @since 0.1.0
  */
-export * as CorpsError from "./CorpsError.ts"
+export * as Worker from "./Worker.ts"

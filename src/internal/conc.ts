@@ -193,16 +193,17 @@ export class ConcInstance {
       },
       onFailure: (cause) =>
         // The instance stays unbuilt: the next call that gets it tries again.
-        Effect.andThen(Scope.close(scope, Exit.failCause(cause)), Exit.fail(defectError(this.shared.worker, method, cause)))
+        Effect.andThen(
+          Scope.close(scope, Exit.failCause(cause)),
+          Exit.fail(defectError(this.shared.worker, method, cause))
+        )
     })
   }
 
-  /** Concurrent methods skip the mailbox but still wait for the instance to be built. */
+  /** Concurrent methods skip the mailbox; the first call of an unbuilt instance still builds it under the flag. */
   private callConcurrent(method: string, payload: unknown): Effect.Effect<unknown, unknown> {
     return Effect.suspend(() =>
-      this.handlers !== undefined
-        ? this.invokeOwned(method, payload)
-        : Effect.flatMap(this.runExclusive(method, Effect.void), () => this.invokeOwned(method, payload))
+      this.handlers !== undefined ? this.invokeOwned(method, payload) : this.runExclusive(method, undefined, payload)
     )
   }
 

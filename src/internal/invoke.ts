@@ -46,5 +46,7 @@ export const invokeHandler = (
   } catch (defect) {
     return Exit.fail(defectError(worker, method, defect))
   }
-  return Effect.isEffect(result) ? catchDefects(result as Effect.Effect<unknown, unknown>, worker, method) : Exit.succeed(result)
+  return Effect.isEffect(result)
+    ? catchDefects(result as Effect.Effect<unknown, unknown>, worker, method)
+    : Exit.succeed(result)
 }

@@ -105,7 +105,14 @@ export interface Call {
 export const interrupted: ReplyExit = { _tag: "Interrupted" }
 
 /** Builds a {@link Request} frame. @since 0.1.0 */
-export const request = (id: number, call: Call): Request => [REQUEST, id, call.worker, call.key, call.method, call.payload]
+export const request = (id: number, call: Call): Request => [
+  REQUEST,
+  id,
+  call.worker,
+  call.key,
+  call.method,
+  call.payload
+]
 
 /** Builds an {@link Interrupt} frame. @since 0.1.0 */
 export const interrupt = (id: number): Interrupt => [INTERRUPT, id]

@@ -127,7 +127,7 @@ export const fromMessagePort = (port: MessagePort, closeReason = "message port c
  */
 export const fromChildProcess = (child: ChildProcess, options?: ChildProcessOptions | undefined): Link => {
   const killTimeout = options?.killTimeout ?? 2000
-  let link: LinkImpl | undefined = undefined
+  let link: LinkImpl | undefined
   // A send that fails after the batch left (the channel closed under it)
   // means the frames are lost: close so that their calls fail.
   const onSent = (error: Error | null) => {
@@ -156,8 +156,9 @@ export const fromChildProcess = (child: ChildProcess, options?: ChildProcessOpti
  * @category constructors
  */
 export const fromProcess = (proc: NodeJS.Process = process): Link => {
-  if (proc.send === undefined) throw new Error("fromProcess: this process has no IPC channel (was it started with fork?)")
-  let link: LinkImpl | undefined = undefined
+  if (proc.send === undefined)
+    throw new Error("fromProcess: this process has no IPC channel (was it started with fork?)")
+  let link: LinkImpl | undefined
   const onSent = (error: Error | null) => {
     if (error) link!.closed(`send to parent process failed: ${describe(error)}`)
   }
