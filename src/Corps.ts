@@ -192,6 +192,7 @@ class CorpsRuntime {
         closed: false,
         mailbox: { capacity: impl.conc.capacity ?? 1024, onFull: impl.conc.onFull ?? "suspend" },
         concurrent: new Set(impl.conc.concurrent ?? []),
+        effectful: new Set(),
         build: (key) => Effect.provideContext(impl.build(key), contextOf()) as any
       })
       this.closers.push((exit) => conc.close(exit))
