@@ -171,7 +171,14 @@ class CorpsRuntime {
       }
       // A member sees its siblings, and its own private members.
       for (const impl of members) {
-        memberContexts.set(impl, impl.members.length === 0 ? context : yield* runtime.build(impl.members, context))
+        if (impl.members.length === 0) {
+          memberContexts.set(impl, context)
+        } else {
+          // Private members live in a Corps of their own: their names may repeat elsewhere.
+          const inner = new CorpsRuntime(`${runtime.name}/${impl.worker.key}`, runtime.resolved, runtime.scope)
+          memberContexts.set(impl, yield* inner.build(impl.members, context))
+          inner.publish()
+        }
       }
       for (const impl of members) {
         if (impl.kind === "func") yield* runtime.buildFunc(impl, memberContexts.get(impl)!)
@@ -192,8 +199,8 @@ class CorpsRuntime {
         closed: false,
         mailbox: { capacity: impl.conc.capacity ?? 1024, onFull: impl.conc.onFull ?? "suspend" },
         concurrent: new Set(impl.conc.concurrent ?? []),
-        effectful: new Set(),
-        build: (key) => Effect.provideContext(impl.build(key), contextOf()) as any
+        build: (key, scope) =>
+          Effect.provideContext(impl.build(key), Context.add(contextOf(), Scope.Scope, scope)) as any
       })
       this.closers.push((exit) => conc.close(exit))
       local = (key) => conc.instance(key)
@@ -223,11 +230,11 @@ class CorpsRuntime {
   }
 
   private buildFunc(impl: AnyImplementation, context: Context.Context<never>): Effect.Effect<void> {
+    // Its own scope, closed in the Corps' shutdown order rather than after every Worker is closed.
+    const scope = Scope.forkUnsafe(this.scope)
+    this.closers.push((exit) => Scope.close(scope, exit))
     return Effect.map(
-      Scope.provide(
-        Effect.provideContext(impl.build("default"), context) as Effect.Effect<any, never, Scope.Scope>,
-        this.scope
-      ),
+      Effect.provideContext(impl.build("default"), Context.add(context, Scope.Scope, scope)) as Effect.Effect<any>,
       (handlers) => this.funcs.get(impl.worker.key)!.init(handlers)
     )
   }

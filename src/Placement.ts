@@ -108,6 +108,8 @@ const decodePlacement = Schema.decodeUnknownExit(Placement)
  * @category decoding
  */
 export const decode = (input: unknown): Effect.Effect<Placement, PlacementError> => {
+  const badKind = findUnknownKind(input)
+  if (badKind !== undefined) return Effect.fail(badKind)
   const exit = decodePlacement(input, { errors: "all" })
   if (Exit.isSuccess(exit)) return Effect.succeed(exit.value)
   const error = Exit.findErrorOption(exit)
@@ -117,6 +119,24 @@ export const decode = (input: unknown): Effect.Effect<Placement, PlacementError>
   const path = first?.path ?? []
   const key = path.length === 0 ? "(root)" : path.map((p) => String(typeof p === "object" ? p.key : p)).join(".")
   return Effect.fail(new PlacementError({ key, reason: issues.map((i) => i.message).join("; ") }))
+}
+
+const knownKinds: ReadonlyArray<string> = ["local", "thread", "process", "host", "cluster"]
+
+/** An Env with an unknown `kind`, named at its own key (the union's issue would only name the Env). */
+const findUnknownKind = (input: unknown): PlacementError | undefined => {
+  const envs = typeof input === "object" && input !== null ? (input as { envs?: unknown }).envs : undefined
+  if (typeof envs !== "object" || envs === null) return undefined
+  for (const [name, env] of Object.entries(envs)) {
+    const kind = typeof env === "object" && env !== null ? (env as { kind?: unknown }).kind : undefined
+    if (typeof kind === "string" && !knownKinds.includes(kind)) {
+      return new PlacementError({
+        key: `envs.${name}.kind`,
+        reason: `unknown kind "${kind}" (known: ${knownKinds.join(", ")})`
+      })
+    }
+  }
+  return undefined
 }
 
 /**

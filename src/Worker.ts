@@ -182,9 +182,14 @@ export const ImplementationTypeId: unique symbol = Symbol.for("effect-corps/Impl
  * @category models
  */
 export interface ConcOptions<M extends Methods> {
-  /** Waiting calls an instance holds (default 1024). */
+  /**
+   * Waiting calls an instance holds before it is full (default 1024). Under
+   * `onFull: "suspend"` callers beyond it wait in the same FIFO (they are
+   * suspended, so backpressure reaches them); under `"fail"` they get
+   * `MailboxFull`.
+   */
   readonly capacity?: number | undefined
-  /** What a call finds when the mailbox is full: wait for room (default) or fail with `MailboxFull`. */
+  /** What a call finds when the mailbox is full: wait (default) or fail with `MailboxFull`. */
   readonly onFull?: "suspend" | "fail" | undefined
   /** Methods that skip the mailbox and may run beside other calls (read-only queries, say). */
   readonly concurrent?: ReadonlyArray<keyof M & string> | undefined

@@ -9,8 +9,8 @@
  * runs it at once, and a recursive hand-off overflows the stack at a few
  * hundred queued synchronous callers — silently (see EFFECT4-NOTES).
  */
-import { Effect, Exit, Scope, Stream } from "effect"
-import { CorpsClosed, MailboxFull } from "../CorpsError.ts"
+import { Cause, Effect, Exit, Scope, Stream } from "effect"
+import { CorpsClosed, MailboxFull, UnknownMethod } from "../CorpsError.ts"
 import { localStream } from "./func.ts"
 import { type AnyHandler, catchDefects, defectError } from "./invoke.ts"
 
@@ -23,15 +23,11 @@ export interface MailboxPolicy {
 /** What every instance of one Conc Worker shares: its name, builder and policy. */
 export interface ConcShared {
   readonly worker: string
-  readonly build: (key: string) => Effect.Effect<Record<string, AnyHandler>, unknown, Scope.Scope>
+  /** Builds one instance's handlers; finalizers go to `scope`, the instance's own. */
+  readonly build: (key: string, scope: Scope.Scope) => Effect.Effect<Record<string, AnyHandler>, unknown>
   readonly mailbox: MailboxPolicy
   /** Methods that opted out of the mailbox and run concurrently with others. */
   readonly concurrent: ReadonlySet<string>
-  /**
-   * Methods seen returning an Effect: they skip the synchronous fast try and
-   * go straight to the flag (one Effect frame less per call).
-   */
-  readonly effectful: Set<string>
   /** The Corps' id, and whether it has been closed (no instance is built after that). */
   readonly corps: string
   closed: boolean
@@ -48,12 +44,16 @@ class Waiter {
 class WaitQueue {
   items: Array<Waiter> = []
   head = 0
-  /** Waiters not yet handed the instance, including cancelled ones not yet skipped. */
-  get length(): number {
-    return this.items.length - this.head
-  }
+  /** Waiters still waiting (cancelled ones excluded). */
+  length = 0
   push(waiter: Waiter): void {
     this.items.push(waiter)
+    this.length++
+  }
+  /** A queued waiter's caller was interrupted: it no longer counts. */
+  cancel(waiter: Waiter): void {
+    waiter.cancelled = true
+    this.length--
   }
   /** The next live waiter, or undefined; skips those whose caller was interrupted. */
   next(): Waiter | undefined {
@@ -64,7 +64,10 @@ class WaitQueue {
         this.items = this.items.slice(this.head)
         this.head = 0
       }
-      if (!waiter.cancelled) return waiter
+      if (!waiter.cancelled) {
+        this.length--
+        return waiter
+      }
     }
     return undefined
   }
@@ -98,10 +101,10 @@ export class ConcInstance {
   /** Calls `method` with `payload`, one call at a time per instance. */
   call(method: string, payload: unknown): Effect.Effect<unknown, unknown> {
     if (this.shared.concurrent.has(method)) return this.callConcurrent(method, payload)
-    if (this.shared.effectful.has(method)) return this.runExclusive(method, undefined, payload)
     return Effect.withFiber(() => {
       if ((this.flags & BUSY) === 0 && this.handlers !== undefined) {
-        const handler = this.handlers[method]!
+        const handler = this.handlers[method]
+        if (handler === undefined) return Exit.fail(new UnknownMethod({ worker: this.shared.worker, method }))
         let result: unknown
         try {
           result = handler(payload)
@@ -111,7 +114,6 @@ export class ConcInstance {
         // A synchronous handler ran to completion without yielding: nothing
         // else could interleave, so it needed no lock at all.
         if (!Effect.isEffect(result)) return Exit.succeed(result)
-        this.shared.effectful.add(method)
         return this.runExclusive(method, result as Effect.Effect<unknown, unknown>)
       }
       return this.runExclusive(method, undefined, payload)
@@ -147,11 +149,8 @@ export class ConcInstance {
         return Effect.flatMap(
           Effect.callback<void>((resume) => {
             waiter.resume = resume
-            return Effect.sync(() => {
-              // Interrupted while queued: leave the queue, or pass the flag on
-              // if a release handed it over in the same instant.
-              waiter.cancelled = true
-            })
+            // Interrupted while queued: leave the queue (a release skips it).
+            return Effect.sync(() => queue.cancel(waiter))
           }),
           () => this.runOwned(method, effect, payload)
         )
@@ -177,7 +176,8 @@ export class ConcInstance {
   }
 
   private invokeOwned(method: string, payload: unknown): Effect.Effect<unknown, unknown> {
-    const handler = this.handlers![method]!
+    const handler = this.handlers![method]
+    if (handler === undefined) return Exit.fail(new UnknownMethod({ worker: this.shared.worker, method }))
     let result: unknown
     try {
       result = handler(payload)
@@ -192,17 +192,17 @@ export class ConcInstance {
   /** Builds the instance's handlers in its own scope; the scope is kept only if something was registered in it. */
   private build(method: string): Effect.Effect<void, unknown> {
     const scope = Scope.makeUnsafe()
-    return Effect.matchCauseEffect(Scope.provide(this.shared.build(this.key), scope), {
+    return Effect.matchCauseEffect(this.shared.build(this.key, scope), {
       onSuccess: (handlers) => {
         this.handlers = handlers
-        if ((scope as any).state._tag !== "Empty") this.scope = scope
+        if (scope.state._tag !== "Empty") this.scope = scope
         return Effect.void
       },
       onFailure: (cause) =>
         // The instance stays unbuilt: the next call that gets it tries again.
         Effect.andThen(
           Scope.close(scope, Exit.failCause(cause)),
-          Exit.fail(defectError(this.shared.worker, method, cause))
+          Exit.fail(defectError(this.shared.worker, method, Cause.squash(cause)))
         )
     })
   }

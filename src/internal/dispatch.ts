@@ -11,6 +11,7 @@ import { UnknownMethod, UnknownWorker } from "../CorpsError.ts"
 import type { AnyWorker } from "../Worker.ts"
 import { codecsOf, decodeFailure, type EncodedExit, encodeCallFailure, encodeFailure, run } from "./codec.ts"
 import type { Target } from "./handle.ts"
+import { defectError } from "./invoke.ts"
 
 /** One call as it travels: names and an encoded payload. */
 export interface Request {
@@ -56,7 +57,8 @@ export class Dispatcher {
       onFailure: (cause): EncodedExit => {
         const error = Cause.findErrorOption(cause)
         if (error._tag === "Some") return encodeFailure(codec, error.value)
-        return { _tag: "Interrupted" }
+        if (Cause.hasInterruptsOnly(cause)) return { _tag: "Interrupted" }
+        return encodeCallFailure(defectError(request.worker, request.method, Cause.squash(cause)))
       }
     })
   }
