@@ -139,7 +139,10 @@ class ClientImpl implements Client {
 
   /** Runs when the caller is interrupted: asks the Env to interrupt the handler and waits for its reply. */
   interrupt(id: number, entry: Pending, confirm: (effect: Effect.Effect<void>) => void): void {
-    if (this.pending.get(id) !== entry) return confirm(Effect.void)
+    if (this.pending.get(id) !== entry) {
+      confirm(Effect.void)
+      return
+    }
     entry.confirm = confirm
     this.link.send([Frame.interrupt(id)])
   }

@@ -7,7 +7,7 @@
 import * as Cause from "effect/Cause"
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Schema from "effect/Schema"
 import * as Frame from "./Frame.ts"
@@ -76,16 +76,29 @@ class ServerImpl {
 
   start(frame: Frame.Request): void {
     const id = frame[1]
-    if (this.stopping) return this.link.send([Frame.reply(id, Frame.interrupted)])
-    let fiber: Fiber.Fiber<Frame.ReplyExit>
-    try {
-      fiber = this.runFork(this.handler(Frame.callOf(frame)))
-    } catch (defect) {
-      return this.link.send([[Frame.REPLY, id, Frame.DEFECT, encodeDefect(defect)]])
+    if (this.stopping) {
+      this.link.send([Frame.reply(id, Frame.interrupted)])
+      return
     }
+    let effect: Effect.Effect<Frame.ReplyExit>
+    try {
+      effect = this.handler(Frame.callOf(frame))
+    } catch (defect) {
+      this.link.send([[Frame.REPLY, id, Frame.DEFECT, encodeDefect(defect)]])
+      return
+    }
+    // A handler that answered eagerly (`Effect.succeed`, a decode failure…) needs no fiber.
+    if (Exit.isExit(effect)) {
+      this.reply(id, effect as Exit.Exit<Frame.ReplyExit>)
+      return
+    }
+    const fiber = this.runFork(effect)
     // runForkWith starts the fiber at once: a synchronous handler is already done.
     const exit = fiber.pollUnsafe()
-    if (exit !== undefined) return this.reply(id, exit)
+    if (exit !== undefined) {
+      this.reply(id, exit)
+      return
+    }
     this.running.set(id, fiber)
     fiber.addObserver((exit) => {
       this.running.delete(id)

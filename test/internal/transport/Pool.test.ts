@@ -4,6 +4,7 @@ import * as Fiber from "effect/Fiber"
 import { CallLost } from "../../../src/CorpsError.ts"
 import * as Client from "../../../src/internal/transport/Client.ts"
 import type * as Frame from "../../../src/internal/transport/Frame.ts"
+import type * as Link from "../../../src/internal/transport/Link.ts"
 import * as Pool from "../../../src/internal/transport/Pool.ts"
 import { type EnvKind, thread } from "../../fixtures/transport/envs.ts"
 
@@ -15,6 +16,8 @@ const request = (method: string, payload: unknown = null): Client.CallRequest =>
 })
 
 const success = (value: unknown): Frame.ReplyExit => ({ _tag: "Success", value })
+
+const awaitClosed = (link: Link.Link) => Effect.callback<void>((resume) => link.onClose(() => resume(Effect.void)))
 
 const makePool = (kind: EnvKind, size: number) =>
   Effect.gen(function* () {
@@ -49,7 +52,10 @@ describe("Pool", () => {
       const names = yield* Effect.forEach(Array.from({ length: 6 }), () => pool.callOn(1, request("where")), {
         concurrency: "unbounded"
       })
-      assert.deepStrictEqual(names, Array.from({ length: 6 }, () => success(envs[1]!.name)))
+      assert.deepStrictEqual(
+        names,
+        Array.from({ length: 6 }, () => success(envs[1]!.name))
+      )
       const outOfRange = yield* Effect.exit(pool.callOn(2, request("where")))
       assert.strictEqual(outOfRange._tag, "Failure")
     })
@@ -59,13 +65,15 @@ describe("Pool", () => {
     Effect.gen(function* () {
       const { envs, pool } = yield* makePool(thread, 2)
       yield* envs[0]!.kill
-      // The kill is complete once the thread has exited; its link reports the close right after.
-      yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      yield* awaitClosed(envs[0]!.link)
       assert.isDefined(pool.clients[0]!.closeReason)
       const names = yield* Effect.forEach(Array.from({ length: 4 }), () => pool.call(request("where")))
-      assert.deepStrictEqual(names, Array.from({ length: 4 }, () => success(envs[1]!.name)))
+      assert.deepStrictEqual(
+        names,
+        Array.from({ length: 4 }, () => success(envs[1]!.name))
+      )
       yield* envs[1]!.kill
-      yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      yield* awaitClosed(envs[1]!.link)
       const lost = yield* Effect.flip(pool.call(request("where")))
       assert.instanceOf(lost, CallLost)
     })

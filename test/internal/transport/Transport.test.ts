@@ -29,7 +29,10 @@ const suite = (kind: EnvKind) =>
       Effect.gen(function* () {
         const { client } = yield* connect
         assert.deepStrictEqual(yield* client.call(request("inc", 41)), success(42))
-        assert.deepStrictEqual(yield* client.call(request("fail", { code: 7 })), { _tag: "Failure", error: { code: 7 } })
+        assert.deepStrictEqual(yield* client.call(request("fail", { code: 7 })), {
+          _tag: "Failure",
+          error: { code: 7 }
+        })
         const rich = { map: new Map([[1, "a"]]), bytes: new Uint8Array([1, 2, 3]), big: 10n }
         assert.deepStrictEqual(yield* client.call(request("echo", rich)), success(rich))
         assert.strictEqual(client.inFlight, 0)
