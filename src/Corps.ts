@@ -14,16 +14,13 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, type Exit, Layer, Scope } from "effect"
-import type { PlacementError } from "./CorpsError.ts"
-import { ConcWorker } from "./internal/conc.ts"
-import { Dispatcher, remoteTarget, type Served } from "./internal/dispatch.ts"
-import { LocalFunc } from "./internal/func.ts"
-import type { HandleBase, Target, WorkerEntry } from "./internal/handle.ts"
-import { register } from "./internal/registry.ts"
+import { Context, Effect, Layer } from "effect"
+import { EnvStartError, PlacementError } from "./CorpsError.ts"
+import { EnvProviders } from "./EnvProvider.ts"
+import type { HandleBase } from "./internal/handle.ts"
+import { CorpsRuntime } from "./internal/runtime.ts"
 import * as Placement from "./Placement.ts"
-import type { AnyImplementation, Implementation } from "./Worker.ts"
-import { makeImplementation } from "./Worker.ts"
+import { type AnyImplementation, type Implementation, isImplementation, makeImplementation } from "./Worker.ts"
 
 /**
  * The Workers a list of implementations provides.
@@ -63,6 +60,13 @@ export interface Options {
    * service if provided, else the placement in `CORPS_PLACEMENT`, else all local.
    */
   readonly placement?: Placement.Placement | undefined
+  /**
+   * The URL of the module that exports this Corps' implementations
+   * (`import.meta.url` where they are defined). Needed only when a Worker is
+   * placed outside the caller's runtime: each Env imports this module and
+   * builds the Workers placed in it.
+   */
+  readonly module?: string | undefined
 }
 
 /**
@@ -83,19 +87,108 @@ export interface Options {
 export const layer = <const Members extends ReadonlyArray<AnyImplementation>>(
   members: Members,
   options?: Options
-): Layer.Layer<Provided<Members>, PlacementError, Exclude<Requirements<Members>, Provided<Members>>> =>
+): Layer.Layer<Provided<Members>, PlacementError | EnvStartError, Exclude<Requirements<Members>, Provided<Members>>> =>
   Layer.effectContext(
     Effect.gen(function* () {
       const placement = options?.placement ?? (yield* currentPlacement)
       const resolved = yield* Placement.resolve(placement, allWorkerNames(members))
       const scope = yield* Effect.scope
       const outer = yield* Effect.context<never>()
-      const corps = new CorpsRuntime(options?.name ?? "corps", resolved, scope)
+      const corps = new CorpsRuntime({ name: options?.name ?? "corps", resolved, scope })
+      yield* startEnvs(corps, members, options?.module, outer, placement)
       const context = yield* corps.build(members, outer)
       corps.publish()
       return Context.pick(...members.map((m) => m.worker))(context)
     })
   ) as any
+
+/**
+ * Starts the Envs that Workers are placed in, by Env name, through the
+ * provider of each kind, and records how to reach each Worker placed there.
+ */
+const startEnvs = (
+  corps: CorpsRuntime,
+  members: ReadonlyArray<AnyImplementation>,
+  module: string | undefined,
+  outer: Context.Context<never>,
+  placement: Placement.Placement
+) =>
+  Effect.gen(function* () {
+    // Private members go where their Corps goes; placing one explicitly elsewhere is a mistake.
+    for (const impl of members) {
+      for (const inner of allMembers(impl.members)) {
+        const explicit = placement.workers?.[inner.worker.key]
+        const where = corps.resolved.get(inner.worker.key)
+        if (explicit !== undefined && where !== undefined && where.env.kind !== "local") {
+          return yield* new PlacementError({
+            key: `workers.${inner.worker.key}`,
+            reason: `a private member lives with its Corps (${impl.worker.key}); place that instead`
+          })
+        }
+      }
+    }
+    const groups = new Map<string, Array<AnyImplementation>>()
+    for (const impl of members) {
+      const where = corps.resolved.get(impl.worker.key)!
+      if (where.env.kind === "local") continue
+      const group = groups.get(where.envName) ?? []
+      group.push(impl)
+      groups.set(where.envName, group)
+    }
+    if (groups.size === 0) return
+    const providers = yield* EnvProviders
+    if (module !== undefined) yield* serveOuterWorkers(corps, module, outer)
+    for (const [envName, impls] of groups) {
+      const first = corps.resolved.get(impls[0]!.worker.key)!
+      const provider = providers.get(first.env.kind)
+      if (provider === undefined) {
+        return yield* new PlacementError({
+          key: `envs.${envName}`,
+          reason: `no provider for Env kind "${first.env.kind}" is in context (threads and processes: provide NodeEnv.layer from "effect-corps/node")`
+        })
+      }
+      if (module === undefined) {
+        return yield* new PlacementError({
+          key: "module",
+          reason: `Workers placed in Env "${envName}" need the module that defines them: pass { module: import.meta.url } to Corps.layer`
+        })
+      }
+      const targets = yield* provider.start({
+        corps: corps.id,
+        module,
+        envName,
+        env: first.env,
+        workers: impls.map((impl) => ({ impl, resolved: corps.resolved.get(impl.worker.key)! })),
+        dispatcher: corps.dispatcher
+      })
+      for (const [worker, target] of targets) corps.remote.set(worker, target)
+    }
+  })
+
+/**
+ * Workers of enclosing Corps that the module also exports (a Worker built
+ * in an Env may use them, as it would locally): calls an Env makes to them
+ * come to this Corps' dispatcher, which forwards them to the handle in context.
+ */
+const serveOuterWorkers = (corps: CorpsRuntime, module: string, outer: Context.Context<never>) =>
+  Effect.gen(function* () {
+    const exports = yield* Effect.tryPromise({
+      try: () => import(module) as Promise<Record<string, unknown>>,
+      catch: (cause) =>
+        new EnvStartError({ env: corps.name, module, reason: `cannot import: ${(cause as Error)?.message ?? cause}` })
+    })
+    for (const value of Object.values(exports)) {
+      if (!isImplementation(value) || corps.resolved.has(value.worker.key)) continue
+      const handle = Context.getOption(outer, value.worker)
+      if (handle._tag === "Some") {
+        const base = handle.value as HandleBase
+        corps.served.set(value.worker.key, { worker: value.worker, target: (key) => base.instance(key).target })
+      }
+    }
+  })
+
+const allMembers = (members: ReadonlyArray<AnyImplementation>): Array<AnyImplementation> =>
+  members.flatMap((m) => [m, ...allMembers(m.members)])
 
 /**
  * Makes a Corps that is itself a Worker: `implementation` serves the Corps'
@@ -131,123 +224,3 @@ const currentPlacement: Effect.Effect<Placement.Placement, PlacementError> = Eff
 /** Every Worker name, nested members included: a placement may name any of them. */
 const allWorkerNames = (members: ReadonlyArray<AnyImplementation>): Array<string> =>
   members.flatMap((m) => [m.worker.key, ...allWorkerNames(m.members)])
-
-/** One built Corps: its Workers' entries, and the closing of all of them. */
-class CorpsRuntime {
-  readonly id: string
-  readonly entries = new Map<string, WorkerEntry>()
-  readonly served = new Map<string, Served>()
-  private readonly funcs = new Map<string, LocalFunc>()
-  private readonly closers: Array<(exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void>> = []
-  readonly name: string
-  readonly resolved: ReadonlyMap<string, Placement.Resolved>
-  readonly scope: Scope.Scope
-
-  constructor(name: string, resolved: ReadonlyMap<string, Placement.Resolved>, scope: Scope.Scope) {
-    this.name = name
-    this.id = `${name}-${crypto.randomUUID()}`
-    this.resolved = resolved
-    this.scope = scope
-  }
-
-  /**
-   * Creates the handles of `members` (and, recursively, of their private
-   * members), then builds the Funcs. Concs are built per key on first use.
-   * Returns `outer` with the members' handles added.
-   */
-  build(
-    members: ReadonlyArray<AnyImplementation>,
-    outer: Context.Context<never>
-  ): Effect.Effect<Context.Context<never>> {
-    const runtime = this
-    return Effect.gen(function* () {
-      // Handles first: members may use each other, in any order.
-      const memberContexts = new Map<AnyImplementation, Context.Context<never>>()
-      let context = outer
-      for (const impl of members) {
-        const entry = runtime.entryFor(impl, () => memberContexts.get(impl)!)
-        const handle: HandleBase = new entry.HandleClass(entry, "default", entry.target("default"))
-        context = Context.add(context, impl.worker, handle as any)
-      }
-      // A member sees its siblings, and its own private members.
-      for (const impl of members) {
-        if (impl.members.length === 0) {
-          memberContexts.set(impl, context)
-        } else {
-          // Private members live in a Corps of their own: their names may repeat elsewhere.
-          const inner = new CorpsRuntime(`${runtime.name}/${impl.worker.key}`, runtime.resolved, runtime.scope)
-          memberContexts.set(impl, yield* inner.build(impl.members, context))
-          inner.publish()
-        }
-      }
-      for (const impl of members) {
-        if (impl.kind === "func") yield* runtime.buildFunc(impl, memberContexts.get(impl)!)
-      }
-      return context
-    })
-  }
-
-  /** The entry of one Worker: how to reach any of its instances. */
-  private entryFor(impl: AnyImplementation, contextOf: () => Context.Context<never>): WorkerEntry {
-    const worker = impl.worker
-    const resolved = this.resolved.get(worker.key)!
-    let local: (key: string) => Target
-    if (impl.kind === "conc") {
-      const conc = new ConcWorker({
-        worker: worker.key,
-        corps: this.id,
-        closed: false,
-        mailbox: { capacity: impl.conc.capacity ?? 1024, onFull: impl.conc.onFull ?? "suspend" },
-        concurrent: new Set(impl.conc.concurrent ?? []),
-        build: (key, scope) =>
-          Effect.provideContext(impl.build(key), Context.add(contextOf(), Scope.Scope, scope)) as any
-      })
-      this.closers.push((exit) => conc.close(exit))
-      local = (key) => conc.instance(key)
-    } else {
-      const func = new LocalFunc(worker.key, this.id, impl.func.concurrency)
-      this.funcs.set(worker.key, func)
-      this.closers.push(() => Effect.sync(() => func.close()))
-      local = () => func
-    }
-    this.served.set(worker.key, { worker, target: local })
-    const checked = resolved.env.kind === "local" && resolved.env.checkSerialization === true
-    const dispatcher = checked ? new Dispatcher(this.id, this.served) : undefined
-    const entry: WorkerEntry = {
-      corps: this.id,
-      worker: worker.key,
-      HandleClass: worker.HandleClass,
-      target: dispatcher
-        ? (key) => {
-            const remote = remoteTarget(worker, key, (request) => dispatcher.dispatch(request))
-            // Streams are not checked element by element yet: they take the FastPath.
-            return { call: remote.call, stream: (method, payload) => local(key).stream(method, payload) }
-          }
-        : local
-    }
-    this.entries.set(worker.key, entry)
-    return entry
-  }
-
-  private buildFunc(impl: AnyImplementation, context: Context.Context<never>): Effect.Effect<void> {
-    // Its own scope, closed in the Corps' shutdown order rather than after every Worker is closed.
-    const scope = Scope.forkUnsafe(this.scope)
-    this.closers.push((exit) => Scope.close(scope, exit))
-    return Effect.map(
-      Effect.provideContext(impl.build("default"), Context.add(context, Scope.Scope, scope)) as Effect.Effect<any>,
-      (handlers) => this.funcs.get(impl.worker.key)!.init(handlers)
-    )
-  }
-
-  /** Makes the Corps reachable by handles in this runtime, until its scope closes. */
-  publish(): void {
-    const unregister = register(this.id, this.entries)
-    Scope.addFinalizerExit(this.scope, (exit) =>
-      Effect.andThen(
-        Effect.sync(unregister),
-        // Last built, first closed: a Worker's cleanup may still call the Workers it was built after.
-        Effect.forEach(this.closers.toReversed(), (close) => close(exit), { discard: true })
-      )
-    ).pipe(Effect.runSync)
-  }
-}

@@ -98,14 +98,6 @@ export type Env = typeof Env.Type
 export type Kind = Env["kind"]
 
 /**
- * The kinds this version can run Workers in.
- *
- * @since 0.1.0
- * @category models
- */
-export const availableKinds: ReadonlySet<Kind> = new Set<Kind>(["local"])
-
-/**
  * The caller's own runtime.
  *
  * @since 0.1.0

@@ -227,7 +227,8 @@ const kindDefaults: Readonly<Record<string, Env.Env>> = {
 
 /**
  * Resolves where each of `workers` lives, checking every reference: unknown
- * Workers and Envs, and kinds this version cannot run, are PlacementErrors.
+ * Workers and Envs are PlacementErrors. (Whether an Env kind can be started
+ * is checked by the Corps, which knows the providers in context.)
  *
  * @since 0.1.0
  * @category resolving
@@ -244,9 +245,6 @@ export const resolve = (
       if (env === undefined) {
         const names = [...Object.keys(envs), ...Object.keys(kindDefaults)].join(", ")
         return new PlacementError({ key, reason: `unknown Env "${name}" (known: ${names})` })
-      }
-      if (!Env.availableKinds.has(env.kind)) {
-        return new PlacementError({ key, reason: `Env kind "${env.kind}" is not available in this version` })
       }
       return env
     }

@@ -312,7 +312,11 @@ export type Accessors<Self, M extends Methods> = {
  * @since 0.1.0
  * @category models
  */
-export type AnyWorker = WorkerClass<any, string, Methods> & {
+export interface AnyWorker extends Context.Key<any, any> {
+  readonly key: string
+  readonly methods: Methods
+  readonly group: RpcGroup.RpcGroup<any>
+  readonly Handle: Schema.Codec<any, HandleEncoded>
   /** @internal */
   readonly HandleClass: HandleClass
 }

@@ -6,6 +6,7 @@
 import { NodeFileSystem } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Exit, FileSystem, Layer } from "effect"
+import type { PlacementError } from "../src/CorpsError.ts"
 import { Corps, Placement } from "../src/index.ts"
 import { Bank, GateLive, members } from "./fixtures/workers.ts"
 
@@ -94,7 +95,7 @@ describe("Placement", () => {
       Effect.gen(function* () {
         const error = yield* resolveError({ workers: { Nope: "local" } })
         assert.strictEqual(error._tag, "PlacementError")
-        assert.strictEqual(error.key, "workers.Nope")
+        assert.strictEqual((error as PlacementError).key, "workers.Nope")
         assert.include(error.reason, "unknown Worker")
       })
     )
@@ -114,15 +115,11 @@ describe("Placement", () => {
       })
     )
 
-    it.effect("a kind this version cannot run is refused, and the reason says so", () =>
+    it.effect("a kind name resolves to that kind with its defaults", () =>
       Effect.gen(function* () {
-        const byKindName = yield* resolveError({ workers: { Counter: "thread" } })
-        assert.strictEqual(byKindName._tag, "PlacementError")
-        assert.strictEqual(byKindName.key, "workers.Counter")
-        assert.strictEqual(byKindName.reason, `Env kind "thread" is not available in this version`)
-        const byEnv = yield* resolveError({ envs: { cpu: { kind: "thread", count: 2 } }, default: "cpu" })
-        assert.strictEqual(byEnv.key, "default")
-        assert.strictEqual(byEnv.reason, `Env kind "thread" is not available in this version`)
+        const resolved = yield* Placement.resolve({ workers: { Counter: "thread" } }, ["Counter"])
+        assert.deepStrictEqual(resolved.get("Counter")?.env, { kind: "thread" })
+        assert.strictEqual(resolved.get("Counter")?.envName, "thread")
       })
     )
   })
@@ -298,7 +295,7 @@ describe("Placement", () => {
         assert.strictEqual(error?._tag, "Some")
         const value = error?._tag === "Some" ? error.value : undefined
         assert.strictEqual(value?._tag, "PlacementError")
-        assert.strictEqual(value?.key, "workers.Counter.env")
+        assert.strictEqual((value as PlacementError | undefined)?.key, "workers.Counter.env")
       })
     )
 
@@ -310,7 +307,7 @@ describe("Placement", () => {
           ).pipe(Effect.scoped)
         )
         assert.strictEqual(error._tag, "PlacementError")
-        assert.strictEqual(error.key, "workers.Nope")
+        assert.strictEqual((error as PlacementError).key, "workers.Nope")
       })
     )
 
@@ -333,8 +330,9 @@ describe("Placement", () => {
             provideConfig({ CORPS_PLACEMENT: `{"workers":{"Counter":"thread"}}` })
           )
         )
-        assert.strictEqual(error.key, "workers.Counter")
-        assert.strictEqual(error.reason, `Env kind "thread" is not available in this version`)
+        assert.strictEqual(error._tag, "PlacementError")
+        assert.strictEqual((error as PlacementError).key, "envs.thread")
+        assert.include((error as PlacementError).reason, `no provider for Env kind "thread"`)
       })
     )
 
@@ -348,7 +346,7 @@ describe("Placement", () => {
             )
           ).pipe(Effect.scoped, provideConfig({ CORPS_PLACEMENT: `{"workers":{"Counter":"thread"}}` }))
         )
-        assert.strictEqual(error.key, "workers.Relay")
+        assert.strictEqual((error as PlacementError).key, "workers.Relay")
       })
     )
   })

@@ -6,10 +6,19 @@
  * The local serialization check runs exactly these halves back to back, so
  * what passes it is known to cross a thread, a process or a host.
  */
-import { Cause, Effect, Exit } from "effect"
+import { Cause, Effect, Exit, Scope, Stream } from "effect"
+import * as Pull from "effect/Pull"
 import { UnknownMethod, UnknownWorker } from "../CorpsError.ts"
 import type { AnyWorker } from "../Worker.ts"
-import { codecsOf, decodeFailure, type EncodedExit, encodeCallFailure, encodeFailure, run } from "./codec.ts"
+import {
+  codecsOf,
+  decodeFailure,
+  type EncodedExit,
+  encodeCallFailure,
+  encodeFailure,
+  type MethodCodec,
+  run
+} from "./codec.ts"
 import type { Target } from "./handle.ts"
 import { defectError } from "./invoke.ts"
 
@@ -27,16 +36,33 @@ export interface Served {
   target(key: string): Target
 }
 
+/**
+ * The pseudo-Worker of stream calls: `open` starts a stream and answers its
+ * id, `pull` answers its next chunk (`[0, values]`) or its end (`[1]`),
+ * `close` stops it. A stream crosses an Env as a sequence of pulls, so the
+ * consumer's pace is the producer's (backpressure), over any transport.
+ */
+export const STREAM = "$stream"
+
+interface OpenStream {
+  readonly pull: Pull.Pull<ReadonlyArray<unknown>, unknown>
+  readonly scope: Scope.Closeable
+  readonly codec: MethodCodec
+}
+
 /** The Env side: decodes a request, runs it, encodes how it ended. Never fails. */
 export class Dispatcher {
   readonly corps: string
   readonly served: ReadonlyMap<string, Served>
+  /** Streams opened by callers and not yet ended. */
+  readonly streams: StreamState = { open: new Map(), next: 0 }
   constructor(corps: string, served: ReadonlyMap<string, Served>) {
     this.corps = corps
     this.served = served
   }
 
   dispatch(request: Request): Effect.Effect<EncodedExit> {
+    if (request.worker === STREAM) return streamCall(this, request.method, request.payload)
     const served = this.served.get(request.worker)
     if (served === undefined) {
       return Effect.succeed(encodeCallFailure(new UnknownWorker({ worker: request.worker, corps: this.corps })))
@@ -61,6 +87,72 @@ export class Dispatcher {
         return encodeCallFailure(defectError(request.worker, request.method, Cause.squash(cause)))
       }
     })
+  }
+}
+
+interface StreamState {
+  readonly open: Map<number, OpenStream>
+  next: number
+}
+
+/** Stream calls: open, pull, close (see {@link STREAM}). */
+const streamCall = (self: Dispatcher, method: string, payload: unknown): Effect.Effect<EncodedExit> => {
+  switch (method) {
+    case "open": {
+      const open = payload as Request
+      const served = self.served.get(open.worker)
+      if (served === undefined) {
+        return Effect.succeed(encodeCallFailure(new UnknownWorker({ worker: open.worker, corps: self.corps })))
+      }
+      const codec = codecsOf(served.worker).get(open.method)
+      if (codec === undefined) {
+        return Effect.succeed(encodeCallFailure(new UnknownMethod({ worker: open.worker, method: open.method })))
+      }
+      const decoded = run(codec.decodePayload, open.payload, "payload", codec)
+      if (Exit.isFailure(decoded)) return Effect.succeed(encodeCallFailure(Exit.findErrorOption(decoded).pipe(getSome)))
+      const scope = Scope.makeUnsafe()
+      return Effect.map(
+        Scope.provide(Stream.toPull(served.target(open.key).stream(open.method, decoded.value)), scope),
+        (pull): EncodedExit => {
+          const id = ++self.streams.next
+          self.streams.open.set(id, { pull, scope, codec })
+          return { _tag: "Success", value: id }
+        }
+      )
+    }
+    case "pull": {
+      const id = payload as number
+      const open = self.streams.open.get(id)
+      if (open === undefined) return Effect.succeed({ _tag: "Success", value: [1] })
+      const end = (exit: EncodedExit) => {
+        self.streams.open.delete(id)
+        return Effect.as(Scope.close(open.scope, Exit.void), exit)
+      }
+      return Effect.matchCauseEffect(open.pull, {
+        onSuccess: (chunk) => {
+          const values: Array<unknown> = []
+          for (const value of chunk) {
+            const encoded = run(open.codec.encodeSuccess, value, "success", open.codec)
+            if (Exit.isFailure(encoded)) return end(encodeCallFailure(Exit.findErrorOption(encoded).pipe(getSome)))
+            values.push(encoded.value)
+          }
+          return Effect.succeed<EncodedExit>({ _tag: "Success", value: [0, values] })
+        },
+        onFailure: (cause) => {
+          if (Pull.isDoneCause(cause)) return end({ _tag: "Success", value: [1] })
+          const error = Cause.findErrorOption(cause)
+          if (error._tag === "Some") return end(encodeFailure(open.codec, error.value))
+          if (Cause.hasInterruptsOnly(cause)) return end({ _tag: "Interrupted" })
+          return end(encodeCallFailure(defectError(open.codec.worker, open.codec.method, Cause.squash(cause))))
+        }
+      })
+    }
+    default: {
+      const open = self.streams.open.get(payload as number)
+      self.streams.open.delete(payload as number)
+      const done: EncodedExit = { _tag: "Success", value: null }
+      return open === undefined ? Effect.succeed(done) : Effect.as(Scope.close(open.scope, Exit.void), done)
+    }
   }
 }
 
@@ -96,8 +188,41 @@ export const remoteTarget = (
         })
       })
     },
-    stream(method) {
-      return Effect.die(`${worker.key}.${method}: streaming across Envs is not supported yet`) as any
+    stream(method, payload) {
+      const codec = codecs.get(method)
+      if (codec === undefined) return Stream.fail(new UnknownMethod({ worker: worker.key, method }))
+      const control = (op: string, value: unknown) =>
+        Effect.flatMap(send({ worker: STREAM, key, method: op, payload: value }), (reply) =>
+          reply._tag === "Success"
+            ? Effect.succeed(reply.value)
+            : reply._tag === "Failure"
+              ? Effect.fail(decodeFailure(codec, reply.error, reply.callError))
+              : Effect.interrupt
+        )
+      const open = Effect.suspend(() => {
+        const encoded = run(codec.encodePayload, payload, "payload", codec)
+        if (Exit.isFailure(encoded)) return encoded
+        return control("open", { worker: worker.key, key, method, payload: encoded.value })
+      })
+      return Stream.unwrap(
+        Effect.map(
+          Effect.acquireRelease(open, (id) => Effect.ignore(control("close", id))),
+          (id) =>
+            Stream.fromEffectRepeat(
+              Effect.flatMap(control("pull", id), (reply): Effect.Effect<ReadonlyArray<unknown>, unknown> => {
+                const [done, values] = reply as [0 | 1, ReadonlyArray<unknown>]
+                if (done === 1) return Cause.done()
+                const decoded: Array<unknown> = []
+                for (const value of values) {
+                  const exit = run(codec.decodeSuccess, value, "success", codec)
+                  if (Exit.isFailure(exit)) return Effect.failCause(exit.cause)
+                  decoded.push(exit.value)
+                }
+                return Effect.succeed(decoded)
+              })
+            ).pipe(Stream.flattenIterable<unknown, unknown, never>)
+        )
+      )
     }
   }
 }

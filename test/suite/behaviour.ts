@@ -6,10 +6,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Layer, Schema, Stream } from "effect"
 import { Corps, type Placement } from "../../src/index.ts"
+import { NodeEnv } from "../../src/node/index.ts"
 import { Bank, Bounded, Counter, Gate, GateLive, ledgerVisible, members, Relay } from "../fixtures/workers.ts"
 
 /** The Corps under test, below an outer Corps holding the Gate (always in the test's runtime). */
-const corpsUnderTest = (placement: Placement.Placement) => Corps.layer(members, { placement })
+const fixtures = new URL("../fixtures/workers.ts", import.meta.url).href
+const corpsUnderTest = (placement: Placement.Placement) =>
+  Corps.layer(members, { placement, module: fixtures }).pipe(Layer.provide(NodeEnv.layer))
 const gateCorps = Corps.layer([GateLive], { placement: {} })
 
 /** Runs `body` against a fresh Corps of the suite's Workers under `placement`, closing it after. */

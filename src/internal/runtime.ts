@@ -1,0 +1,164 @@
+/**
+ * One built Corps in one runtime: the entries of its Workers (how to reach
+ * any instance), the Targets it serves, and the closing of all of them.
+ *
+ * The caller's runtime builds the Workers placed locally and reaches the
+ * others through their Env's Targets; an Env builds the Workers placed in it
+ * and reaches the others back through the caller. Both use this class, with
+ * the same Corps id, so a handle means the same instance everywhere.
+ */
+import { Context, Effect, type Exit, Scope } from "effect"
+import type * as Placement from "../Placement.ts"
+import type { AnyImplementation } from "../Worker.ts"
+import { ConcWorker } from "./conc.ts"
+import { Dispatcher, remoteTarget, type Served } from "./dispatch.ts"
+import { LocalFunc } from "./func.ts"
+import type { HandleBase, Target, WorkerEntry } from "./handle.ts"
+import { register } from "./registry.ts"
+
+/** How to build a runtime. */
+export interface RuntimeOptions {
+  readonly name: string
+  /** The Corps id; a fresh one when absent. An Env passes its caller's. */
+  readonly id?: string | undefined
+  readonly resolved: ReadonlyMap<string, Placement.Resolved>
+  readonly scope: Scope.Scope
+  /** Workers not built here, and how to reach them. Filled in before `build`. */
+  readonly remote?: Map<string, (key: string) => Target> | undefined
+}
+
+/** One built Corps: its Workers' entries, and the closing of all of them. */
+export class CorpsRuntime {
+  readonly id: string
+  readonly entries = new Map<string, WorkerEntry>()
+  readonly served = new Map<string, Served>()
+  private readonly funcs = new Map<string, LocalFunc>()
+  private readonly closers: Array<(exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void>> = []
+  readonly name: string
+  readonly resolved: ReadonlyMap<string, Placement.Resolved>
+  readonly scope: Scope.Scope
+
+  /** Workers not built here, and how to reach them. */
+  readonly remote: Map<string, (key: string) => Target>
+  /** Serves every Worker of this runtime, built here or not (Envs call in through it). */
+  readonly dispatcher: Dispatcher
+
+  constructor(options: RuntimeOptions) {
+    this.name = options.name
+    this.id = options.id ?? `${options.name}-${crypto.randomUUID()}`
+    this.resolved = options.resolved
+    this.scope = options.scope
+    this.remote = options.remote ?? new Map()
+    this.dispatcher = new Dispatcher(this.id, this.served)
+  }
+
+  /**
+   * Creates the handles of `members` (and, recursively, of their private
+   * members), then builds the Funcs. Concs are built per key on first use.
+   * Returns `outer` with the members' handles added.
+   */
+  build(
+    members: ReadonlyArray<AnyImplementation>,
+    outer: Context.Context<never>
+  ): Effect.Effect<Context.Context<never>> {
+    const runtime = this
+    return Effect.gen(function* () {
+      // Handles first: members may use each other, in any order.
+      const memberContexts = new Map<AnyImplementation, Context.Context<never>>()
+      let context = outer
+      for (const impl of members) {
+        const entry = runtime.entryFor(impl, () => memberContexts.get(impl)!)
+        const handle: HandleBase = new entry.HandleClass(entry, "default", entry.target("default"))
+        context = Context.add(context, impl.worker, handle as any)
+      }
+      // A member sees its siblings, and its own private members.
+      for (const impl of members) {
+        if (runtime.remote.has(impl.worker.key)) continue
+        if (impl.members.length === 0) {
+          memberContexts.set(impl, context)
+        } else {
+          // Private members live in a Corps of their own: their names may repeat elsewhere.
+          const inner = new CorpsRuntime({
+            name: `${runtime.name}/${impl.worker.key}`,
+            resolved: runtime.resolved,
+            scope: runtime.scope
+          })
+          memberContexts.set(impl, yield* inner.build(impl.members, context))
+          inner.publish()
+        }
+      }
+      for (const impl of members) {
+        if (impl.kind === "func" && !runtime.remote.has(impl.worker.key)) {
+          yield* runtime.buildFunc(impl, memberContexts.get(impl)!)
+        }
+      }
+      return context
+    })
+  }
+
+  /** The entry of one Worker: how to reach any of its instances. */
+  private entryFor(impl: AnyImplementation, contextOf: () => Context.Context<never>): WorkerEntry {
+    const worker = impl.worker
+    const resolved = this.resolved.get(worker.key)
+    const elsewhere = this.remote.get(worker.key)
+    let local: (key: string) => Target
+    if (elsewhere !== undefined) {
+      local = elsewhere
+    } else if (impl.kind === "conc") {
+      const conc = new ConcWorker({
+        worker: worker.key,
+        corps: this.id,
+        closed: false,
+        mailbox: { capacity: impl.conc.capacity ?? 1024, onFull: impl.conc.onFull ?? "suspend" },
+        concurrent: new Set(impl.conc.concurrent ?? []),
+        build: (key, scope) =>
+          Effect.provideContext(impl.build(key), Context.add(contextOf(), Scope.Scope, scope)) as any
+      })
+      this.closers.push((exit) => conc.close(exit))
+      local = (key) => conc.instance(key)
+    } else {
+      const func = new LocalFunc(worker.key, this.id, impl.func.concurrency)
+      this.funcs.set(worker.key, func)
+      this.closers.push(() => Effect.sync(() => func.close()))
+      local = () => func
+    }
+    this.served.set(worker.key, { worker, target: local })
+    const checked =
+      elsewhere === undefined && resolved?.env.kind === "local" && resolved.env.checkSerialization === true
+    const dispatcher = checked ? this.dispatcher : undefined
+    const entry: WorkerEntry = {
+      corps: this.id,
+      worker: worker.key,
+      HandleClass: worker.HandleClass,
+      target: dispatcher
+        ? (key) => {
+            return remoteTarget(worker, key, (request) => dispatcher.dispatch(request))
+          }
+        : local
+    }
+    this.entries.set(worker.key, entry)
+    return entry
+  }
+
+  private buildFunc(impl: AnyImplementation, context: Context.Context<never>): Effect.Effect<void> {
+    // Its own scope, closed in the Corps' shutdown order rather than after every Worker is closed.
+    const scope = Scope.forkUnsafe(this.scope)
+    this.closers.push((exit) => Scope.close(scope, exit))
+    return Effect.map(
+      Effect.provideContext(impl.build("default"), Context.add(context, Scope.Scope, scope)) as Effect.Effect<any>,
+      (handlers) => this.funcs.get(impl.worker.key)!.init(handlers)
+    )
+  }
+
+  /** Makes the Corps reachable by handles in this runtime, until its scope closes. */
+  publish(): void {
+    const unregister = register(this.id, this.entries)
+    Scope.addFinalizerExit(this.scope, (exit) =>
+      Effect.andThen(
+        Effect.sync(unregister),
+        // Last built, first closed: a Worker's cleanup may still call the Workers it was built after.
+        Effect.forEach(this.closers.toReversed(), (close) => close(exit), { discard: true })
+      )
+    ).pipe(Effect.runSync)
+  }
+}

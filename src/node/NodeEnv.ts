@@ -1,0 +1,219 @@
+/**
+ * Thread and process Envs: every core of a host, by placement alone.
+ *
+ * ```ts
+ * import { NodeEnv } from "effect-corps/node"
+ *
+ * const App = Corps.layer([HasherLive], {
+ *   module: import.meta.url,
+ *   placement: { workers: { Hasher: { env: "thread" } } }
+ * }).pipe(Layer.provide(NodeEnv.layer))
+ * ```
+ *
+ * Each Env is a worker thread or a child process running `envMain.ts`, which
+ * imports the Corps' module and builds the Workers placed in it. Calls travel
+ * over the batched transport (src/internal/transport); Funcs go to the
+ * least-loaded replica, Conc instances live in the Env their key hashes to.
+ * A crashed Env fails its calls in flight with `CallLost` at once and is
+ * started again for later calls.
+ *
+ * @since 0.1.0
+ */
+import { fork } from "node:child_process"
+import { availableParallelism } from "node:os"
+import { fileURLToPath } from "node:url"
+import { Worker as NodeWorker } from "node:worker_threads"
+import { Effect, Fiber, Layer, Scope } from "effect"
+import { type CallLost, CorpsClosed, EnvStartError } from "../CorpsError.ts"
+import type * as Env from "../Env.ts"
+import { type EnvProvider, EnvProviders, type StartRequest } from "../EnvProvider.ts"
+import { remoteTarget } from "../internal/dispatch.ts"
+import type { Target } from "../internal/handle.ts"
+import { type Client, makeClient } from "../internal/transport/Client.ts"
+import type * as Frame from "../internal/transport/Frame.ts"
+import { fromChildProcess, fromWorker, type Link } from "../internal/transport/Link.ts"
+import { serve } from "../internal/transport/Server.ts"
+import { split } from "./duplex.ts"
+import { CONTROL, type EnvInit, INIT_VARIABLE, sendWith, toReply } from "./wire.ts"
+
+const entry = new URL("./envMain.ts", import.meta.url)
+
+/** How long a shutting-down Env may take to run its finalizers before it is stopped anyway. */
+const SHUTDOWN_TIMEOUT = "5 seconds"
+/** Pause before an Env that crashed is started again. */
+const RESTART_DELAY = "100 millis"
+
+/** Starts one Env (thread or process) and returns the Link to it. */
+const spawn = (kind: "thread" | "process", init: EnvInit): Link => {
+  if (kind === "thread") return fromWorker(new NodeWorker(entry, { workerData: init }))
+  const child = fork(fileURLToPath(entry), [], {
+    serialization: "advanced",
+    env: { ...process.env, [INIT_VARIABLE]: JSON.stringify(init) },
+    stdio: ["ignore", "inherit", "inherit", "ipc"]
+  })
+  return fromChildProcess(child)
+}
+
+/** One started Env: its client (calls into it) and the fiber serving its calls back to the caller. */
+interface Slot {
+  client: Client
+  link: Link
+  server: Fiber.Fiber<void>
+}
+
+/** A stable, well-spread hash of an instance key (FNV-1a). */
+const hashKey = (key: string): number => {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return hash >>> 0
+}
+
+const control = (client: Client, method: string): Effect.Effect<unknown, CallLost> =>
+  Effect.map(client.call({ worker: CONTROL, key: "", method, payload: null }), (reply) =>
+    reply._tag === "Success" ? reply.value : undefined
+  )
+
+/** The provider of one kind. */
+const provider = (kind: "thread" | "process"): EnvProvider => ({
+  start: (request: StartRequest) =>
+    Effect.gen(function* () {
+      const env = request.env as Env.Env & { readonly count?: number | undefined }
+      const count = env.count ?? availableParallelism()
+      const scope = yield* Effect.scope
+      const workers = request.workers.map((w) => w.impl.worker.key)
+      let closing = false
+      const slots: Array<Slot> = []
+
+      /** Starts Env `index`; fails with EnvStartError when its module or a Worker cannot be built. */
+      const start = (index: number): Effect.Effect<Slot, EnvStartError> =>
+        Effect.gen(function* () {
+          const init: EnvInit = {
+            corps: request.corps,
+            module: request.module,
+            envName: request.envName,
+            index,
+            workers
+          }
+          const link = spawn(kind, init)
+          const { calling, serving } = split(link)
+          const client = yield* makeClient(calling, { envName: `${request.envName}#${index}` })
+          // Calls the Env makes to Workers elsewhere come back to the caller's dispatcher.
+          const server = yield* Effect.forkIn(
+            serve(serving, (call) => Effect.map(request.dispatcher.dispatch(call), toReply)),
+            scope
+          )
+          const slot: Slot = { client, link, server }
+          const problem = yield* control(client, "ready").pipe(
+            Effect.catchTag("CallLost", (lost) => Effect.succeed(lost.reason))
+          )
+          if (problem !== null && problem !== undefined) {
+            yield* link.close
+            return yield* new EnvStartError({ env: init.envName, module: request.module, reason: String(problem) })
+          }
+          link.onClose(() => {
+            if (!closing) restart(index)
+          })
+          return slot
+        })
+
+      // A crashed Env: its calls already failed with CallLost; start it again for later calls.
+      const restart = (index: number): void => {
+        Effect.runFork(
+          Effect.sleep(RESTART_DELAY).pipe(
+            Effect.andThen(start(index)),
+            Effect.tap((slot) =>
+              Effect.sync(() => {
+                slots[index] = slot
+              })
+            ),
+            Effect.retry({ times: 5 }),
+            Effect.ignore
+          )
+        )
+      }
+
+      /** Asks every Env to run its finalizers, then stops it (a thread is terminated, a process killed if need be). */
+      const stopAll = (): Effect.Effect<void> =>
+        Effect.forEach(
+          slots,
+          (slot) =>
+            control(slot.client, "shutdown").pipe(
+              Effect.timeout(SHUTDOWN_TIMEOUT),
+              Effect.ignore,
+              Effect.andThen(slot.link.close),
+              Effect.andThen(Fiber.interrupt(slot.server))
+            ),
+          { concurrency: "unbounded", discard: true }
+        )
+
+      slots.push(
+        ...(yield* Effect.forEach(
+          Array.from({ length: count }, (_, i) => i),
+          start,
+          { concurrency: "unbounded" }
+        ).pipe(Effect.onError(() => stopAll())))
+      )
+
+      yield* Scope.addFinalizer(
+        scope,
+        Effect.suspend(() => {
+          closing = true
+          return stopAll()
+        })
+      )
+
+      const pick = (): Client => {
+        let best = slots[0]!.client
+        for (let i = 1; i < slots.length; i++) {
+          const client = slots[i]!.client
+          if (best.closeReason !== undefined || (client.closeReason === undefined && client.inFlight < best.inFlight)) {
+            best = client
+          }
+        }
+        return best
+      }
+      const anyEnv = (call: Frame.Call) =>
+        Effect.callback<Frame.ReplyExit, CallLost>((resume) => pick().register(call, resume))
+      const envFor = (key: string) => {
+        const index = hashKey(key) % slots.length
+        return (call: Frame.Call) => Effect.suspend(() => slots[index]!.client.call(call))
+      }
+
+      // Once the Corps is closing, calls fail with CorpsClosed rather than with the CallLost of a stopped Env.
+      const closed = Effect.fail(new CorpsClosed({ corps: request.corps }))
+      const open =
+        (call: (c: Frame.Call) => Effect.Effect<Frame.ReplyExit, CallLost>) =>
+        (c: Frame.Call): Effect.Effect<Frame.ReplyExit, CallLost | CorpsClosed> =>
+          closing ? closed : call(c)
+      const targets = new Map<string, (key: string) => Target>()
+      for (const { impl, resolved } of request.workers) {
+        const send =
+          resolved.strategy === "pinned"
+            ? sendWith(open((call) => Effect.suspend(() => slots[0]!.client.call(call))))
+            : impl.kind === "func"
+              ? sendWith(open(anyEnv))
+              : undefined
+        targets.set(impl.worker.key, (key) => remoteTarget(impl.worker, key, send ?? sendWith(open(envFor(key)))))
+      }
+      return targets as ReadonlyMap<string, (key: string) => Target>
+    })
+})
+
+/**
+ * Provides the `thread` and `process` Env kinds to the Corps built below it.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<never> = Layer.effect(
+  EnvProviders,
+  Effect.map(EnvProviders, (providers): ReadonlyMap<string, EnvProvider> => {
+    const next = new Map(providers)
+    next.set("thread", provider("thread"))
+    next.set("process", provider("process"))
+    return next
+  })
+) as Layer.Layer<any> as Layer.Layer<never>

@@ -1,0 +1,108 @@
+/**
+ * The entry point of a thread or process Env. Users never write one: the
+ * caller starts this file, which imports the module that defines the Corps,
+ * builds the Workers placed here, serves calls to them, and reaches every
+ * other Worker of the Corps back through the caller.
+ */
+import { isMainThread, workerData } from "node:worker_threads"
+import { Cause, Context, Deferred, Effect, Exit, Scope } from "effect"
+import { type Request, remoteTarget } from "../internal/dispatch.ts"
+import type { Target } from "../internal/handle.ts"
+import { CorpsRuntime } from "../internal/runtime.ts"
+import { makeClient } from "../internal/transport/Client.ts"
+import { fromParent } from "../internal/transport/Link.ts"
+import { serve } from "../internal/transport/Server.ts"
+import type * as Placement from "../Placement.ts"
+import { type AnyImplementation, isImplementation } from "../Worker.ts"
+import { split } from "./duplex.ts"
+import { CONTROL, type EnvInit, INIT_VARIABLE, sendWith, toReply } from "./wire.ts"
+
+const init: EnvInit = isMainThread ? JSON.parse(process.env[INIT_VARIABLE] ?? "null") : workerData
+
+/** The implementations a module exports, by Worker name; a name exported twice must be the same implementation. */
+const implementationsOf = (exports: Record<string, unknown>): Map<string, AnyImplementation> | string => {
+  const found = new Map<string, AnyImplementation>()
+  for (const value of Object.values(exports)) {
+    if (!isImplementation(value)) continue
+    const seen = found.get(value.worker.key)
+    if (seen !== undefined && seen !== value) return `the module exports two implementations of ${value.worker.key}`
+    found.set(value.worker.key, value)
+  }
+  return found
+}
+
+const local: Placement.Resolved = { envName: "local", env: { kind: "local" }, strategy: "auto", replicas: undefined }
+
+const main = Effect.gen(function* () {
+  const { calling, serving } = split(fromParent())
+  const caller = yield* makeClient(calling, { envName: "caller" })
+  const toCaller = sendWith(caller.call)
+  const ready = yield* Deferred.make<string | undefined>()
+  const scope = yield* Scope.make()
+  let runtime: CorpsRuntime | undefined
+
+  const build = Effect.gen(function* () {
+    const exports = yield* Effect.tryPromise({
+      try: () => import(init.module) as Promise<Record<string, unknown>>,
+      catch: (cause) => `cannot import: ${cause instanceof Error ? cause.message : String(cause)}`
+    })
+    const implementations = implementationsOf(exports)
+    if (typeof implementations === "string") return yield* Effect.fail(implementations)
+    const missing = init.workers.filter((name) => !implementations.has(name))
+    if (missing.length > 0)
+      return yield* Effect.fail(`the module does not export an implementation of ${missing.join(", ")}`)
+    const placedHere = new Set(init.workers)
+    const remote = new Map<string, (key: string) => Target>()
+    const resolved = new Map<string, Placement.Resolved>()
+    for (const [name, impl] of implementations) {
+      if (placedHere.has(name)) resolved.set(name, local)
+      else remote.set(name, (key) => remoteTarget(impl.worker, key, (request: Request) => toCaller(request)))
+    }
+    runtime = new CorpsRuntime({ name: init.envName, id: init.corps, resolved, scope, remote })
+    yield* runtime.build([...implementations.values()], Context.empty())
+    runtime.publish()
+  })
+
+  yield* Effect.forkDetach(
+    build.pipe(
+      Effect.matchCause({
+        onSuccess: () => undefined,
+        onFailure: (cause) => {
+          const failure = Cause.findErrorOption(cause)
+          return failure._tag === "Some" ? String(failure.value) : Cause.pretty(cause)
+        }
+      }),
+      Effect.flatMap((problem) => Deferred.succeed(ready, problem))
+    )
+  )
+
+  const control = (method: string) => {
+    switch (method) {
+      case "ready":
+        return Effect.map(Deferred.await(ready), (problem) => toReply({ _tag: "Success", value: problem ?? null }))
+      case "shutdown":
+        return Effect.as(Scope.close(scope, Exit.void), toReply({ _tag: "Success", value: null }))
+      default:
+        return Effect.succeed(toReply({ _tag: "Success", value: `unknown control call ${method}` }))
+    }
+  }
+
+  yield* serve(serving, (call) =>
+    call.worker === CONTROL
+      ? control(call.method)
+      : runtime === undefined
+        ? Effect.map(
+            Deferred.await(ready),
+            () => toReply({ _tag: "Success", value: undefined }) // never used: callers wait for ready first
+          )
+        : Effect.map(runtime.dispatcher.dispatch(call), toReply)
+  )
+})
+
+Effect.runFork(
+  main.pipe(
+    Effect.catchCause((cause) => Effect.logError("effect-corps Env stopped", cause)),
+    // The caller has gone (the channel closed): nothing is left to serve.
+    Effect.ensuring(Effect.sync(() => (isMainThread ? process.exit(0) : undefined)))
+  )
+)
