@@ -120,19 +120,21 @@ const provider = (kind: "thread" | "process"): EnvProvider => ({
         })
 
       // A crashed Env: its calls already failed with CallLost; start it again for later calls.
+      const restarts = new Set<Fiber.Fiber<unknown>>()
       const restart = (index: number): void => {
-        Effect.runFork(
+        const fiber: Fiber.Fiber<unknown> = Effect.runFork(
           Effect.sleep(RESTART_DELAY).pipe(
             Effect.andThen(start(index)),
-            Effect.tap((slot) =>
-              Effect.sync(() => {
-                slots[index] = slot
-              })
+            Effect.flatMap((slot) =>
+              // The Corps may have begun closing while this Env started: stop it rather than leak it.
+              closing ? slot.link.close : Effect.sync(() => void (slots[index] = slot))
             ),
             Effect.retry({ times: 5 }),
-            Effect.ignore
+            Effect.ignore,
+            Effect.ensuring(Effect.sync(() => restarts.delete(fiber)))
           )
         )
+        restarts.add(fiber)
       }
 
       /** Asks every Env to run its finalizers, then stops it (a thread is terminated, a process killed if need be). */
@@ -161,7 +163,7 @@ const provider = (kind: "thread" | "process"): EnvProvider => ({
         scope,
         Effect.suspend(() => {
           closing = true
-          return stopAll()
+          return Effect.andThen(Fiber.interruptAll([...restarts]), stopAll())
         })
       )
 

@@ -1,0 +1,145 @@
+/**
+ * Thread and process Envs: lifecycle, crashes, spreading, start failures.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Layer } from "effect"
+import { Corps, type Placement } from "../../src/index.ts"
+import { NodeEnv } from "../../src/node/index.ts"
+import { Probe, ProbeLive, Where, WhereLive } from "../fixtures/envs.ts"
+
+const fixtures = new URL("../fixtures/envs.ts", import.meta.url).href
+
+const corps = (kind: "thread" | "process", options?: { readonly module?: string; readonly count?: number }) =>
+  Corps.layer([ProbeLive, WhereLive], {
+    module: options?.module ?? fixtures,
+    placement: { envs: { pool: { kind, count: options?.count ?? 2 } }, default: "pool" } satisfies Placement.Placement
+  }).pipe(Layer.provide(NodeEnv.layer))
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Live worker threads and message ports of this thread. */
+const threadResources = (): number =>
+  process.getActiveResourcesInfo().filter((r) => r === "Worker" || r === "MessagePort").length
+
+describe("NodeEnv", () => {
+  for (const kind of ["thread", "process"] as const) {
+    describe(kind, () => {
+      it.live("Funcs spread over every Env; Conc keys map to a stable Env", () =>
+        Effect.gen(function* () {
+          const probe = yield* Probe
+          const where = yield* Where
+          // 64 concurrent calls must reach both Envs (least-loaded dispatch).
+          const places = yield* Effect.forEach(
+            Array.from({ length: 64 }, () => probe.where()),
+            (e) => e,
+            {
+              concurrency: "unbounded"
+            }
+          )
+          const distinct = new Set(places.map((p) => `${p.pid}/${p.thread}`))
+          assert.strictEqual(distinct.size, 2)
+          for (const p of places) assert.notDeepEqual(p, { pid: process.pid, thread: 0 })
+          // The same key always lands in the same Env.
+          const a1 = yield* where.instance("a").where()
+          const a2 = yield* where.instance("a").where()
+          assert.deepStrictEqual(a1, a2)
+          const keys = yield* Effect.forEach(
+            Array.from({ length: 20 }, (_, i) => `k${i}`),
+            (k) => where.instance(k).where()
+          )
+          assert.strictEqual(new Set(keys.map((p) => `${p.pid}/${p.thread}`)).size, 2)
+        }).pipe(Effect.provide(corps(kind)), Effect.scoped)
+      )
+
+      it.live("a crashed Env fails its calls in flight with CallLost and is started again", () =>
+        Effect.gen(function* () {
+          const probe = yield* Probe
+          const hanging = yield* Effect.forkChild(probe.hang(), { startImmediately: true })
+          const crash = yield* Effect.exit(probe.crash())
+          assert.isTrue(Exit.isFailure(crash))
+          const error = Exit.isFailure(crash) ? Exit.findErrorOption(crash) : undefined
+          assert.strictEqual(error?._tag === "Some" ? error.value._tag : undefined, "CallLost")
+          // Later calls are served (the surviving Env at once, the crashed one once restarted).
+          const results = yield* Effect.forEach(
+            Array.from({ length: 10 }, (_, i) => i),
+            (n) => probe.square({ n })
+          )
+          assert.deepStrictEqual(results, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81])
+          yield* Fiber.interrupt(hanging)
+        }).pipe(Effect.provide(corps(kind)), Effect.scoped)
+      )
+
+      it.live("closing the Corps leaves no Env behind", () =>
+        Effect.gen(function* () {
+          const threadsBefore = threadResources()
+          const places = yield* Effect.scoped(
+            Effect.gen(function* () {
+              const probe = yield* Probe
+              return yield* Effect.forEach(
+                Array.from({ length: 32 }, () => probe.where()),
+                (e) => e,
+                {
+                  concurrency: "unbounded"
+                }
+              )
+            }).pipe(Effect.provide(corps(kind)))
+          )
+          if (kind === "process") {
+            const pids = [...new Set(places.map((p) => p.pid))]
+            assert.strictEqual(pids.length, 2)
+            for (const pid of pids) assert.isFalse(isAlive(pid), `process ${pid} is still alive`)
+          } else {
+            assert.strictEqual(new Set(places.map((p) => p.thread)).size, 2)
+            // The test runner itself holds some: compare with before the Corps started.
+            assert.strictEqual(threadResources(), threadsBefore)
+          }
+        })
+      )
+
+      it.live("a module that fails to load is an EnvStartError at Corps start, naming the module", () =>
+        Effect.gen(function* () {
+          const broken = new URL("../fixtures/brokenModule.ts", import.meta.url).href
+          const failed = yield* Effect.flip(Layer.build(corps(kind, { module: broken, count: 1 })).pipe(Effect.scoped))
+          assert.strictEqual(failed._tag, "EnvStartError")
+          assert.include(failed.message, "brokenModule.ts")
+          assert.include(failed.message, "refuses to load")
+          const missing = new URL("../fixtures/doesNotExist.ts", import.meta.url).href
+          const absent = yield* Effect.flip(Layer.build(corps(kind, { module: missing, count: 1 })).pipe(Effect.scoped))
+          assert.strictEqual(absent._tag, "EnvStartError")
+          assert.include(absent.message, "doesNotExist.ts")
+        })
+      )
+    })
+  }
+
+  it.live("placing a Worker in a thread without NodeEnv.layer is a PlacementError", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        Layer.build(Corps.layer([ProbeLive], { module: fixtures, placement: { workers: { Probe: "thread" } } })).pipe(
+          Effect.scoped
+        )
+      )
+      assert.strictEqual(error._tag, "PlacementError")
+      assert.include(error.message, "NodeEnv.layer")
+    })
+  )
+
+  it.live("placing a Worker in a thread without the module is a PlacementError naming the option", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        Layer.build(
+          Corps.layer([ProbeLive], { placement: { workers: { Probe: "thread" } } }).pipe(Layer.provide(NodeEnv.layer))
+        ).pipe(Effect.scoped)
+      )
+      assert.strictEqual(error._tag, "PlacementError")
+      assert.include(error.message, "import.meta.url")
+    })
+  )
+})
