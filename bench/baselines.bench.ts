@@ -10,6 +10,7 @@ import type { BaselinePool } from "./baselines/pool.ts"
 import { rawProcess, rawProcessBatched } from "./baselines/rawProcess.ts"
 import { rawThreadLatency, rawThreads, rawThreadsBatched } from "./baselines/rawThreads.ts"
 import { tinypoolPool } from "./baselines/tinypool.ts"
+import { corpsCpu, corpsPool, corpsThreadLatency } from "./corps/pools.ts"
 import { throughputSideBySide } from "./lib/measure.ts"
 import { figure, printJson, ratio, section } from "./lib/report.ts"
 
@@ -38,6 +39,8 @@ export const runBaselines = async (): Promise<void> => {
       pools.push(piscinaDefault)
       const tinypool = await tinypoolPool()
       pools.push(tinypool)
+      const corps = await corpsPool("thread")
+      pools.push(corps)
       const best = await piscinaBest()
       pools.push(best.pool)
       for (const [setting, rate] of Object.entries(best.tried)) {
@@ -50,13 +53,16 @@ export const runBaselines = async (): Promise<void> => {
           rawBatched: rawBatched.run,
           piscinaDefault: piscinaDefault.run,
           piscinaBest: best.pool.run,
-          tinypool: tinypool.run
+          tinypool: tinypool.run,
+          corps: corps.run
         },
         { ops: THREAD_OPS, rounds: ROUNDS, warmup: 1 }
       )
       for (const [name, rate] of Object.entries(rates)) figure(`threads.${name}.opsPerSec`, rate, "ops/s")
       ratio("threads.rawBatched.vsRaw", rates["rawBatched"]!, rates["raw"]!)
       ratio("threads.piscinaBest.vsRaw", rates["piscinaBest"]!, rates["raw"]!)
+      ratio("threads.corps.vsRawBatched", rates["corps"]!, rates["rawBatched"]!, "≥ 0.6")
+      ratio("threads.corps.vsPiscinaBest", rates["corps"]!, rates["piscinaBest"]!, "≥ 3")
     } finally {
       await closeAll(pools)
     }
@@ -65,8 +71,12 @@ export const runBaselines = async (): Promise<void> => {
   section("threads: latency, 1 call in flight, raw postMessage ping-pong (20k calls)")
   {
     const latency = await rawThreadLatency()
+    const corps = await corpsThreadLatency()
     figure("threads.rawLatency.p50Us", latency.p50, "µs")
     figure("threads.rawLatency.p99Us", latency.p99, "µs")
+    figure("threads.corpsLatency.p50Us", corps.p50, "µs")
+    figure("threads.corpsLatency.p99Us", corps.p99, "µs")
+    ratio("threads.corpsLatency.p50VsRaw", corps.p50, latency.p50, "≤ 1.5")
   }
 
   section("process: n => n + 1, 2 forked processes (advanced serialization), 64 in flight (ops/s)")
@@ -77,12 +87,15 @@ export const runBaselines = async (): Promise<void> => {
       pools.push(raw)
       const rawBatched = await rawProcessBatched()
       pools.push(rawBatched)
+      const corps = await corpsPool("process")
+      pools.push(corps)
       const rates = await throughputSideBySide(
-        { raw: raw.run, rawBatched: rawBatched.run },
+        { raw: raw.run, rawBatched: rawBatched.run, corps: corps.run },
         { ops: PROCESS_OPS, rounds: ROUNDS, warmup: 1 }
       )
       for (const [name, rate] of Object.entries(rates)) figure(`process.${name}.opsPerSec`, rate, "ops/s")
       ratio("process.rawBatched.vsRaw", rates["rawBatched"]!, rates["raw"]!)
+      ratio("process.corps.vsRawBatched", rates["corps"]!, rates["rawBatched"]!, "≥ 0.5")
     } finally {
       await closeAll(pools)
     }
@@ -90,13 +103,16 @@ export const runBaselines = async (): Promise<void> => {
 
   section("cpu: 400 tasks of ~1 ms (wall time per round, median)")
   {
-    const cpu = await cpuBound()
+    const corps = await corpsCpu()
+    const cpu = await cpuBound({ extra: { corps: corps.run } }).finally(() => corps.close())
     figure("cpu.taskMs", cpu.taskMs, "ms per task (main thread)")
     figure("cpu.mainThread.ms", cpu.mainThreadMs, "ms")
     figure("cpu.rawThreads.ms", cpu.rawThreadsMs, "ms")
     figure("cpu.piscina.ms", cpu.piscinaMs, "ms")
     figure("cpu.rawThreads.speedup", cpu.rawThreadsSpeedup, "×")
     figure("cpu.piscina.speedup", cpu.piscinaSpeedup, "×")
+    figure("cpu.corps.ms", cpu.extraMs["corps"]!, "ms")
+    ratio("cpu.corps.speedup", cpu.mainThreadMs, cpu.extraMs["corps"]!, "≥ 1.85")
   }
 }
 

@@ -16,6 +16,8 @@ export interface CpuBoundOptions {
   readonly taskMs?: number | undefined
   /** Timed rounds (median reported). Default 3. */
   readonly rounds?: number | undefined
+  /** More variants to time in the same rounds (e.g. effect-corps); each returns the sum of its results. */
+  readonly extra?: Record<string, (inputs: ReadonlyArray<{ seed: number; iterations: number }>) => Promise<number>>
 }
 
 /** Median wall time of a round of `tasks` tasks, ms, and speedups over the main thread. */
@@ -28,6 +30,8 @@ export interface CpuBoundResult {
   readonly piscinaMs: number
   readonly rawThreadsSpeedup: number
   readonly piscinaSpeedup: number
+  /** Median ms of each extra variant. */
+  readonly extraMs: Record<string, number>
 }
 
 /** Finds the iteration count that makes `cpuWork` take about `targetMs` on this thread (after JIT warm-up). */
@@ -61,9 +65,10 @@ export const cpuBound = async (options: CpuBoundOptions = {}): Promise<CpuBoundR
       },
       raw: async () => (await Promise.all(inputs.map(raw.call))).reduce((a, b) => a + b, 0),
       piscina: async () =>
-        (await Promise.all(inputs.map((t) => piscina.run(t) as Promise<number>))).reduce((a, b) => a + b, 0)
+        (await Promise.all(inputs.map((t) => piscina.run(t) as Promise<number>))).reduce((a, b) => a + b, 0),
+      ...Object.fromEntries(Object.entries(options.extra ?? {}).map(([name, run]) => [name, () => run(inputs)]))
     }
-    const times: Record<string, Array<number>> = { main: [], raw: [], piscina: [] }
+    const times: Record<string, Array<number>> = Object.fromEntries(Object.keys(variants).map((name) => [name, []]))
     const rounds = options.rounds ?? 3
     // Round 0 warms the JIT in every worker and is not timed.
     for (let round = 0; round <= rounds; round++) {
@@ -88,7 +93,8 @@ export const cpuBound = async (options: CpuBoundOptions = {}): Promise<CpuBoundR
       rawThreadsMs,
       piscinaMs,
       rawThreadsSpeedup: mainThreadMs / rawThreadsMs,
-      piscinaSpeedup: mainThreadMs / piscinaMs
+      piscinaSpeedup: mainThreadMs / piscinaMs,
+      extraMs: Object.fromEntries(Object.keys(options.extra ?? {}).map((name) => [name, median(times[name]!)]))
     }
   } finally {
     await Promise.all([raw.close(), piscina.destroy()])

@@ -14,10 +14,17 @@ import type { AnyWorker, MethodSpec } from "../Worker.ts"
 /** A value as it travels: a plain, structured-clone-able object. */
 export type Encoded = unknown
 
-/** How a call ended, in the form that crosses Env boundaries. */
+/**
+ * How a call ended, in the form that crosses Env boundaries — the very shape
+ * of the transport's replies, so nothing is re-wrapped on the way. A failure
+ * carries `[1, error]` for effect-corps' own errors (CallError) and
+ * `[0, error]` for the method's declared errors; `Defect` is what a transport
+ * reports when the serving side itself died.
+ */
 export type EncodedExit =
   | { readonly _tag: "Success"; readonly value: Encoded }
-  | { readonly _tag: "Failure"; readonly error: Encoded; readonly callError: boolean }
+  | { readonly _tag: "Failure"; readonly error: readonly [0 | 1, Encoded] }
+  | { readonly _tag: "Defect"; readonly defect: unknown }
   | { readonly _tag: "Interrupted" }
 
 type Codec = (u: unknown) => Exit.Exit<unknown, SchemaError>
@@ -93,7 +100,7 @@ export const run = (
 export const encodeFailure = (method: MethodCodec, error: unknown): EncodedExit => {
   if (method.isError(error)) {
     const encoded = run(method.encodeError, error, "error", method)
-    if (Exit.isSuccess(encoded)) return { _tag: "Failure", error: encoded.value, callError: false }
+    if (Exit.isSuccess(encoded)) return { _tag: "Failure", error: [0, encoded.value] }
     return encodeCallFailure(Exit.findErrorOption(encoded).pipe((o) => (o._tag === "Some" ? o.value : error)))
   }
   return encodeCallFailure(error)
@@ -102,18 +109,18 @@ export const encodeFailure = (method: MethodCodec, error: unknown): EncodedExit 
 /** Encodes one of effect-corps' own errors (anything else is reported as a SerializationError). */
 export const encodeCallFailure = (error: unknown): EncodedExit => {
   const encoded = encodeCallError(error)
-  if (Exit.isSuccess(encoded)) return { _tag: "Failure", error: encoded.value, callError: true }
+  if (Exit.isSuccess(encoded)) return { _tag: "Failure", error: [1, encoded.value] }
   const fallback = encodeCallError(
     new SerializationError({ worker: "?", method: "?", part: "error", issue: `unencodable error: ${String(error)}` })
   )
-  return { _tag: "Failure", error: Exit.isSuccess(fallback) ? fallback.value : null, callError: true }
+  return { _tag: "Failure", error: [1, Exit.isSuccess(fallback) ? fallback.value : null] }
 }
 
 /** Decodes a failure on the caller's side. */
-export const decodeFailure = (method: MethodCodec, error: Encoded, callError: boolean): unknown => {
-  const exit: Exit.Exit<unknown, unknown> = callError
-    ? decodeCallError(error)
-    : run(method.decodeError, error, "error", method)
+export const decodeFailure = (method: MethodCodec, encoded: readonly [0 | 1, Encoded]): unknown => {
+  const [callError, error] = encoded
+  const exit: Exit.Exit<unknown, unknown> =
+    callError === 1 ? decodeCallError(error) : run(method.decodeError, error, "error", method)
   if (Exit.isSuccess(exit)) return exit.value
   const failure = Exit.findErrorOption(exit)
   return failure._tag === "Some" ? failure.value : error

@@ -19,8 +19,19 @@ import {
   type MethodCodec,
   run
 } from "./codec.ts"
+import { LocalFunc } from "./func.ts"
 import type { Target } from "./handle.ts"
-import { defectError } from "./invoke.ts"
+import { defectError, invokeHandler } from "./invoke.ts"
+
+/**
+ * A reply as a transport delivers it: an {@link EncodedExit}, typed loosely
+ * because it arrived from another runtime.
+ */
+export type WireExit =
+  | { readonly _tag: "Success"; readonly value: unknown }
+  | { readonly _tag: "Failure"; readonly error: unknown }
+  | { readonly _tag: "Defect"; readonly defect: unknown }
+  | { readonly _tag: "Interrupted" }
 
 /** One call as it travels: names and an encoded payload. */
 export interface Request {
@@ -73,21 +84,40 @@ export class Dispatcher {
     }
     const payload = run(codec.decodePayload, request.payload, "payload", codec)
     if (Exit.isFailure(payload)) return Effect.succeed(encodeCallFailure(Exit.findErrorOption(payload).pipe(getSome)))
-    return Effect.matchCause(served.target(request.key).call(request.method, payload.value), {
-      onSuccess: (value): EncodedExit => {
-        const encoded = run(codec.encodeSuccess, value, "success", codec)
-        return Exit.isSuccess(encoded)
-          ? { _tag: "Success", value: encoded.value }
-          : encodeCallFailure(Exit.findErrorOption(encoded).pipe(getSome))
-      },
-      onFailure: (cause): EncodedExit => {
-        const error = Cause.findErrorOption(cause)
-        if (error._tag === "Some") return encodeFailure(codec, error.value)
-        if (Cause.hasInterruptsOnly(cause)) return { _tag: "Interrupted" }
-        return encodeCallFailure(defectError(request.worker, request.method, Cause.squash(cause)))
-      }
+    const outcome = runNow(served.target(request.key), request.method, payload.value, request.worker)
+    // A synchronous handler has already answered: reply with no fiber at all (the transport skips one for an Exit).
+    if (Exit.isExit(outcome)) return Exit.succeed(encodeExit(codec, outcome, request))
+    return Effect.matchCause(outcome, {
+      onSuccess: (value) => encodeExit(codec, Exit.succeed(value), request),
+      onFailure: (cause) => encodeExit(codec, Exit.failCause(cause), request)
     })
   }
+}
+
+/**
+ * Runs a call that has arrived (so it may be invoked at once): a Func's
+ * handler is called directly, and a synchronous one gives an Exit.
+ */
+const runNow = (target: Target, method: string, payload: unknown, worker: string): Effect.Effect<unknown, unknown> => {
+  if (target instanceof LocalFunc && target.semaphore === undefined && !target.closed) {
+    const handler = target.handlers[method]
+    if (handler !== undefined) return invokeHandler(handler, payload, worker, method)
+  }
+  return target.call(method, payload)
+}
+
+/** How a call ended, encoded for the wire. */
+const encodeExit = (codec: MethodCodec, exit: Exit.Exit<unknown, unknown>, request: Request): EncodedExit => {
+  if (Exit.isSuccess(exit)) {
+    const encoded = run(codec.encodeSuccess, exit.value, "success", codec)
+    return Exit.isSuccess(encoded)
+      ? { _tag: "Success", value: encoded.value }
+      : encodeCallFailure(Exit.findErrorOption(encoded).pipe(getSome))
+  }
+  const error = Cause.findErrorOption(exit.cause)
+  if (error._tag === "Some") return encodeFailure(codec, error.value)
+  if (Cause.hasInterruptsOnly(exit.cause)) return { _tag: "Interrupted" }
+  return encodeCallFailure(defectError(request.worker, request.method, Cause.squash(exit.cause)))
 }
 
 interface StreamState {
@@ -166,7 +196,7 @@ const getSome = <A>(option: { readonly _tag: "Some"; readonly value: A } | { rea
 export const remoteTarget = (
   worker: AnyWorker,
   key: string,
-  send: (request: Request) => Effect.Effect<EncodedExit, unknown>
+  send: (request: Request) => Effect.Effect<WireExit, unknown>
 ): Target => {
   const codecs = codecsOf(worker)
   return {
@@ -181,7 +211,9 @@ export const remoteTarget = (
             case "Success":
               return run(codec.decodeSuccess, reply.value, "success", codec)
             case "Failure":
-              return Exit.fail(decodeFailure(codec, reply.error, reply.callError))
+              return Exit.fail(decodeFailure(codec, reply.error as readonly [0 | 1, unknown]))
+            case "Defect":
+              return Exit.fail(defectError(worker.key, method, reply.defect))
             case "Interrupted":
               return Effect.interrupt
           }
@@ -196,7 +228,7 @@ export const remoteTarget = (
           reply._tag === "Success"
             ? Effect.succeed(reply.value)
             : reply._tag === "Failure"
-              ? Effect.fail(decodeFailure(codec, reply.error, reply.callError))
+              ? Effect.fail(decodeFailure(codec, reply.error as readonly [0 | 1, unknown]))
               : Effect.interrupt
         )
       const open = Effect.suspend(() => {

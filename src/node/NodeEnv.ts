@@ -34,7 +34,7 @@ import type * as Frame from "../internal/transport/Frame.ts"
 import { fromChildProcess, fromWorker, type Link } from "../internal/transport/Link.ts"
 import { serve } from "../internal/transport/Server.ts"
 import { split } from "./duplex.ts"
-import { CONTROL, type EnvInit, INIT_VARIABLE, sendWith, toReply } from "./wire.ts"
+import { CONTROL, type EnvInit, INIT_VARIABLE } from "./wire.ts"
 
 const entry = new URL("./envMain.ts", import.meta.url)
 
@@ -61,8 +61,13 @@ interface Slot {
   server: Fiber.Fiber<void>
 }
 
-/** A stable, well-spread hash of an instance key (FNV-1a). */
+/**
+ * Which Env an instance key lives in: a key that is a small whole number `k`
+ * lives in Env `k mod count` (so keys "0".."count-1" put one instance in each
+ * Env); any other key by a stable, well-spread hash (FNV-1a).
+ */
 const hashKey = (key: string): number => {
+  if (/^\d{1,9}$/.test(key)) return Number(key)
   let hash = 0x811c9dc5
   for (let i = 0; i < key.length; i++) {
     hash ^= key.charCodeAt(i)
@@ -102,7 +107,7 @@ const provider = (kind: "thread" | "process"): EnvProvider => ({
           const client = yield* makeClient(calling, { envName: `${request.envName}#${index}` })
           // Calls the Env makes to Workers elsewhere come back to the caller's dispatcher.
           const server = yield* Effect.forkIn(
-            serve(serving, (call) => Effect.map(request.dispatcher.dispatch(call), toReply)),
+            serve(serving, (call) => request.dispatcher.dispatch(call)),
             scope
           )
           const slot: Slot = { client, link, server }
@@ -194,11 +199,11 @@ const provider = (kind: "thread" | "process"): EnvProvider => ({
       for (const { impl, resolved } of request.workers) {
         const send =
           resolved.strategy === "pinned"
-            ? sendWith(open((call) => Effect.suspend(() => slots[0]!.client.call(call))))
+            ? open((call) => Effect.suspend(() => slots[0]!.client.call(call)))
             : impl.kind === "func"
-              ? sendWith(open(anyEnv))
+              ? open(anyEnv)
               : undefined
-        targets.set(impl.worker.key, (key) => remoteTarget(impl.worker, key, send ?? sendWith(open(envFor(key)))))
+        targets.set(impl.worker.key, (key) => remoteTarget(impl.worker, key, send ?? open(envFor(key))))
       }
       return targets as ReadonlyMap<string, (key: string) => Target>
     })

@@ -6,6 +6,7 @@
  */
 import { isMainThread, workerData } from "node:worker_threads"
 import { Cause, Context, Deferred, Effect, Exit, Scope } from "effect"
+import type { EncodedExit } from "../internal/codec.ts"
 import { type Request, remoteTarget } from "../internal/dispatch.ts"
 import type { Target } from "../internal/handle.ts"
 import { CorpsRuntime } from "../internal/runtime.ts"
@@ -15,7 +16,7 @@ import { serve } from "../internal/transport/Server.ts"
 import type * as Placement from "../Placement.ts"
 import { type AnyImplementation, isImplementation } from "../Worker.ts"
 import { split } from "./duplex.ts"
-import { CONTROL, type EnvInit, INIT_VARIABLE, sendWith, toReply } from "./wire.ts"
+import { CONTROL, type EnvInit, INIT_VARIABLE } from "./wire.ts"
 
 const init: EnvInit = isMainThread ? JSON.parse(process.env[INIT_VARIABLE] ?? "null") : workerData
 
@@ -36,7 +37,7 @@ const local: Placement.Resolved = { envName: "local", env: { kind: "local" }, st
 const main = Effect.gen(function* () {
   const { calling, serving } = split(fromParent())
   const caller = yield* makeClient(calling, { envName: "caller" })
-  const toCaller = sendWith(caller.call)
+  const toCaller = caller.call
   const ready = yield* Deferred.make<string | undefined>()
   const scope = yield* Scope.make()
   let runtime: CorpsRuntime | undefined
@@ -76,26 +77,21 @@ const main = Effect.gen(function* () {
     )
   )
 
-  const control = (method: string) => {
+  const answer = (value: unknown): EncodedExit => ({ _tag: "Success", value })
+  const control = (method: string): Effect.Effect<EncodedExit> => {
     switch (method) {
       case "ready":
-        return Effect.map(Deferred.await(ready), (problem) => toReply({ _tag: "Success", value: problem ?? null }))
+        return Effect.map(Deferred.await(ready), (problem) => answer(problem ?? null))
       case "shutdown":
-        return Effect.as(Scope.close(scope, Exit.void), toReply({ _tag: "Success", value: null }))
+        return Effect.as(Scope.close(scope, Exit.void), answer(null))
       default:
-        return Effect.succeed(toReply({ _tag: "Success", value: `unknown control call ${method}` }))
+        return Effect.succeed(answer(`unknown control call ${method}`))
     }
   }
 
+  // Callers wait for `ready` before their first call, so a call finds the runtime built.
   yield* serve(serving, (call) =>
-    call.worker === CONTROL
-      ? control(call.method)
-      : runtime === undefined
-        ? Effect.map(
-            Deferred.await(ready),
-            () => toReply({ _tag: "Success", value: undefined }) // never used: callers wait for ready first
-          )
-        : Effect.map(runtime.dispatcher.dispatch(call), toReply)
+    call.worker === CONTROL || runtime === undefined ? control(call.method) : runtime.dispatcher.dispatch(call)
   )
 })
 

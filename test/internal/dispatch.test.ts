@@ -77,8 +77,7 @@ describe("Dispatcher", () => {
       const reply = yield* dispatcher.dispatch({ worker: "Nope", key: "k", method: "add", payload: { by: 1 } })
       assert.deepStrictEqual(reply, {
         _tag: "Failure",
-        error: { _tag: "UnknownWorker", worker: "Nope", corps: "env-1" },
-        callError: true
+        error: [1, { _tag: "UnknownWorker", worker: "Nope", corps: "env-1" }]
       })
     })
   )
@@ -89,8 +88,7 @@ describe("Dispatcher", () => {
       const reply = yield* dispatcher.dispatch(request("nope", {}))
       assert.deepStrictEqual(reply, {
         _tag: "Failure",
-        error: { _tag: "UnknownMethod", worker: "Stamp", method: "nope" },
-        callError: true
+        error: [1, { _tag: "UnknownMethod", worker: "Stamp", method: "nope" }]
       })
     })
   )
@@ -103,15 +101,15 @@ describe("Dispatcher", () => {
         yield* dispatcher.dispatch(request("add", { by: 2 }))
         const reply = yield* dispatcher.dispatch(request("add", { by: "two" }))
         assert.strictEqual(reply._tag, "Failure")
-        const error = reply._tag === "Failure" ? (reply.error as Record<string, unknown>) : {}
-        assert.strictEqual(reply._tag === "Failure" ? reply.callError : undefined, true)
+        const error = reply._tag === "Failure" ? (reply.error[1] as Record<string, unknown>) : {}
+        assert.strictEqual(reply._tag === "Failure" ? reply.error[0] : undefined, 1)
         assert.deepStrictEqual(
           [error._tag, error.worker, error.method, error.part],
           ["SerializationError", "Stamp", "add", "payload"]
         )
         assert.isString(error.issue)
         const badDate = yield* dispatcher.dispatch(request("echo", { at: "not a date" }))
-        assert.strictEqual(badDate._tag === "Failure" ? (badDate.error as any).part : undefined, "payload")
+        assert.strictEqual(badDate._tag === "Failure" ? (badDate.error[1] as any).part : undefined, "payload")
         // The bad call never reached the handler: the count went on from 2.
         assert.deepStrictEqual(yield* dispatcher.dispatch(request("add", { by: 3 })), { _tag: "Success", value: 5 })
       })
@@ -145,8 +143,8 @@ describe("Dispatcher", () => {
       const { dispatcher } = makeEnv()
       const reply = yield* dispatcher.dispatch(request("invalid", undefined))
       assert.strictEqual(reply._tag, "Failure")
-      assert.strictEqual(reply._tag === "Failure" ? reply.callError : undefined, true)
-      const error = reply._tag === "Failure" ? (reply.error as Record<string, unknown>) : {}
+      assert.strictEqual(reply._tag === "Failure" ? reply.error[0] : undefined, 1)
+      const error = reply._tag === "Failure" ? (reply.error[1] as Record<string, unknown>) : {}
       assert.deepStrictEqual([error._tag, error.part], ["SerializationError", "success"])
     })
   )
@@ -157,8 +155,7 @@ describe("Dispatcher", () => {
       yield* dispatcher.dispatch(request("add", { by: 1 }))
       assert.deepStrictEqual(yield* dispatcher.dispatch(request("withdraw", { amount: 4 })), {
         _tag: "Failure",
-        error: { _tag: "Overdrawn", balance: 1, wanted: 4 },
-        callError: false
+        error: [0, { _tag: "Overdrawn", balance: 1, wanted: 4 }]
       })
     })
   )
@@ -168,8 +165,8 @@ describe("Dispatcher", () => {
       const { dispatcher } = makeEnv()
       const reply = yield* dispatcher.dispatch(request("crash", { message: "boom" }))
       assert.strictEqual(reply._tag, "Failure")
-      assert.strictEqual(reply._tag === "Failure" ? reply.callError : undefined, true)
-      const error = reply._tag === "Failure" ? (reply.error as Record<string, unknown>) : {}
+      assert.strictEqual(reply._tag === "Failure" ? reply.error[0] : undefined, 1)
+      const error = reply._tag === "Failure" ? (reply.error[1] as Record<string, unknown>) : {}
       assert.deepStrictEqual([error._tag, error.worker, error.method], ["WorkerDefect", "Stamp", "crash"])
       // What travels is plain data.
       assert.deepStrictEqual(JSON.parse(JSON.stringify(reply)), reply)
