@@ -33,6 +33,16 @@ export type WireExit =
   | { readonly _tag: "Defect"; readonly defect: unknown }
   | { readonly _tag: "Interrupted" }
 
+/**
+ * Sends a request and arranges for `resume` to be called with the reply:
+ * the register function of an `Effect.callback`, so a call costs one
+ * suspension. Returns what to run if the caller is interrupted.
+ */
+export type Register = (
+  request: Request,
+  resume: (reply: Effect.Effect<WireExit, unknown>) => void
+) => Effect.Effect<void> | undefined
+
 /** One call as it travels: names and an encoded payload. */
 export interface Request {
   readonly worker: string
@@ -196,28 +206,44 @@ const getSome = <A>(option: { readonly _tag: "Some"; readonly value: A } | { rea
 export const remoteTarget = (
   worker: AnyWorker,
   key: string,
-  send: (request: Request) => Effect.Effect<WireExit, unknown>
+  send: (request: Request) => Effect.Effect<WireExit, unknown>,
+  register?: Register
 ): Target => {
   const codecs = codecsOf(worker)
+  const decode = (codec: MethodCodec, reply: WireExit): Effect.Effect<unknown, unknown> => {
+    switch (reply._tag) {
+      case "Success":
+        return run(codec.decodeSuccess, reply.value, "success", codec)
+      case "Failure":
+        return Exit.fail(decodeFailure(codec, reply.error as readonly [0 | 1, unknown]))
+      case "Defect":
+        return Exit.fail(defectError(worker.key, codec.method, reply.defect))
+      case "Interrupted":
+        return Effect.interrupt
+    }
+  }
   return {
     call(method, payload) {
       const codec = codecs.get(method)
       if (codec === undefined) return Effect.fail(new UnknownMethod({ worker: worker.key, method }))
+      if (register !== undefined) {
+        // One suspension per call: encode, send and decode all happen inside it.
+        return Effect.callback((resume) => {
+          const encoded = run(codec.encodePayload, payload, "payload", codec)
+          if (Exit.isFailure(encoded)) return resume(encoded)
+          return register({ worker: worker.key, key, method, payload: encoded.value }, (reply) => {
+            if (!Exit.isExit(reply)) return resume(Effect.flatMap(reply, (r) => decode(codec, r)))
+            const exit = reply as Exit.Exit<WireExit, unknown>
+            resume(Exit.isSuccess(exit) ? decode(codec, exit.value) : exit)
+          })
+        })
+      }
       return Effect.suspend(() => {
         const encoded = run(codec.encodePayload, payload, "payload", codec)
         if (Exit.isFailure(encoded)) return encoded
-        return Effect.flatMap(send({ worker: worker.key, key, method, payload: encoded.value }), (reply) => {
-          switch (reply._tag) {
-            case "Success":
-              return run(codec.decodeSuccess, reply.value, "success", codec)
-            case "Failure":
-              return Exit.fail(decodeFailure(codec, reply.error as readonly [0 | 1, unknown]))
-            case "Defect":
-              return Exit.fail(defectError(worker.key, method, reply.defect))
-            case "Interrupted":
-              return Effect.interrupt
-          }
-        })
+        return Effect.flatMap(send({ worker: worker.key, key, method, payload: encoded.value }), (reply) =>
+          decode(codec, reply)
+        )
       })
     },
     stream(method, payload) {

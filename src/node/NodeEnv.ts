@@ -27,7 +27,7 @@ import { Effect, Fiber, Layer, Scope } from "effect"
 import { type CallLost, CorpsClosed, EnvStartError } from "../CorpsError.ts"
 import type * as Env from "../Env.ts"
 import { type EnvProvider, EnvProviders, type StartRequest } from "../EnvProvider.ts"
-import { remoteTarget } from "../internal/dispatch.ts"
+import { type Register, remoteTarget, type WireExit } from "../internal/dispatch.ts"
 import type { Target } from "../internal/handle.ts"
 import { type Client, makeClient } from "../internal/transport/Client.ts"
 import type * as Frame from "../internal/transport/Frame.ts"
@@ -182,28 +182,30 @@ const provider = (kind: "thread" | "process"): EnvProvider => ({
         }
         return best
       }
-      const anyEnv = (call: Frame.Call) =>
-        Effect.callback<Frame.ReplyExit, CallLost>((resume) => pick().register(call, resume))
-      const envFor = (key: string) => {
-        const index = hashKey(key) % slots.length
-        return (call: Frame.Call) => Effect.suspend(() => slots[index]!.client.call(call))
-      }
-
       // Once the Corps is closing, calls fail with CorpsClosed rather than with the CallLost of a stopped Env.
       const closed = Effect.fail(new CorpsClosed({ corps: request.corps }))
-      const open =
-        (call: (c: Frame.Call) => Effect.Effect<Frame.ReplyExit, CallLost>) =>
-        (c: Frame.Call): Effect.Effect<Frame.ReplyExit, CallLost | CorpsClosed> =>
-          closing ? closed : call(c)
       const targets = new Map<string, (key: string) => Target>()
+      const registerOn =
+        (client: () => Client): Register =>
+        (call, resume) => {
+          if (closing) {
+            resume(closed)
+            return undefined
+          }
+          return client().register(call, resume)
+        }
       for (const { impl, resolved } of request.workers) {
-        const send =
+        const shared =
           resolved.strategy === "pinned"
-            ? open((call) => Effect.suspend(() => slots[0]!.client.call(call)))
+            ? registerOn(() => slots[0]!.client)
             : impl.kind === "func"
-              ? open(anyEnv)
+              ? registerOn(pick)
               : undefined
-        targets.set(impl.worker.key, (key) => remoteTarget(impl.worker, key, send ?? open(envFor(key))))
+        targets.set(impl.worker.key, (key) => {
+          const register = shared ?? registerOn(() => slots[hashKey(key) % slots.length]!.client)
+          const send = (call: Frame.Call) => Effect.callback<WireExit, unknown>((resume) => register(call, resume))
+          return remoteTarget(impl.worker, key, send, register)
+        })
       }
       return targets as ReadonlyMap<string, (key: string) => Target>
     })
