@@ -9,10 +9,19 @@
  * runs it at once, and a recursive hand-off overflows the stack at a few
  * hundred queued synchronous callers — silently (see EFFECT4-NOTES).
  */
-import { Cause, Effect, Exit, Scope, Stream } from "effect"
+import { Cause, Effect, Effectable, Exit, Scope, Stream } from "effect"
 import { CorpsClosed, MailboxFull, UnknownMethod } from "../CorpsError.ts"
 import { localStream } from "./func.ts"
-import { type AnyHandler, catchDefects, defectError } from "./invoke.ts"
+import {
+  type AnyHandler,
+  type DefectMapper,
+  defectError,
+  defectMapper,
+  invokeWith,
+  isEffectResult,
+  StepOnce,
+  settle
+} from "./invoke.ts"
 
 /** How a Conc instance's mailbox behaves when `capacity` calls are already waiting. */
 export interface MailboxPolicy {
@@ -33,30 +42,23 @@ export interface ConcShared {
   closed: boolean
 }
 
-/** One queued call: resumed by a release that hands it the instance. */
-class Waiter {
-  owned = false
-  resume: ((effect: Effect.Effect<void>) => void) | undefined = undefined
-  cancelled = false
-}
-
 /** FIFO queue with a moving head: O(1) at both ends, no `shift`. */
 class WaitQueue {
-  items: Array<Waiter> = []
+  items: Array<ExclusiveRun> = []
   head = 0
   /** Waiters still waiting (cancelled ones excluded). */
   length = 0
-  push(waiter: Waiter): void {
+  push(waiter: ExclusiveRun): void {
     this.items.push(waiter)
     this.length++
   }
   /** A queued waiter's caller was interrupted: it no longer counts. */
-  cancel(waiter: Waiter): void {
+  cancel(waiter: ExclusiveRun): void {
     waiter.cancelled = true
     this.length--
   }
   /** The next live waiter, or undefined; skips those whose caller was interrupted. */
-  next(): Waiter | undefined {
+  next(): ExclusiveRun | undefined {
     while (this.head < this.items.length) {
       const waiter = this.items[this.head]!
       this.items[this.head++] = undefined as any
@@ -73,6 +75,88 @@ class WaitQueue {
   }
 }
 
+/**
+ * One call, as a description: each run takes its own step (and, when it needs
+ * the flag, its own {@link ExclusiveRun}), so one Effect run twice is two calls.
+ */
+interface ConcCall extends Effect.Effect<unknown, unknown> {
+  readonly instance: ConcInstance
+  readonly method: string
+  readonly payload: unknown
+  step(): Effect.Effect<unknown, unknown>
+}
+
+const ConcCallProto: any = Effectable.Prototype<ConcCall>({
+  label: "effect-corps/ConcCall",
+  evaluate() {
+    return this.instance.step(this.method, this.payload)
+  }
+})
+ConcCallProto.step = function (this: ConcCall) {
+  return this.instance.step(this.method, this.payload)
+}
+// `yield*` of a call takes the step when the generator reaches it (see StepOnce).
+ConcCallProto[Symbol.iterator] = function (this: ConcCall) {
+  return new StepOnce(this)
+}
+const ConcCall = function (this: any, instance: ConcInstance, method: string, payload: unknown) {
+  this.instance = instance
+  this.method = method
+  this.payload = payload
+} as unknown as new (
+  instance: ConcInstance,
+  method: string,
+  payload: unknown
+) => ConcCall
+ConcCall.prototype = ConcCallProto
+
+/**
+ * One run of a call that needs the instance's flag: it is both the step that
+ * takes the flag (evaluated under an exit hook already registered) and, on
+ * contention, the queued waiter a release hands the flag to.
+ */
+interface ExclusiveRun extends Effect.Effect<unknown, unknown> {
+  readonly instance: ConcInstance
+  readonly method: string
+  /** The handler's Effect when the handler was already called; else the handler is called under the flag. */
+  readonly effect: Effect.Effect<unknown, unknown> | undefined
+  readonly payload: unknown
+  owned: boolean
+  resume: ((effect: Effect.Effect<void>) => void) | undefined
+  cancelled: boolean
+}
+
+const ExclusiveRunProto: any = Effectable.Prototype<ExclusiveRun>({
+  label: "effect-corps/ConcExclusive",
+  evaluate() {
+    return this.instance.acquire(this)
+  }
+})
+const ExclusiveRun = function (
+  this: any,
+  instance: ConcInstance,
+  method: string,
+  effect: Effect.Effect<unknown, unknown> | undefined,
+  payload: unknown
+) {
+  this.instance = instance
+  this.method = method
+  this.effect = effect
+  this.payload = payload
+  this.owned = false
+  this.resume = undefined
+  this.cancelled = false
+} as unknown as new (
+  instance: ConcInstance,
+  method: string,
+  effect: Effect.Effect<unknown, unknown> | undefined,
+  payload: unknown
+) => ExclusiveRun
+ExclusiveRun.prototype = ExclusiveRunProto
+
+const MODE_MAILBOX = 1
+const MODE_CONCURRENT = 2
+
 const BUSY = 1
 const HANDING_OFF = 2
 const RELEASED_DURING_HAND_OFF = 4
@@ -82,7 +166,7 @@ const RELEASED_DURING_HAND_OFF = 4
  * prototype: 100,000 idle instances must stay cheap (see bench/).
  */
 export class ConcInstance {
-  readonly shared: ConcShared
+  readonly owner: ConcWorker
   readonly key: string
   /** The handlers built for this instance; undefined until built. */
   handlers: Record<string, AnyHandler> | undefined = undefined
@@ -93,129 +177,133 @@ export class ConcInstance {
   /** Kept only when the builder registered finalizers. */
   scope: Scope.Closeable | undefined = undefined
 
-  constructor(shared: ConcShared, key: string) {
-    this.shared = shared
+  constructor(owner: ConcWorker, key: string) {
+    this.owner = owner
     this.key = key
+  }
+
+  get shared(): ConcShared {
+    return this.owner.shared
   }
 
   /** Calls `method` with `payload`, one call at a time per instance. */
   call(method: string, payload: unknown): Effect.Effect<unknown, unknown> {
-    if (this.shared.concurrent.has(method)) return this.callConcurrent(method, payload)
-    return Effect.withFiber(() => {
-      if ((this.flags & BUSY) === 0 && this.handlers !== undefined) {
-        const handler = this.handlers[method]
-        if (handler === undefined) return Exit.fail(new UnknownMethod({ worker: this.shared.worker, method }))
-        let result: unknown
-        try {
-          result = handler(payload)
-        } catch (defect) {
-          return Exit.fail(defectError(this.shared.worker, method, defect))
-        }
-        // A synchronous handler ran to completion without yielding: nothing
-        // else could interleave, so it needed no lock at all.
-        if (!Effect.isEffect(result)) return Exit.succeed(result)
-        return this.runExclusive(method, result as Effect.Effect<unknown, unknown>)
+    return new ConcCall(this, method, payload)
+  }
+
+  /**
+   * One run of a call: what the caller's fiber runs next. On an idle, built
+   * instance the handler is called at once; a plain value (or an Exit) needs
+   * no lock at all — nothing can interleave with synchronous code.
+   */
+  step(method: string, payload: unknown): Effect.Effect<unknown, unknown> {
+    if (this.owner.modeOf(method) === MODE_CONCURRENT) {
+      return this.handlers !== undefined
+        ? this.invokeOwned(method, payload)
+        : this.runExclusive(method, undefined, payload)
+    }
+    if ((this.flags & BUSY) === 0 && this.handlers !== undefined) {
+      const handler = this.handlers[method]
+      if (handler === undefined) return Exit.fail(new UnknownMethod({ worker: this.owner.worker, method }))
+      let result: unknown
+      try {
+        result = handler(payload)
+      } catch (defect) {
+        return Exit.fail(defectError(this.owner.worker, method, defect))
       }
-      return this.runExclusive(method, undefined, payload)
-    })
+      if (!isEffectResult(result) || Exit.isExit(result)) return settle(result, this.owner, method)
+      return this.runExclusive(method, result, undefined)
+    }
+    return this.runExclusive(method, undefined, payload)
   }
 
   /**
    * Runs a call under the instance's flag. The exit hook is registered before
-   * the flag is taken, so an interruption at any point releases exactly what
-   * was taken. `effect` is the handler's Effect when the handler was already
-   * called; otherwise the handler is called once the flag is held.
+   * the flag is taken (the flag is taken by `run`'s own step, under the hook),
+   * so an interruption at any point releases exactly what was taken.
    */
   private runExclusive(
     method: string,
     effect: Effect.Effect<unknown, unknown> | undefined,
-    payload?: unknown
+    payload: unknown
   ): Effect.Effect<unknown, unknown> {
-    const waiter = new Waiter()
-    return Effect.onExit(
-      Effect.suspend(() => {
-        if ((this.flags & BUSY) === 0) {
-          this.flags |= BUSY
-          waiter.owned = true
-          return this.runOwned(method, effect, payload)
-        }
-        const queue = (this.queue ??= new WaitQueue())
-        if (queue.length >= this.shared.mailbox.capacity && this.shared.mailbox.onFull === "fail") {
-          return Exit.fail(
-            new MailboxFull({ worker: this.shared.worker, key: this.key, capacity: this.shared.mailbox.capacity })
-          )
-        }
-        queue.push(waiter)
-        return Effect.flatMap(
-          Effect.callback<void>((resume) => {
-            waiter.resume = resume
-            // Interrupted while queued: leave the queue (a release skips it).
-            return Effect.sync(() => queue.cancel(waiter))
-          }),
-          () => this.runOwned(method, effect, payload)
-        )
+    const run = new ExclusiveRun(this, method, effect, payload)
+    // Not `interruptible: true`: an interruptible exit frame is skipped by an interruption.
+    return Effect.onExitPrimitive(run, () => {
+      if (run.owned) this.release()
+      return undefined
+    })
+  }
+
+  /** `run`'s step: takes the flag, or queues `run` until a release hands it over. */
+  acquire(run: ExclusiveRun): Effect.Effect<unknown, unknown> {
+    if ((this.flags & BUSY) === 0) {
+      this.flags |= BUSY
+      run.owned = true
+      return this.runOwned(run)
+    }
+    const mailbox = this.owner.shared.mailbox
+    const queue = (this.queue ??= new WaitQueue())
+    if (queue.length >= mailbox.capacity && mailbox.onFull === "fail") {
+      return Exit.fail(new MailboxFull({ worker: this.owner.worker, key: this.key, capacity: mailbox.capacity }))
+    }
+    queue.push(run)
+    return Effect.flatMap(
+      Effect.callback<void>((resume) => {
+        run.resume = resume
+        // Interrupted while queued: leave the queue (a release skips it).
+        return Effect.sync(() => queue.cancel(run))
       }),
-      () => {
-        if (waiter.owned) this.release()
-        return Effect.void
-      }
+      () => this.runOwned(run)
     )
   }
 
-  private runOwned(
-    method: string,
-    effect: Effect.Effect<unknown, unknown> | undefined,
-    payload: unknown
-  ): Effect.Effect<unknown, unknown> {
-    if (effect !== undefined) return catchDefects(effect, this.shared.worker, method)
+  private runOwned(run: ExclusiveRun): Effect.Effect<unknown, unknown> {
+    // Called already, and known to be an Effect that is not an Exit.
+    if (run.effect !== undefined) return Effect.catchCause(run.effect, this.owner.mapperOf(run.method))
     if (this.handlers === undefined) {
-      if (this.shared.closed) return Exit.fail(new CorpsClosed({ corps: this.shared.corps }))
-      return Effect.flatMap(this.build(method), () => this.invokeOwned(method, payload))
+      if (this.owner.shared.closed) return Exit.fail(new CorpsClosed({ corps: this.owner.shared.corps }))
+      return this.buildThenInvoke(run)
     }
-    return this.invokeOwned(method, payload)
+    return this.invokeOwned(run.method, run.payload)
   }
 
   private invokeOwned(method: string, payload: unknown): Effect.Effect<unknown, unknown> {
     const handler = this.handlers![method]
-    if (handler === undefined) return Exit.fail(new UnknownMethod({ worker: this.shared.worker, method }))
-    let result: unknown
-    try {
-      result = handler(payload)
-    } catch (defect) {
-      return Exit.fail(defectError(this.shared.worker, method, defect))
-    }
-    return Effect.isEffect(result)
-      ? catchDefects(result as Effect.Effect<unknown, unknown>, this.shared.worker, method)
-      : Exit.succeed(result)
+    if (handler === undefined) return Exit.fail(new UnknownMethod({ worker: this.owner.worker, method }))
+    return invokeWith(handler, payload, this.owner, method)
   }
 
-  /** Builds the instance's handlers in its own scope; the scope is kept only if something was registered in it. */
-  private build(method: string): Effect.Effect<void, unknown> {
+  /**
+   * Builds the instance's handlers in its own scope (the scope is kept only if
+   * something was registered in it), then makes `run`'s call.
+   */
+  private buildThenInvoke(run: ExclusiveRun): Effect.Effect<unknown, unknown> {
     const scope = Scope.makeUnsafe()
-    return Effect.matchCauseEffect(this.shared.build(this.key, scope), {
+    // An interrupted build skips the failure branch below: close its scope here, or its finalizers never run.
+    const build = Effect.onInterrupt(this.owner.shared.build(this.key, scope), () => Scope.close(scope, Exit.void))
+    return Effect.matchCauseEffect(build, {
       onSuccess: (handlers) => {
         this.handlers = handlers
         if (scope.state._tag !== "Empty") this.scope = scope
-        return Effect.void
+        return this.invokeOwned(run.method, run.payload)
       },
       onFailure: (cause) =>
         // The instance stays unbuilt: the next call that gets it tries again.
         Effect.andThen(
           Scope.close(scope, Exit.failCause(cause)),
-          Exit.fail(defectError(this.shared.worker, method, Cause.squash(cause)))
+          Exit.fail(defectError(this.owner.worker, run.method, Cause.squash(cause)))
         )
     })
   }
 
-  /** Concurrent methods skip the mailbox; the first call of an unbuilt instance still builds it under the flag. */
-  private callConcurrent(method: string, payload: unknown): Effect.Effect<unknown, unknown> {
-    return Effect.suspend(() =>
-      this.handlers !== undefined ? this.invokeOwned(method, payload) : this.runExclusive(method, undefined, payload)
-    )
-  }
-
   /** Hands the flag to the next live waiter, or clears it. Loops rather than recursing. */
   release(): void {
+    // Nobody waiting, no hand-off under way: just clear the flag.
+    if (this.flags === BUSY && (this.queue === undefined || this.queue.length === 0)) {
+      this.flags = 0
+      return
+    }
     if ((this.flags & HANDING_OFF) !== 0) {
       this.flags |= RELEASED_DURING_HAND_OFF
       return
@@ -230,7 +318,7 @@ export class ConcInstance {
         }
         this.flags &= ~RELEASED_DURING_HAND_OFF
         next.owned = true
-        next.resume!(Effect.void)
+        next.resume!(Exit.void)
         // The resumed call may have completed synchronously and released in
         // turn; if so, keep handing off here instead of recursing.
         if ((this.flags & RELEASED_DURING_HAND_OFF) === 0) return
@@ -273,11 +361,28 @@ export class ConcWorker {
     this.shared = shared
   }
 
+  /** The worker's name. */
+  get worker(): string {
+    return this.shared.worker
+  }
+
+  /** Whether a method goes through the mailbox (made once per method). */
+  private readonly modes: Record<string, number> = {}
+  modeOf(method: string): number {
+    return (this.modes[method] ??= this.shared.concurrent.has(method) ? MODE_CONCURRENT : MODE_MAILBOX)
+  }
+
+  /** One defect mapper per method, made once. */
+  private readonly mappers: Record<string, DefectMapper> = {}
+  mapperOf(method: string): DefectMapper {
+    return (this.mappers[method] ??= defectMapper(this.shared.worker, method))
+  }
+
   /** The instance for `key`, created (not yet built) on first use. */
   instance(key: string): ConcInstance {
     let instance = this.instances.get(key)
     if (instance === undefined) {
-      instance = new ConcInstance(this.shared, key)
+      instance = new ConcInstance(this, key)
       this.instances.set(key, instance)
     }
     return instance

@@ -2,10 +2,49 @@
  * The FastPath for stateless Workers (Funcs): the handler runs in the
  * caller's fiber, with an optional bound on calls running at once.
  */
-import { Cause, Effect, Semaphore, Stream } from "effect"
+import { Cause, Effect, Effectable, Semaphore, Stream } from "effect"
 import { CorpsClosed, UnknownMethod } from "../CorpsError.ts"
 import type { Target } from "./handle.ts"
-import { type AnyHandler, defectError, invokeHandler } from "./invoke.ts"
+import { type AnyHandler, type DefectMapper, defectError, defectMapper, invokeWith, StepOnce } from "./invoke.ts"
+
+/**
+ * One Func call, as a description: running it calls the handler (each run
+ * once). One object per call; no closure, no `suspend`.
+ */
+interface FuncCall extends Effect.Effect<unknown, unknown> {
+  readonly func: LocalFunc
+  readonly handler: AnyHandler
+  readonly method: string
+  readonly payload: unknown
+  step(): Effect.Effect<unknown, unknown>
+}
+
+const FuncCallProto: any = Effectable.Prototype<FuncCall>({
+  label: "effect-corps/FuncCall",
+  evaluate() {
+    return this.step()
+  }
+})
+FuncCallProto.step = function (this: FuncCall) {
+  return invokeWith(this.handler, this.payload, this.func, this.method)
+}
+// `yield*` of a call takes the step when the generator reaches it (see StepOnce).
+FuncCallProto[Symbol.iterator] = function (this: FuncCall) {
+  return new StepOnce(this)
+}
+
+const FuncCall = function (this: any, func: LocalFunc, handler: AnyHandler, method: string, payload: unknown) {
+  this.func = func
+  this.handler = handler
+  this.method = method
+  this.payload = payload
+} as unknown as new (
+  func: LocalFunc,
+  handler: AnyHandler,
+  method: string,
+  payload: unknown
+) => FuncCall
+FuncCall.prototype = FuncCallProto
 
 /** A replica of a Func: its handlers, built once. */
 export class LocalFunc implements Target {
@@ -13,6 +52,8 @@ export class LocalFunc implements Target {
   readonly corps: string
   /** Set once built (the Corps builds its Funcs after creating every handle). */
   handlers: Record<string, AnyHandler> = {}
+  /** One defect mapper per method, made once. */
+  mappers: Record<string, DefectMapper> = {}
   readonly semaphore: Semaphore.Semaphore | undefined
   closed = false
   constructor(worker: string, corps: string, concurrency: number | "unbounded" | undefined) {
@@ -23,6 +64,13 @@ export class LocalFunc implements Target {
 
   init(handlers: Record<string, AnyHandler>): void {
     this.handlers = handlers
+    const mappers: Record<string, DefectMapper> = {}
+    for (const method of Object.keys(handlers)) mappers[method] = defectMapper(this.worker, method)
+    this.mappers = mappers
+  }
+
+  mapperOf(method: string): DefectMapper {
+    return (this.mappers[method] ??= defectMapper(this.worker, method))
   }
 
   /** Later calls fail with CorpsClosed. */
@@ -38,7 +86,7 @@ export class LocalFunc implements Target {
       )
     }
     if (this.closed) return Effect.fail(new CorpsClosed({ corps: this.corps }))
-    const run = Effect.suspend(() => invokeHandler(handler, payload, this.worker, method))
+    const run = new FuncCall(this, handler, method, payload)
     return this.semaphore === undefined ? run : this.semaphore.withPermits(1)(run)
   }
 

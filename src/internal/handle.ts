@@ -32,7 +32,8 @@ export const HandleTypeId: unique symbol = Symbol.for("effect-corps/Handle")
 
 /** The part of every handle that is not a contract method. */
 export class HandleBase {
-  readonly [HandleTypeId]: typeof HandleTypeId = HandleTypeId
+  /** On the prototype (see below), not on each handle: handles are made per key. */
+  declare readonly [HandleTypeId]: typeof HandleTypeId
   readonly entry: WorkerEntry
   readonly key: string
   readonly target: Target
@@ -60,6 +61,8 @@ export class HandleBase {
     return `Handle(${this.worker}[${this.key}] @ ${this.corps})`
   }
 }
+
+Object.defineProperty(HandleBase.prototype, HandleTypeId, { value: HandleTypeId, enumerable: false, writable: false })
 
 /** Generates the handle class for a contract: one prototype method per contract method. */
 export const makeHandleClass = (

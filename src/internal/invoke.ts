@@ -15,6 +15,22 @@ export const defectError = (worker: string, method: string, defect: unknown): Wo
   new WorkerDefect({ worker, method, defect })
 
 /**
+ * The failure side of one method: a die becomes WorkerDefect; typed failures
+ * and interruption pass through untouched. Made once per method and shared by
+ * every call (no closure per call).
+ */
+export type DefectMapper = (cause: Cause.Cause<unknown>) => Effect.Effect<never, unknown>
+
+/** Makes the {@link DefectMapper} of `worker.method`. */
+export const defectMapper =
+  (worker: string, method: string): DefectMapper =>
+  (cause) => {
+    if (Cause.hasInterrupts(cause) || !Cause.hasDies(cause)) return Exit.failCause(cause)
+    const die = cause.reasons.find(Cause.isDieReason)
+    return Exit.fail(defectError(worker, method, die?.defect))
+  }
+
+/**
  * Turns the die of an Effect handler into a typed failure, leaving its own
  * typed failures and interruption untouched.
  */
@@ -23,30 +39,88 @@ export const catchDefects = <A, E, R>(
   worker: string,
   method: string
 ): Effect.Effect<A, E | WorkerDefect, R> =>
-  Effect.catchCause(effect, (cause): Effect.Effect<never, E | WorkerDefect> => {
-    if (Cause.hasInterrupts(cause) || !Cause.hasDies(cause)) return Effect.failCause(cause)
-    const die = cause.reasons.find(Cause.isDieReason)
-    return Effect.fail(defectError(worker, method, die?.defect))
-  })
+  settle(effect, { worker, mapperOf: () => defectMapper(worker, method) }, method) as any
+
+/**
+ * `Effect.isEffect` without its generic `hasProperty` (a `dual`): this runs on
+ * every call's result.
+ */
+export const isEffectResult = (u: unknown): u is Effect.Effect<unknown, unknown> =>
+  ((typeof u === "object" && u !== null) || typeof u === "function") && Effect.TypeId in u
+
+/** Where a call finds its worker's name and the defect mapper of a method. */
+export interface Mappers {
+  readonly worker: string
+  mapperOf(method: string): DefectMapper
+}
+
+/**
+ * What the caller runs for a handler's `result`: a plain value as a completed
+ * Exit; an Exit (`Effect.succeed`, `Effect.fail`, `Effect.die` are Exits) mapped
+ * at once, with no frame; any other Effect under one `catchCause` frame.
+ */
+export const settle = (result: unknown, mappers: Mappers, method: string): Effect.Effect<unknown, unknown> => {
+  if (!isEffectResult(result)) return Exit.succeed(result)
+  if (Exit.isExit(result)) return result._tag === "Success" ? result : mappers.mapperOf(method)(result.cause)
+  return Effect.catchCause(result, mappers.mapperOf(method))
+}
 
 /**
  * Calls `handler` and returns what the caller should run: the handler's own
  * Effect (defects caught), or an already-completed Exit for a synchronous
- * handler or one that threw.
+ * handler, one that returned an Exit, or one that threw.
  */
-export const invokeHandler = (
+export const invokeWith = (
   handler: AnyHandler,
   payload: unknown,
-  worker: string,
+  mappers: Mappers,
   method: string
 ): Effect.Effect<unknown, unknown> => {
   let result: unknown
   try {
     result = handler(payload)
   } catch (defect) {
-    return Exit.fail(defectError(worker, method, defect))
+    return Exit.fail(defectError(mappers.worker, method, defect))
   }
-  return Effect.isEffect(result)
-    ? catchDefects(result as Effect.Effect<unknown, unknown>, worker, method)
-    : Exit.succeed(result)
+  return settle(result, mappers, method)
+}
+
+/** {@link invokeWith} with a mapper made for this call (off the hot path). */
+export const invokeHandler = (
+  handler: AnyHandler,
+  payload: unknown,
+  worker: string,
+  method: string
+): Effect.Effect<unknown, unknown> =>
+  invokeWith(handler, payload, { worker, mapperOf: () => defectMapper(worker, method) }, method)
+
+/**
+ * An iterator for `yield*` that takes its one step when the generator reaches
+ * it (that is, at run time, once per run) and yields what `step` returns. When
+ * that is an Exit — a synchronous handler's value, or a handler that returned
+ * `Effect.succeed` — `Effect.gen` takes it without a trip through the fiber's
+ * run loop, as it does for `yield* Effect.succeed(x)`. The object is its own
+ * iterator and its own result record (one allocation per `yield*`).
+ */
+export class StepOnce {
+  private readonly owner: { step(): Effect.Effect<unknown, unknown> }
+  private started = false
+  done = false
+  value: unknown = undefined
+  constructor(owner: { step(): Effect.Effect<unknown, unknown> }) {
+    this.owner = owner
+  }
+  next(value: unknown): this {
+    if (this.started) {
+      this.done = true
+      this.value = value
+      return this
+    }
+    this.started = true
+    this.value = this.owner.step()
+    return this
+  }
+  [Symbol.iterator](): this {
+    return this
+  }
 }

@@ -497,4 +497,30 @@ describe("ConcInstance", () => {
       })
     )
   })
+
+  describe("building", () => {
+    it.effect("an interrupted build closes its scope (its finalizers run) and the next call builds again", () =>
+      Effect.gen(function* () {
+        const closed: Array<string> = []
+        const started = yield* Deferred.make<void>()
+        let builds = 0
+        const worker = makeConc((key, scope) =>
+          Effect.gen(function* () {
+            builds++
+            yield* Effect.addFinalizer(() => Effect.sync(() => closed.push(key)))
+            if (builds === 1) {
+              yield* Deferred.succeed(started, undefined)
+              yield* Effect.never
+            }
+            return { get: () => builds }
+          }).pipe(Scope.provide(scope))
+        )
+        const first = yield* Effect.forkChild(worker.instance("k").call("get", undefined))
+        yield* Deferred.await(started)
+        yield* Fiber.interrupt(first)
+        assert.deepStrictEqual(closed, ["k"])
+        assert.strictEqual(yield* worker.instance("k").call("get", undefined), 2)
+      })
+    )
+  })
 })
