@@ -111,8 +111,10 @@ export class CorpsRuntime {
         closed: false,
         mailbox: { capacity: impl.conc.capacity ?? 1024, onFull: impl.conc.onFull ?? "suspend" },
         concurrent: new Set(impl.conc.concurrent ?? []),
+        // The builder sees the Corps' context and its instance's Scope — not its first caller's context
+        // (so no merge with it: one context copy per instance).
         build: (key, scope) =>
-          Effect.provideContext(impl.build(key), Context.add(contextOf(), Scope.Scope, scope)) as any
+          Effect.updateContext(impl.build(key), () => Context.add(contextOf(), Scope.Scope, scope)) as any
       })
       this.closers.push((exit) => conc.close(exit))
       local = (key) => conc.instance(key)
