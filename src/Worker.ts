@@ -50,6 +50,13 @@ export interface MethodSpec {
   readonly error?: Schema.Top | undefined
   readonly stream?: boolean | undefined
   readonly idempotent?: boolean | undefined
+  /**
+   * Move the payload's byte arrays (`Uint8Array` and other typed arrays) to a
+   * thread Env instead of copying them: faster for large buffers, but the
+   * caller's arrays are emptied (their buffers are detached). Processes copy
+   * anyway; the local FastPath passes them as they are.
+   */
+  readonly transfer?: boolean | undefined
 }
 
 /**

@@ -49,6 +49,18 @@ export interface Request {
   readonly key: string
   readonly method: string
   readonly payload: unknown
+  /** Buffers to move rather than copy (methods declared with `transfer: true`). */
+  readonly transfer?: ReadonlyArray<ArrayBuffer> | undefined
+}
+
+/** The buffers of the typed arrays in an encoded value (a few levels deep), each once. */
+const buffersOf = (value: unknown, found: Set<ArrayBuffer> = new Set(), depth = 0): Set<ArrayBuffer> => {
+  if (ArrayBuffer.isView(value)) {
+    if (value.buffer instanceof ArrayBuffer) found.add(value.buffer)
+  } else if (depth < 4 && typeof value === "object" && value !== null) {
+    for (const item of Array.isArray(value) ? value : Object.values(value)) buffersOf(item, found, depth + 1)
+  }
+  return found
 }
 
 /** What an Env serves: for each Worker, its contract and the Target of a key. */
@@ -231,7 +243,10 @@ export const remoteTarget = (
         return Effect.callback((resume) => {
           const encoded = run(codec.encodePayload, payload, "payload", codec)
           if (Exit.isFailure(encoded)) return resume(encoded)
-          return register({ worker: worker.key, key, method, payload: encoded.value }, (reply) => {
+          const request: Request = codec.spec.transfer
+            ? { worker: worker.key, key, method, payload: encoded.value, transfer: [...buffersOf(encoded.value)] }
+            : { worker: worker.key, key, method, payload: encoded.value }
+          return register(request, (reply) => {
             if (!Exit.isExit(reply)) return resume(Effect.flatMap(reply, (r) => decode(codec, r)))
             const exit = reply as Exit.Exit<WireExit, unknown>
             resume(Exit.isSuccess(exit) ? decode(codec, exit.value) : exit)

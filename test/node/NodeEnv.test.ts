@@ -58,6 +58,16 @@ describe("NodeEnv", () => {
         }).pipe(Effect.provide(corps(kind)), Effect.scoped)
       )
 
+      it.live("byte arrays of a `transfer` method are moved to a thread, copied to a process", () =>
+        Effect.gen(function* () {
+          const probe = yield* Probe
+          const bytes = new Uint8Array(1024).fill(3)
+          assert.strictEqual(yield* probe.sum({ bytes }), 3072)
+          // Moved: the caller's array is emptied. Copied: it is intact.
+          assert.strictEqual(bytes.byteLength, kind === "thread" ? 0 : 1024)
+        }).pipe(Effect.provide(corps(kind)), Effect.scoped)
+      )
+
       it.live("a crashed Env fails its calls in flight with CallLost and is started again", () =>
         Effect.gen(function* () {
           const probe = yield* Probe
