@@ -33,6 +33,7 @@ import { type Client, makeClient } from "../internal/transport/Client.ts"
 import type * as Frame from "../internal/transport/Frame.ts"
 import { fromChildProcess, fromWorker, type Link } from "../internal/transport/Link.ts"
 import { serve } from "../internal/transport/Server.ts"
+import type * as Placement from "../Placement.ts"
 import { split } from "./duplex.ts"
 import { CONTROL, type EnvInit, INIT_VARIABLE } from "./wire.ts"
 
@@ -62,6 +63,17 @@ interface Slot {
 }
 
 /**
+ * Which of an Env's `count` processes or threads serve a Worker: all of them
+ * (`per-env`, and `auto` without `replicas`), the first (`pinned`), or
+ * `replicas` of them spread evenly (`auto` with `replicas`).
+ */
+export const hostsOf = (resolved: Placement.Resolved, count: number): ReadonlyArray<number> => {
+  if (resolved.strategy === "pinned") return [0]
+  const replicas = resolved.strategy === "per-env" ? count : Math.min(resolved.replicas ?? count, count)
+  return Array.from({ length: replicas }, (_, i) => Math.floor((i * count) / replicas))
+}
+
+/**
  * Which Env an instance key lives in: a key that is a small whole number `k`
  * lives in Env `k mod count` (so keys "0".."count-1" put one instance in each
  * Env); any other key by a stable, well-spread hash (FNV-1a).
@@ -87,6 +99,15 @@ const provider = (kind: "thread" | "process"): EnvProvider => ({
     Effect.gen(function* () {
       const env = request.env as Env.Env & { readonly count?: number | undefined }
       const count = env.count ?? availableParallelism()
+      for (const { impl, resolved } of request.workers) {
+        if (resolved.replicas !== undefined && resolved.replicas > count) {
+          return yield* new EnvStartError({
+            env: request.envName,
+            module: request.module,
+            reason: `${impl.worker.key} asks for ${resolved.replicas} replicas; Env "${request.envName}" has ${count}`
+          })
+        }
+      }
       const scope = yield* Effect.scope
       const workers = request.workers.map((w) => w.impl.worker.key)
       let closing = false
@@ -172,15 +193,19 @@ const provider = (kind: "thread" | "process"): EnvProvider => ({
         })
       )
 
-      const pick = (): Client => {
-        let best = slots[0]!.client
-        for (let i = 1; i < slots.length; i++) {
-          const client = slots[i]!.client
-          if (best.closeReason !== undefined || (client.closeReason === undefined && client.inFlight < best.inFlight)) {
-            best = client
-          }
+      /** The least-loaded open client among `hosts` (round-robin start, so ties spread). */
+      let turn = 0
+      const pickAmong = (hosts: ReadonlyArray<number>) => (): Client => {
+        const start = turn++ % hosts.length
+        let best: Client | undefined
+        for (let k = 0; k < hosts.length; k++) {
+          const client = slots[hosts[(start + k) % hosts.length]!]!.client
+          if (client.closeReason !== undefined) continue
+          if (best === undefined || client.inFlight < best.inFlight) best = client
+          if (client.inFlight === 0) break
         }
-        return best
+        // Every one is down: the first fails the call with its CallLost.
+        return best ?? slots[hosts[0]!]!.client
       }
       // Once the Corps is closing, calls fail with CorpsClosed rather than with the CallLost of a stopped Env.
       const closed = Effect.fail(new CorpsClosed({ corps: request.corps }))
@@ -195,14 +220,10 @@ const provider = (kind: "thread" | "process"): EnvProvider => ({
           return client().register(call, resume)
         }
       for (const { impl, resolved } of request.workers) {
-        const shared =
-          resolved.strategy === "pinned"
-            ? registerOn(() => slots[0]!.client)
-            : impl.kind === "func"
-              ? registerOn(pick)
-              : undefined
+        const hosts = hostsOf(resolved, count)
+        const shared = impl.kind === "func" ? registerOn(pickAmong(hosts)) : undefined
         targets.set(impl.worker.key, (key) => {
-          const register = shared ?? registerOn(() => slots[hashKey(key) % slots.length]!.client)
+          const register = shared ?? registerOn(() => slots[hosts[hashKey(key) % hosts.length]!]!.client)
           const send = (call: Frame.Call) => Effect.callback<WireExit, unknown>((resume) => register(call, resume))
           return remoteTarget(impl.worker, key, send, register)
         })

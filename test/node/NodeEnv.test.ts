@@ -5,6 +5,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer } from "effect"
 import { Corps, type Placement } from "../../src/index.ts"
 import { NodeEnv } from "../../src/node/index.ts"
+import { hostsOf } from "../../src/node/NodeEnv.ts"
 import { Probe, ProbeLive, Where, WhereLive } from "../fixtures/envs.ts"
 
 const fixtures = new URL("../fixtures/envs.ts", import.meta.url).href
@@ -128,6 +129,50 @@ describe("NodeEnv", () => {
       )
     })
   }
+
+  it.live("strategies: pinned and replicas narrow the Envs that serve a Worker; too many replicas is an error", () =>
+    Effect.gen(function* () {
+      const placed = (probe: Placement.Placement["workers"]) =>
+        Corps.layer([ProbeLive, WhereLive], {
+          module: fixtures,
+          placement: { envs: { pool: { kind: "thread", count: 2 } }, default: "pool", workers: probe }
+        }).pipe(Layer.provide(NodeEnv.layer))
+      const spread = Effect.gen(function* () {
+        const probe = yield* Probe
+        const places = yield* Effect.forEach(
+          Array.from({ length: 64 }, () => probe.where()),
+          (e) => e,
+          {
+            concurrency: "unbounded"
+          }
+        )
+        return new Set(places.map((p) => p.thread)).size
+      })
+      assert.strictEqual(yield* spread.pipe(Effect.provide(placed({ Probe: { env: "pool" } })), Effect.scoped), 2)
+      assert.strictEqual(
+        yield* spread.pipe(Effect.provide(placed({ Probe: { env: "pool", strategy: "pinned" } })), Effect.scoped),
+        1
+      )
+      assert.strictEqual(
+        yield* spread.pipe(Effect.provide(placed({ Probe: { env: "pool", replicas: 1 } })), Effect.scoped),
+        1
+      )
+      const tooMany = yield* Effect.flip(
+        Layer.build(placed({ Probe: { env: "pool", replicas: 3 } })).pipe(Effect.scoped)
+      )
+      assert.strictEqual(tooMany._tag, "EnvStartError")
+      assert.include(tooMany.message, "3 replicas")
+    })
+  )
+
+  it("hostsOf spreads replicas evenly over an Env's count", () => {
+    const at = (strategy: "auto" | "per-env" | "pinned", replicas?: number) =>
+      hostsOf({ envName: "pool", env: { kind: "thread" }, strategy, replicas }, 4)
+    assert.deepStrictEqual(at("auto"), [0, 1, 2, 3])
+    assert.deepStrictEqual(at("auto", 2), [0, 2])
+    assert.deepStrictEqual(at("per-env", 1), [0, 1, 2, 3])
+    assert.deepStrictEqual(at("pinned"), [0])
+  })
 
   it.live("placing a Worker in a thread without NodeEnv.layer is a PlacementError", () =>
     Effect.gen(function* () {
