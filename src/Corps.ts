@@ -90,7 +90,9 @@ export const layer = <const Members extends ReadonlyArray<AnyImplementation>>(
 ): Layer.Layer<Provided<Members>, PlacementError | EnvStartError, Exclude<Requirements<Members>, Provided<Members>>> =>
   Layer.effectContext(
     Effect.gen(function* () {
-      const placement = options?.placement ?? (yield* currentPlacement)
+      // A placement written in code is checked like one read from a file.
+      const placement =
+        options?.placement === undefined ? yield* currentPlacement : yield* Placement.decode(options.placement)
       const resolved = yield* Placement.resolve(placement, allWorkerNames(members))
       const scope = yield* Effect.scope
       const outer = yield* Effect.context<never>()
@@ -142,9 +144,13 @@ const startEnvs = (
       const first = corps.resolved.get(impls[0]!.worker.key)!
       const provider = providers.get(first.env.kind)
       if (provider === undefined) {
+        const hint =
+          first.env.kind === "thread" || first.env.kind === "process"
+            ? `provide NodeEnv.layer from "effect-corps/node"`
+            : `provide the layer of the "${first.env.kind}" Env kind`
         return yield* new PlacementError({
-          key: `envs.${envName}`,
-          reason: `no provider for Env kind "${first.env.kind}" is in context (threads and processes: provide NodeEnv.layer from "effect-corps/node")`
+          key: placement.envs?.[envName] !== undefined ? `envs.${envName}` : `workers.${impls[0]!.worker.key}`,
+          reason: `no provider for Env kind "${first.env.kind}" is in context: ${hint}`
         })
       }
       if (module === undefined) {
@@ -175,7 +181,7 @@ const serveOuterWorkers = (corps: CorpsRuntime, module: string, outer: Context.C
     const exports = yield* Effect.tryPromise({
       try: () => import(module) as Promise<Record<string, unknown>>,
       catch: (cause) =>
-        new EnvStartError({ env: corps.name, module, reason: `cannot import: ${(cause as Error)?.message ?? cause}` })
+        new EnvStartError({ env: "caller", module, reason: `cannot import: ${(cause as Error)?.message ?? cause}` })
     })
     for (const value of Object.values(exports)) {
       if (!isImplementation(value) || corps.resolved.has(value.worker.key)) continue

@@ -96,8 +96,9 @@ export class SerializationError extends Schema.TaggedError<SerializationError>()
 
 /**
  * The Env that ran the call was lost (crashed, killed or shut down) before the
- * call completed. The call may or may not have taken effect; methods declared
- * idempotent are re-delivered instead of failing with this error.
+ * call completed. The call may or may not have taken effect: retry it only
+ * if running it twice is harmless. (Re-delivery of calls declared
+ * `idempotent` is planned with supervision.)
  *
  * @since 0.1.0
  * @category errors

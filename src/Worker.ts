@@ -38,8 +38,9 @@ import { resolveHandle, unreachableEntry } from "./internal/registry.ts"
  * One method of a contract. `payload` is a Schema or the fields of a struct;
  * a missing `success` means void, a missing `error` means the method has no
  * typed errors of its own. `stream: true` makes the success a stream of
- * `success` values. `idempotent: true` allows re-delivering a call whose Env
- * died (later tiers), instead of failing it with `CallLost`.
+ * `success` values. `idempotent: true` declares that running a call twice is
+ * harmless. It is recorded for supervision, which is not built yet: today a
+ * call whose Env died fails with `CallLost` whatever this says.
  *
  * @since 0.1.0
  * @category models

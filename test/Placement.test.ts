@@ -331,7 +331,7 @@ describe("Placement", () => {
           )
         )
         assert.strictEqual(error._tag, "PlacementError")
-        assert.strictEqual((error as PlacementError).key, "envs.thread")
+        assert.strictEqual((error as PlacementError).key, "workers.Counter")
         assert.include((error as PlacementError).reason, `no provider for Env kind "thread"`)
       })
     )

@@ -219,7 +219,8 @@ export const remoteTarget = (
   worker: AnyWorker,
   key: string,
   send: (request: Request) => Effect.Effect<WireExit, unknown>,
-  register?: Register
+  register?: Register,
+  pin?: () => (request: Request) => Effect.Effect<WireExit, unknown>
 ): Target => {
   const codecs = codecsOf(worker)
   const decode = (codec: MethodCodec, reply: WireExit): Effect.Effect<unknown, unknown> => {
@@ -264,37 +265,43 @@ export const remoteTarget = (
     stream(method, payload) {
       const codec = codecs.get(method)
       if (codec === undefined) return Stream.fail(new UnknownMethod({ worker: worker.key, method }))
-      const control = (op: string, value: unknown) =>
-        Effect.flatMap(send({ worker: STREAM, key, method: op, payload: value }), (reply) =>
-          reply._tag === "Success"
-            ? Effect.succeed(reply.value)
-            : reply._tag === "Failure"
-              ? Effect.fail(decodeFailure(codec, reply.error as readonly [0 | 1, unknown]))
-              : Effect.interrupt
-        )
-      const open = Effect.suspend(() => {
-        const encoded = run(codec.encodePayload, payload, "payload", codec)
-        if (Exit.isFailure(encoded)) return encoded
-        return control("open", { worker: worker.key, key, method, payload: encoded.value })
-      })
+      // Every call of one stream must reach the Env that opened it: pin a route per stream.
       return Stream.unwrap(
-        Effect.map(
-          Effect.acquireRelease(open, (id) => Effect.ignore(control("close", id))),
-          (id) =>
-            Stream.fromEffectRepeat(
-              Effect.flatMap(control("pull", id), (reply): Effect.Effect<ReadonlyArray<unknown>, unknown> => {
-                const [done, values] = reply as [0 | 1, ReadonlyArray<unknown>]
-                if (done === 1) return Cause.done()
-                const decoded: Array<unknown> = []
-                for (const value of values) {
-                  const exit = run(codec.decodeSuccess, value, "success", codec)
-                  if (Exit.isFailure(exit)) return Effect.failCause(exit.cause)
-                  decoded.push(exit.value)
-                }
-                return Effect.succeed(decoded)
-              })
-            ).pipe(Stream.flattenIterable<unknown, unknown, never>)
-        )
+        Effect.suspend(() => {
+          const route = pin?.() ?? send
+          const control = (op: string, value: unknown) =>
+            Effect.flatMap(route({ worker: STREAM, key, method: op, payload: value }), (reply) =>
+              reply._tag === "Success"
+                ? Effect.succeed(reply.value)
+                : reply._tag === "Failure"
+                  ? Effect.fail(decodeFailure(codec, reply.error as readonly [0 | 1, unknown]))
+                  : reply._tag === "Defect"
+                    ? Effect.fail(defectError(worker.key, method, reply.defect))
+                    : Effect.interrupt
+            )
+          const open = Effect.suspend(() => {
+            const encoded = run(codec.encodePayload, payload, "payload", codec)
+            if (Exit.isFailure(encoded)) return encoded
+            return control("open", { worker: worker.key, key, method, payload: encoded.value })
+          })
+          return Effect.map(
+            Effect.acquireRelease(open, (id) => Effect.ignore(control("close", id))),
+            (id) =>
+              Stream.fromEffectRepeat(
+                Effect.flatMap(control("pull", id), (reply): Effect.Effect<ReadonlyArray<unknown>, unknown> => {
+                  const [done, values] = reply as [0 | 1, ReadonlyArray<unknown>]
+                  if (done === 1) return Cause.done()
+                  const decoded: Array<unknown> = []
+                  for (const value of values) {
+                    const exit = run(codec.decodeSuccess, value, "success", codec)
+                    if (Exit.isFailure(exit)) return Effect.failCause(exit.cause)
+                    decoded.push(exit.value)
+                  }
+                  return Effect.succeed(decoded)
+                })
+              ).pipe(Stream.flattenIterable<unknown, unknown, never>)
+          )
+        })
       )
     }
   }

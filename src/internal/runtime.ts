@@ -25,6 +25,12 @@ export interface RuntimeOptions {
   readonly scope: Scope.Scope
   /** Workers not built here, and how to reach them. Filled in before `build`. */
   readonly remote?: Map<string, (key: string) => Target> | undefined
+  /**
+   * Concs built here whose instances are split with other Envs: for a key
+   * that lives elsewhere, the Target to reach it; `undefined` for keys that
+   * live here.
+   */
+  readonly partition?: Map<string, (key: string) => Target | undefined> | undefined
 }
 
 /** One built Corps: its Workers' entries, and the closing of all of them. */
@@ -40,6 +46,7 @@ export class CorpsRuntime {
 
   /** Workers not built here, and how to reach them. */
   readonly remote: Map<string, (key: string) => Target>
+  private readonly partition: Map<string, (key: string) => Target | undefined>
   /** Serves every Worker of this runtime, built here or not (Envs call in through it). */
   readonly dispatcher: Dispatcher
 
@@ -49,6 +56,7 @@ export class CorpsRuntime {
     this.resolved = options.resolved
     this.scope = options.scope
     this.remote = options.remote ?? new Map()
+    this.partition = options.partition ?? new Map()
     this.dispatcher = new Dispatcher(this.id, this.served)
   }
 
@@ -117,7 +125,9 @@ export class CorpsRuntime {
           Effect.updateContext(impl.build(key), () => Context.add(contextOf(), Scope.Scope, scope)) as any
       })
       this.closers.push((exit) => conc.close(exit))
-      local = (key) => conc.instance(key)
+      const elsewhereFor = this.partition.get(worker.key)
+      local =
+        elsewhereFor === undefined ? (key) => conc.instance(key) : (key) => elsewhereFor(key) ?? conc.instance(key)
     } else {
       const func = new LocalFunc(worker.key, this.id, impl.func.concurrency)
       this.funcs.set(worker.key, func)

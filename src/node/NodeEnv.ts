@@ -33,14 +33,16 @@ import { type Client, makeClient } from "../internal/transport/Client.ts"
 import type * as Frame from "../internal/transport/Frame.ts"
 import { fromChildProcess, fromWorker, type Link } from "../internal/transport/Link.ts"
 import { serve } from "../internal/transport/Server.ts"
-import type * as Placement from "../Placement.ts"
 import { split } from "./duplex.ts"
+import { hostFor, hostsOf } from "./routing.ts"
 import { CONTROL, type EnvInit, INIT_VARIABLE } from "./wire.ts"
 
 const entry = new URL("./envMain.ts", import.meta.url)
 
 /** How long a shutting-down Env may take to run its finalizers before it is stopped anyway. */
 const SHUTDOWN_TIMEOUT = "5 seconds"
+/** How long an Env may take to import its module and build its Workers. */
+const START_TIMEOUT = "30 seconds"
 /** Pause before an Env that crashed is started again. */
 const RESTART_DELAY = "100 millis"
 
@@ -62,31 +64,9 @@ interface Slot {
   server: Fiber.Fiber<void>
 }
 
-/**
- * Which of an Env's `count` processes or threads serve a Worker: all of them
- * (`per-env`, and `auto` without `replicas`), the first (`pinned`), or
- * `replicas` of them spread evenly (`auto` with `replicas`).
- */
-export const hostsOf = (resolved: Placement.Resolved, count: number): ReadonlyArray<number> => {
-  if (resolved.strategy === "pinned") return [0]
-  const replicas = resolved.strategy === "per-env" ? count : Math.min(resolved.replicas ?? count, count)
-  return Array.from({ length: replicas }, (_, i) => Math.floor((i * count) / replicas))
-}
-
-/**
- * Which Env an instance key lives in: a key that is a small whole number `k`
- * lives in Env `k mod count` (so keys "0".."count-1" put one instance in each
- * Env); any other key by a stable, well-spread hash (FNV-1a).
- */
-const hashKey = (key: string): number => {
-  if (/^\d{1,9}$/.test(key)) return Number(key)
-  let hash = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) {
-    hash ^= key.charCodeAt(i)
-    hash = Math.imul(hash, 0x01000193)
-  }
-  return hash >>> 0
-}
+/** The hosts of one Worker. A Corps with private members is one unit: replicas would each hold their own members' state. */
+const hostsFor = (worker: StartRequest["workers"][number], count: number): ReadonlyArray<number> =>
+  worker.impl.members.length > 0 ? [0] : hostsOf(worker.resolved, count)
 
 const control = (client: Client, method: string): Effect.Effect<unknown, CallLost> =>
   Effect.map(client.call({ worker: CONTROL, key: "", method, payload: null }), (reply) =>
@@ -110,20 +90,44 @@ const provider = (kind: "thread" | "process"): EnvProvider => ({
       }
       const scope = yield* Effect.scope
       const workers = request.workers.map((w) => w.impl.worker.key)
+      // Each Env learns which instance keys are its own: a Conc key belongs to exactly one Env.
+      const hosts = Object.fromEntries(
+        request.workers.filter((w) => w.impl.kind === "conc").map((w) => [w.impl.worker.key, hostsFor(w, count)])
+      )
       let closing = false
       const slots: Array<Slot> = []
 
       /** Starts Env `index`; fails with EnvStartError when its module or a Worker cannot be built. */
       const start = (index: number): Effect.Effect<Slot, EnvStartError> =>
-        Effect.gen(function* () {
+        Effect.suspend(() => {
           const init: EnvInit = {
             corps: request.corps,
             module: request.module,
             envName: request.envName,
             index,
-            workers
+            workers,
+            hosts
           }
           const link = spawn(kind, init)
+          // Failed, timed out or interrupted while starting: the Env must not outlive the attempt.
+          return connect(index, init, link).pipe(
+            Effect.timeoutOrElse({
+              duration: START_TIMEOUT,
+              orElse: () =>
+                Effect.fail(
+                  new EnvStartError({
+                    env: init.envName,
+                    module: request.module,
+                    reason: `not ready after ${START_TIMEOUT}`
+                  })
+                )
+            }),
+            Effect.onError(() => link.close)
+          )
+        })
+
+      const connect = (index: number, init: EnvInit, link: Link): Effect.Effect<Slot, EnvStartError> =>
+        Effect.gen(function* () {
           const { calling, serving } = split(link)
           const client = yield* makeClient(calling, { envName: `${request.envName}#${index}` })
           // Calls the Env makes to Workers elsewhere come back to the caller's dispatcher.
@@ -156,7 +160,9 @@ const provider = (kind: "thread" | "process"): EnvProvider => ({
               closing ? slot.link.close : Effect.sync(() => void (slots[index] = slot))
             ),
             Effect.retry({ times: 5 }),
-            Effect.ignore,
+            Effect.catch((error) =>
+              Effect.logError(`effect-corps: Env ${request.envName}#${index} could not be restarted`, error)
+            ),
             Effect.ensuring(Effect.sync(() => restarts.delete(fiber)))
           )
         )
@@ -219,13 +225,23 @@ const provider = (kind: "thread" | "process"): EnvProvider => ({
           }
           return client().register(call, resume)
         }
+      const sendWith = (register: Register) => (call: Frame.Call) =>
+        Effect.callback<WireExit, unknown>((resume) => register(call, resume))
       for (const { impl, resolved } of request.workers) {
-        const hosts = hostsOf(resolved, count)
-        const shared = impl.kind === "func" ? registerOn(pickAmong(hosts)) : undefined
+        const hosts = hostsFor({ impl, resolved }, count)
+        const pick = pickAmong(hosts)
+        const shared = impl.kind === "func" ? registerOn(pick) : undefined
+        // A Func's stream stays with the replica that opened it.
+        const pin =
+          impl.kind === "func"
+            ? () => {
+                const client = pick()
+                return sendWith(registerOn(() => client))
+              }
+            : undefined
         targets.set(impl.worker.key, (key) => {
-          const register = shared ?? registerOn(() => slots[hosts[hashKey(key) % hosts.length]!]!.client)
-          const send = (call: Frame.Call) => Effect.callback<WireExit, unknown>((resume) => register(call, resume))
-          return remoteTarget(impl.worker, key, send, register)
+          const register = shared ?? registerOn(() => slots[hostFor(key, hosts)]!.client)
+          return remoteTarget(impl.worker, key, sendWith(register), register, pin)
         })
       }
       return targets as ReadonlyMap<string, (key: string) => Target>

@@ -16,6 +16,7 @@ import { serve } from "../internal/transport/Server.ts"
 import type * as Placement from "../Placement.ts"
 import { type AnyImplementation, isImplementation } from "../Worker.ts"
 import { split } from "./duplex.ts"
+import { hostFor } from "./routing.ts"
 import { CONTROL, type EnvInit, INIT_VARIABLE } from "./wire.ts"
 
 const init: EnvInit = isMainThread ? JSON.parse(process.env[INIT_VARIABLE] ?? "null") : workerData
@@ -54,12 +55,21 @@ const main = Effect.gen(function* () {
       return yield* Effect.fail(`the module does not export an implementation of ${missing.join(", ")}`)
     const placedHere = new Set(init.workers)
     const remote = new Map<string, (key: string) => Target>()
+    const partition = new Map<string, (key: string) => Target | undefined>()
     const resolved = new Map<string, Placement.Resolved>()
     for (const [name, impl] of implementations) {
-      if (placedHere.has(name)) resolved.set(name, local)
-      else remote.set(name, (key) => remoteTarget(impl.worker, key, (request: Request) => toCaller(request)))
+      const viaCaller = (key: string) => remoteTarget(impl.worker, key, (request: Request) => toCaller(request))
+      if (!placedHere.has(name)) {
+        remote.set(name, viaCaller)
+        continue
+      }
+      resolved.set(name, local)
+      const hosts = init.hosts[name]
+      // An instance whose key belongs to another Env of this name is reached there, through the caller.
+      if (hosts !== undefined)
+        partition.set(name, (key) => (hostFor(key, hosts) === init.index ? undefined : viaCaller(key)))
     }
-    runtime = new CorpsRuntime({ name: init.envName, id: init.corps, resolved, scope, remote })
+    runtime = new CorpsRuntime({ name: init.envName, id: init.corps, resolved, scope, remote, partition })
     yield* runtime.build([...implementations.values()], Context.empty())
     runtime.publish()
   })

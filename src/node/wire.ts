@@ -15,6 +15,8 @@ export interface EnvInit {
   readonly index: number
   /** The Workers to build in this Env; every other exported Worker is reached through the caller. */
   readonly workers: ReadonlyArray<string>
+  /** For each Conc placed here, the Envs (indexes) that hold its instances: keys of the others go through the caller. */
+  readonly hosts: Readonly<Record<string, ReadonlyArray<number>>>
 }
 
 /** The environment variable a child process finds its EnvInit in. */

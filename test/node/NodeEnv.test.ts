@@ -2,16 +2,16 @@
  * Thread and process Envs: lifecycle, crashes, spreading, start failures.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer } from "effect"
+import { Effect, Exit, Fiber, Layer, Stream } from "effect"
 import { Corps, type Placement } from "../../src/index.ts"
 import { NodeEnv } from "../../src/node/index.ts"
-import { hostsOf } from "../../src/node/NodeEnv.ts"
-import { Probe, ProbeLive, Where, WhereLive } from "../fixtures/envs.ts"
+import { hostsOf } from "../../src/node/routing.ts"
+import { Hop, HopLive, Probe, ProbeLive, Where, WhereLive } from "../fixtures/envs.ts"
 
 const fixtures = new URL("../fixtures/envs.ts", import.meta.url).href
 
 const corps = (kind: "thread" | "process", options?: { readonly module?: string; readonly count?: number }) =>
-  Corps.layer([ProbeLive, WhereLive], {
+  Corps.layer([ProbeLive, WhereLive, HopLive], {
     module: options?.module ?? fixtures,
     placement: { envs: { pool: { kind, count: options?.count ?? 2 } }, default: "pool" } satisfies Placement.Placement
   }).pipe(Layer.provide(NodeEnv.layer))
@@ -66,6 +66,33 @@ describe("NodeEnv", () => {
           assert.strictEqual(yield* probe.sum({ bytes }), 3072)
           // Moved: the caller's array is emptied. Copied: it is intact.
           assert.strictEqual(bytes.byteLength, kind === "thread" ? 0 : 1024)
+        }).pipe(Effect.provide(corps(kind)), Effect.scoped)
+      )
+
+      it.live("a Func's streams stay with the replica that opened them", () =>
+        Effect.gen(function* () {
+          const probe = yield* Probe
+          const streams = yield* Effect.forEach(
+            Array.from({ length: 8 }, (_, i) => i + 3),
+            (n) => Stream.runCollect(probe.count({ n })),
+            { concurrency: "unbounded" }
+          )
+          assert.deepStrictEqual(
+            streams.map((s) => [...s]),
+            Array.from({ length: 8 }, (_, i) => Array.from({ length: i + 3 }, (_, j) => j + 1))
+          )
+        }).pipe(Effect.provide(corps(kind)), Effect.scoped)
+      )
+
+      it.live("a Conc key reached from inside an Env is the same instance as from the caller", () =>
+        Effect.gen(function* () {
+          const where = yield* Where
+          const hop = yield* Hop
+          for (const key of Array.from({ length: 12 }, (_, i) => `key-${i}`)) {
+            const fromCaller = yield* where.instance(key).where()
+            const fromEnv = yield* hop.whereOf({ key })
+            assert.deepStrictEqual(fromEnv, fromCaller, key)
+          }
         }).pipe(Effect.provide(corps(kind)), Effect.scoped)
       )
 
