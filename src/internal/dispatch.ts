@@ -96,17 +96,10 @@ export class Dispatcher {
 
   dispatch(request: Request): Effect.Effect<EncodedExit> {
     if (request.worker === STREAM) return streamCall(this, request.method, request.payload)
-    const served = this.served.get(request.worker)
-    if (served === undefined) {
-      return Effect.succeed(encodeCallFailure(new UnknownWorker({ worker: request.worker, corps: this.corps })))
-    }
-    const codec = codecsOf(served.worker).get(request.method)
-    if (codec === undefined) {
-      return Effect.succeed(encodeCallFailure(new UnknownMethod({ worker: request.worker, method: request.method })))
-    }
-    const payload = run(codec.decodePayload, request.payload, "payload", codec)
-    if (Exit.isFailure(payload)) return Effect.succeed(encodeCallFailure(Exit.findErrorOption(payload).pipe(getSome)))
-    const outcome = runNow(served.target(request.key), request.method, payload.value, request.worker)
+    const call = resolve(this, request)
+    if (!("served" in call)) return Exit.succeed(call)
+    const { served, codec, payload } = call
+    const outcome = runNow(served.target(request.key), request.method, payload, request.worker)
     // A synchronous handler has already answered: reply with no fiber at all (the transport skips one for an Exit).
     if (Exit.isExit(outcome)) return Exit.succeed(encodeExit(codec, outcome, request))
     return Effect.matchCause(outcome, {
@@ -147,24 +140,32 @@ interface StreamState {
   next: number
 }
 
+/** The Worker, the method's codec and the decoded payload of a request, or the encoded error that stops it. */
+const resolve = (
+  self: Dispatcher,
+  request: Request
+): { readonly served: Served; readonly codec: MethodCodec; readonly payload: unknown } | EncodedExit => {
+  const served = self.served.get(request.worker)
+  if (served === undefined) return encodeCallFailure(new UnknownWorker({ worker: request.worker, corps: self.corps }))
+  const codec = codecsOf(served.worker).get(request.method)
+  if (codec === undefined)
+    return encodeCallFailure(new UnknownMethod({ worker: request.worker, method: request.method }))
+  const payload = run(codec.decodePayload, request.payload, "payload", codec)
+  if (Exit.isFailure(payload)) return encodeCallFailure(Exit.findErrorOption(payload).pipe(getSome))
+  return { served, codec, payload: payload.value }
+}
+
 /** Stream calls: open, pull, close (see {@link STREAM}). */
 const streamCall = (self: Dispatcher, method: string, payload: unknown): Effect.Effect<EncodedExit> => {
   switch (method) {
     case "open": {
       const open = payload as Request
-      const served = self.served.get(open.worker)
-      if (served === undefined) {
-        return Effect.succeed(encodeCallFailure(new UnknownWorker({ worker: open.worker, corps: self.corps })))
-      }
-      const codec = codecsOf(served.worker).get(open.method)
-      if (codec === undefined) {
-        return Effect.succeed(encodeCallFailure(new UnknownMethod({ worker: open.worker, method: open.method })))
-      }
-      const decoded = run(codec.decodePayload, open.payload, "payload", codec)
-      if (Exit.isFailure(decoded)) return Effect.succeed(encodeCallFailure(Exit.findErrorOption(decoded).pipe(getSome)))
+      const call = resolve(self, open)
+      if (!("served" in call)) return Exit.succeed(call)
+      const { served, codec } = call
       const scope = Scope.makeUnsafe()
       return Effect.map(
-        Scope.provide(Stream.toPull(served.target(open.key).stream(open.method, decoded.value)), scope),
+        Scope.provide(Stream.toPull(served.target(open.key).stream(open.method, call.payload)), scope),
         (pull): EncodedExit => {
           const id = ++self.streams.next
           self.streams.open.set(id, { pull, scope, codec })
