@@ -2,7 +2,9 @@
  * `npm run bench`: every benchmark, side by side with its baselines, ending
  * with one line of JSON holding every figure printed (stable keys).
  */
+import { createConnection } from "node:net"
 import { runBaselines } from "./baselines.bench.ts"
+import { runCluster } from "./cluster.bench.ts"
 import { runFastPath } from "./fastpath.bench.ts"
 import { printJson } from "./lib/report.ts"
 
@@ -11,10 +13,28 @@ import { printJson } from "./lib/report.ts"
 setTimeout(() => {
   console.error("bench: time limit reached")
   process.exit(2)
-}, 240_000).unref()
+}, 420_000).unref()
 
 console.log(`effect-corps bench — Node ${process.version}, ${new Date().toISOString()}`)
+/** Whether PostgreSQL answers on 127.0.0.1:5432 (the cluster benchmark needs it). */
+const postgresUp = (): Promise<boolean> =>
+  new Promise((resolve) => {
+    const socket = createConnection({ host: "127.0.0.1", port: 5432 })
+    socket.setTimeout(1000)
+    socket.once("connect", () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once("error", () => resolve(false))
+    socket.once("timeout", () => {
+      socket.destroy()
+      resolve(false)
+    })
+  })
+
 await runFastPath()
 await runBaselines()
+if (await postgresUp()) await runCluster()
+else console.log("\n== cluster: skipped (no PostgreSQL at 127.0.0.1:5432)")
 printJson()
 process.exit(0)

@@ -9,21 +9,25 @@ import { Corps, type Placement } from "../../src/index.ts"
 import { NodeEnv } from "../../src/node/index.ts"
 import { Bank, Bounded, Counter, Gate, GateLive, ledgerVisible, members, Relay } from "../fixtures/workers.ts"
 
-/** The Corps under test, below an outer Corps holding the Gate (always in the test's runtime). */
 const fixtures = new URL("../fixtures/workers.ts", import.meta.url).href
-const corpsUnderTest = (placement: Placement.Placement) =>
-  Corps.layer(members, { placement, module: fixtures }).pipe(Layer.provide(NodeEnv.layer))
 const gateCorps = Corps.layer([GateLive], { placement: {} })
 
-/** Runs `body` against a fresh Corps of the suite's Workers under `placement`, closing it after. */
-const withCorps =
-  (placement: Placement.Placement) =>
-  <A, E>(body: Effect.Effect<A, E, Corps.Provided<typeof members> | Gate>): Effect.Effect<A, E | unknown> =>
-    Effect.scoped(Effect.provide(body, corpsUnderTest(placement).pipe(Layer.provideMerge(gateCorps))))
-
-/** Defines the behavioural tests for one placement. */
-export const behaviourSuite = (name: string, placement: Placement.Placement): void => {
-  const run = withCorps(placement)
+/**
+ * Defines the behavioural tests for one placement. `providers` adds the Env
+ * providers the placement needs beyond threads and processes (the cluster's, say).
+ */
+export const behaviourSuite = (
+  name: string,
+  placement: Placement.Placement,
+  providers: Layer.Layer<never, unknown> = Layer.empty
+): void => {
+  /** The Corps under test, below an outer Corps holding the Gate (always in the test's runtime). */
+  const corpsUnderTest = Corps.layer(members, { placement, module: fixtures }).pipe(
+    Layer.provide(Layer.mergeAll(NodeEnv.layer, providers))
+  )
+  /** Runs `body` against a fresh Corps of the suite's Workers, closing it after. */
+  const run = <A, E>(body: Effect.Effect<A, E, Corps.Provided<typeof members> | Gate>): Effect.Effect<A, E | unknown> =>
+    Effect.scoped(Effect.provide(body, corpsUnderTest.pipe(Layer.provideMerge(gateCorps))))
 
   describe(`behaviour: ${name}`, () => {
     it.live("1,000 concurrent increments from 10 fibers end at exactly 1,000", () =>
@@ -224,7 +228,7 @@ export const behaviourSuite = (name: string, placement: Placement.Placement): vo
               yield* counter.instance("x").get()
               yield* counter.instance("y").get()
               return counter.instance("x")
-            }).pipe(Effect.provide(corpsUnderTest(placement)))
+            }).pipe(Effect.provide(corpsUnderTest))
           )
           assert.deepStrictEqual([...(yield* gate.closedKeys())].sort(), ["x", "y"])
           const error = yield* Effect.flip(leaked.get())

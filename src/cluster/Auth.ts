@@ -1,0 +1,215 @@
+/**
+ * Shared-secret authentication for the cluster's runner sockets.
+ *
+ * `NodeClusterSocket.layer` has no hook for credentials, but it is built from
+ * two replaceable services: the `SocketServer` runners accept on, and the
+ * `Runners.RpcClientProtocol` every process dials runners with. Both are
+ * replaced here by versions that run a challenge–response handshake on the
+ * raw TCP socket before the RPC protocol sees a single byte:
+ *
+ * ```
+ * runner → dialer   CORPS-CLUSTER/1 <nonceR>\n
+ * dialer → runner   <nonceD> <HMAC(secret, "dialer|nonceR|nonceD")>\n
+ * runner → dialer   OK <HMAC(secret, "runner|nonceR|nonceD")>\n
+ * ```
+ *
+ * Nonces are fresh per connection (no replay), both sides prove the secret
+ * (a fake runner is refused too), the secret never travels, and comparisons
+ * are constant-time. A connection that sends anything else, too much, or
+ * nothing within the handshake timeout is logged and destroyed: no request
+ * from it reaches the RPC server. The traffic itself is not encrypted: run
+ * the cluster on a private network (see docs/cluster.md).
+ *
+ * @since 0.1.0
+ */
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
+import * as Net from "node:net"
+import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import { Effect, Layer, Redacted } from "effect"
+import * as Runners from "effect/cluster/Runners"
+import type * as ShardingConfig from "effect/cluster/ShardingConfig"
+import * as RpcClient from "effect/rpc/RpcClient"
+import * as RpcSerialization from "effect/rpc/RpcSerialization"
+import * as Socket from "effect/socket/Socket"
+import * as SocketServer from "effect/socket/SocketServer"
+
+const GREETING = "CORPS-CLUSTER/1"
+/** Longest handshake line accepted: anything longer is not a peer of ours. */
+const MAX_LINE = 256
+/** A peer that has not completed the handshake by then is dropped. */
+const HANDSHAKE_TIMEOUT_MS = 5_000
+
+const mac = (secret: string, role: "dialer" | "runner", nonceR: string, nonceD: string): string =>
+  createHmac("sha256", secret).update(`${role}|${nonceR}|${nonceD}`).digest("hex")
+
+const sameHex = (a: string, b: string): boolean => {
+  const x = Buffer.from(a, "utf8")
+  const y = Buffer.from(b, "utf8")
+  return x.length === y.length && timingSafeEqual(x, y)
+}
+
+/**
+ * Reads one `\n`-terminated line from a paused socket, without consuming any
+ * byte after it (those are pushed back for the RPC protocol).
+ */
+const readLine = (conn: Net.Socket): Promise<string> =>
+  new Promise((resolve, reject) => {
+    let buffered = Buffer.alloc(0)
+    const timer = setTimeout(() => done(new Error("handshake timed out")), HANDSHAKE_TIMEOUT_MS)
+    const done = (error: Error | undefined, line?: string, rest?: Buffer) => {
+      clearTimeout(timer)
+      conn.off("readable", onReadable)
+      conn.off("end", onEnd)
+      conn.off("close", onEnd)
+      conn.off("error", onError)
+      if (rest !== undefined && rest.length > 0) conn.unshift(rest)
+      if (error !== undefined) reject(error)
+      else resolve(line!)
+    }
+    const onReadable = () => {
+      let chunk: Buffer | null
+      while ((chunk = conn.read() as Buffer | null) !== null) {
+        buffered = Buffer.concat([buffered, chunk])
+        const end = buffered.indexOf(10)
+        if (end >= 0) {
+          if (end > MAX_LINE) return done(new Error("handshake line too long"))
+          return done(undefined, buffered.subarray(0, end).toString("utf8"), buffered.subarray(end + 1))
+        }
+        if (buffered.length > MAX_LINE) return done(new Error("handshake line too long"))
+      }
+    }
+    const onEnd = () => done(new Error("connection closed during handshake"))
+    const onError = (error: Error) => done(error)
+    conn.on("readable", onReadable)
+    conn.on("end", onEnd)
+    conn.on("close", onEnd)
+    conn.on("error", onError)
+    onReadable()
+  })
+
+/** The runner's half of the handshake. Resolves when the dialer proved the secret. */
+export const acceptHandshake = async (conn: Net.Socket, secret: string): Promise<void> => {
+  const nonceR = randomBytes(16).toString("hex")
+  conn.write(`${GREETING} ${nonceR}\n`)
+  const line = await readLine(conn)
+  const [nonceD, proof, ...extra] = line.split(" ")
+  if (extra.length > 0 || nonceD === undefined || proof === undefined || !/^[0-9a-f]{32}$/.test(nonceD)) {
+    throw new Error("malformed handshake")
+  }
+  if (!sameHex(proof, mac(secret, "dialer", nonceR, nonceD))) throw new Error("wrong secret")
+  conn.write(`OK ${mac(secret, "runner", nonceR, nonceD)}\n`)
+}
+
+/** The dialer's half of the handshake. Resolves when the runner proved the secret. */
+export const dialHandshake = async (conn: Net.Socket, secret: string): Promise<void> => {
+  const greeting = await readLine(conn)
+  const [hello, nonceR, ...extra] = greeting.split(" ")
+  if (hello !== GREETING || nonceR === undefined || extra.length > 0 || !/^[0-9a-f]{32}$/.test(nonceR)) {
+    throw new Error("the peer is not an authenticated effect-corps runner")
+  }
+  const nonceD = randomBytes(16).toString("hex")
+  conn.write(`${nonceD} ${mac(secret, "dialer", nonceR, nonceD)}\n`)
+  const reply = await readLine(conn)
+  const [ok, proof] = reply.split(" ")
+  if (ok !== "OK" || proof === undefined || !sameHex(proof, mac(secret, "runner", nonceR, nonceD))) {
+    throw new Error("the runner did not prove the cluster secret")
+  }
+}
+
+const remoteOf = (conn: Net.Socket): string => `${conn.remoteAddress ?? "?"}:${conn.remotePort ?? "?"}`
+
+/**
+ * The runners' `SocketServer`, accepting only connections that complete the
+ * handshake. Refused connections are logged (warning, with the peer address
+ * and the reason) and destroyed.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSocketServer = (
+  secret: Redacted.Redacted<string>
+): Layer.Layer<SocketServer.SocketServer, SocketServer.SocketServerError, ShardingConfig.ShardingConfig> =>
+  Layer.effect(SocketServer.SocketServer)(
+    Effect.gen(function* () {
+      const inner = yield* SocketServer.SocketServer
+      const key = Redacted.value(secret)
+      return SocketServer.SocketServer.of({
+        address: inner.address,
+        run: <R, E, _>(handler: (socket: Socket.Socket) => Effect.Effect<_, E, R>) =>
+          inner.run((socket) =>
+            Effect.gen(function* () {
+              const conn = yield* NodeSocket.NetSocket
+              const refused = yield* Effect.tryPromise(() => acceptHandshake(conn, key)).pipe(
+                Effect.as(undefined),
+                Effect.catch((error) => Effect.succeed(error.cause instanceof Error ? error.cause.message : "refused"))
+              )
+              if (refused !== undefined) {
+                yield* Effect.logWarning(`cluster: refused connection from ${remoteOf(conn)}: ${refused}`)
+                conn.destroy()
+                return
+              }
+              return yield* handler(socket)
+            })
+          ) as Effect.Effect<never, SocketServer.SocketServerError, R>
+      })
+    })
+  ).pipe(Layer.provide(NodeClusterSocket.layerSocketServer))
+
+/**
+ * How every process dials runners: TCP, then the handshake, then the cluster's
+ * RPC protocol with the configured serialization.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClientProtocol = (
+  secret: Redacted.Redacted<string>
+): Layer.Layer<Runners.RpcClientProtocol, never, RpcSerialization.RpcSerialization> =>
+  Layer.effect(Runners.RpcClientProtocol)(
+    Effect.gen(function* () {
+      const serialization = yield* RpcSerialization.RpcSerialization
+      const key = Redacted.value(secret)
+      return {
+        codecFor: serialization.codecFor,
+        make: Effect.fnUntraced(function* (address) {
+          const socket = yield* NodeSocket.fromDuplex(
+            Effect.acquireRelease(
+              Effect.tryPromise({
+                try: () => dial(address.host, address.port, key),
+                catch: (cause) =>
+                  new Socket.SocketError({ reason: new Socket.SocketOpenError({ kind: "Unknown", cause }) })
+              }),
+              (conn) => Effect.sync(() => conn.destroy())
+            ),
+            { openTimeout: HANDSHAKE_TIMEOUT_MS + 1_000 }
+          )
+          return yield* RpcClient.makeProtocolSocket().pipe(
+            Effect.provideService(Socket.Socket, socket),
+            Effect.provideService(RpcSerialization.RpcSerialization, serialization)
+          )
+        }, Effect.orDie)
+      }
+    })
+  )
+
+/** Connects and authenticates; the returned socket is paused, ready for the RPC protocol. */
+const dial = (host: string, port: number, secret: string): Promise<Net.Socket> =>
+  new Promise((resolve, reject) => {
+    const conn = Net.createConnection({ host, port })
+    conn.setNoDelay(true)
+    const fail = (error: Error) => {
+      conn.destroy()
+      reject(error)
+    }
+    conn.once("error", fail)
+    conn.once("connect", () => {
+      conn.pause()
+      dialHandshake(conn, secret).then(() => {
+        conn.off("error", fail)
+        // Until the RPC protocol attaches its own listener, an error must not crash the process.
+        conn.on("error", () => {})
+        resolve(conn)
+      }, fail)
+    })
+  })

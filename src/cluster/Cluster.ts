@@ -1,0 +1,348 @@
+/**
+ * Cluster deployments: the one place where sharding settings live, the
+ * storage behind them, and the layers that make a process a runner (serving
+ * entities) or a client (calling them).
+ *
+ * | storage | what                                                                  |
+ * | ------- | --------------------------------------------------------------------- |
+ * | `sql`   | PostgreSQL (`@effect/sql-pg`): runners on many hosts, durable messages |
+ * | `local` | everything in this process, in memory: no server, nothing durable      |
+ *
+ * Settings that every process must agree on (`shardsPerGroup`, the table
+ * prefix) are written to `<prefix>_corps_settings` by the first process and
+ * checked by every later one: a process started with different settings fails
+ * with {@link SettingsMismatch} instead of hanging its calls.
+ *
+ * @since 0.1.0
+ */
+import { createHmac } from "node:crypto"
+import * as NodeCrypto from "@effect/platform-node/NodeCrypto"
+import { PgClient } from "@effect/sql-pg"
+import { Cause, Config, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
+import {
+  type MessageStorage,
+  RunnerAddress,
+  RunnerHealth,
+  RunnerServer,
+  Runners,
+  Sharding,
+  ShardingConfig,
+  SqlMessageStorage,
+  SqlRunnerStorage,
+  TestRunner
+} from "effect/cluster"
+import { RpcSerialization, RpcServer } from "effect/rpc"
+import { SqlClient } from "effect/sql"
+import * as Auth from "./Auth.ts"
+import * as LostCalls from "./LostCalls.ts"
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/**
+ * This process' cluster settings differ from those the cluster was started
+ * with. Calls would silently hang (shards would be computed differently), so
+ * the process refuses to join. Use the same settings everywhere, or a new
+ * table prefix for a new cluster.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SettingsMismatch extends Schema.TaggedError<SettingsMismatch>()("ClusterSettingsMismatch", {
+  setting: Schema.String,
+  stored: Schema.String,
+  local: Schema.String
+}) {
+  override get message(): string {
+    return `cluster setting ${this.setting} is ${this.stored} in the cluster but ${this.local} here`
+  }
+}
+
+/**
+ * The cluster could not be joined: storage unreachable, missing settings,
+ * the runner's address already in use.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ClusterStartError extends Schema.TaggedError<ClusterStartError>()("ClusterStartError", {
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `cannot join the cluster: ${this.reason}`
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------
+
+/**
+ * Failover timings. `fast` re-homes the entities of a killed runner in about
+ * 5–6 s (and costs a lock refresh per second per runner in Postgres);
+ * `default` keeps effect/cluster's own timings (about 30 s).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Failover = "fast" | "default"
+
+/**
+ * Settings of a cluster. `shardsPerGroup`, `prefix` and `secret` must be the
+ * same in every process of one cluster.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Settings {
+  /** PostgreSQL URL (`storage: "sql"`). */
+  readonly databaseUrl?: Redacted.Redacted<string> | undefined
+  /** Shared secret of runners and clients (required with `storage: "sql"`). */
+  readonly secret?: Redacted.Redacted<string> | undefined
+  /** Table prefix: one prefix per cluster (default `corps`). */
+  readonly prefix?: string | undefined
+  /** Shards per group (default 300). */
+  readonly shardsPerGroup?: number | undefined
+  /** Failover timings (default `fast`). */
+  readonly failover?: Failover | undefined
+  /** Any other `ShardingConfig` field, for tuning. Overrides the above. */
+  readonly sharding?: Partial<ShardingConfig.ShardingConfig["Service"]> | undefined
+}
+
+/**
+ * Reads {@link Settings} from the environment: `CORPS_DATABASE_URL`,
+ * `CORPS_CLUSTER_SECRET`, `CORPS_CLUSTER_PREFIX`, `CORPS_SHARDS_PER_GROUP`,
+ * `CORPS_CLUSTER_FAILOVER`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const settingsFromEnv: Effect.Effect<Settings, Config.ConfigError> = Effect.gen(function* () {
+  return yield* Config.all({
+    databaseUrl: Config.option(Config.Redacted("CORPS_DATABASE_URL")),
+    secret: Config.option(Config.Redacted("CORPS_CLUSTER_SECRET")),
+    prefix: Config.option(Config.String("CORPS_CLUSTER_PREFIX")),
+    shardsPerGroup: Config.option(Config.Int("CORPS_SHARDS_PER_GROUP")),
+    failover: Config.option(Config.Literals(["fast", "default"] as const, "CORPS_CLUSTER_FAILOVER"))
+  }).pipe(
+    Effect.map((c) => ({
+      databaseUrl: Option.getOrUndefined(c.databaseUrl),
+      secret: Option.getOrUndefined(c.secret),
+      prefix: Option.getOrUndefined(c.prefix),
+      shardsPerGroup: Option.getOrUndefined(c.shardsPerGroup),
+      failover: Option.getOrUndefined(c.failover)
+    }))
+  )
+})
+
+const fastFailover: Partial<ShardingConfig.ShardingConfig["Service"]> = {
+  shardLockRefreshInterval: Duration.seconds(1),
+  shardLockExpiration: Duration.seconds(5),
+  runnerHealthCheckInterval: Duration.seconds(2),
+  refreshAssignmentsInterval: Duration.seconds(1),
+  // Persisted messages a runner could not be told about are found by polling.
+  entityMessagePollInterval: Duration.seconds(1)
+}
+
+/**
+ * The `ShardingConfig` a process runs with: defaults, then the failover
+ * preset, then `shardsPerGroup`, then `sharding`, then the runner's address.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const shardingConfigOf = (
+  settings: Settings,
+  runner?: Runner | undefined
+): ShardingConfig.ShardingConfig["Service"] => ({
+  ...ShardingConfig.defaults,
+  ...((settings.failover ?? "fast") === "fast" ? fastFailover : {}),
+  ...(settings.shardsPerGroup === undefined ? {} : { shardsPerGroup: settings.shardsPerGroup }),
+  ...settings.sharding,
+  runnerAddress: runner === undefined ? Option.none() : Option.some(RunnerAddress.make(runner.host, runner.port)),
+  runnerListenAddress:
+    runner?.listenHost === undefined ? Option.none() : Option.some(RunnerAddress.make(runner.listenHost, runner.port))
+})
+
+/**
+ * Where a runner is reached (`host`, `port`: what other processes dial) and,
+ * when different, the interface it listens on (`listenHost`, e.g. `0.0.0.0`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Runner {
+  readonly host: string
+  readonly port: number
+  readonly listenHost?: string | undefined
+}
+
+/**
+ * Parses `host:port`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const parseAddress = (address: string): Runner | undefined => {
+  const at = address.lastIndexOf(":")
+  const port = Number(address.slice(at + 1))
+  if (at <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) return undefined
+  return { host: address.slice(0, at), port }
+}
+
+const prefixOf = (settings: Settings): string => {
+  const prefix = settings.prefix ?? "corps"
+  if (!/^[a-z_][a-z0-9_]{0,40}$/.test(prefix)) throw new Error(`invalid cluster table prefix: ${prefix}`)
+  return prefix
+}
+
+/**
+ * The settings every process of a cluster must share, as stored. The secret
+ * is stored as a keyed hash (it cannot be recovered from it): a process with
+ * the wrong secret but valid database credentials would otherwise register
+ * as a runner, take shards, and be unreachable by everyone else.
+ */
+const sharedSettings = (
+  config: ShardingConfig.ShardingConfig["Service"],
+  secret: Redacted.Redacted<string>
+): Record<string, string> => ({
+  shardsPerGroup: String(config.shardsPerGroup),
+  shardGroups: [...config.availableShardGroups].sort().join(","),
+  secretCheck: createHmac("sha256", Redacted.value(secret))
+    .update("effect-corps/secret-check")
+    .digest("hex")
+    .slice(0, 16)
+})
+
+/**
+ * Writes this process' shared settings if the cluster has none yet, then
+ * compares: the first process to start decides, every later one must agree.
+ */
+const checkSettings = (
+  prefix: string,
+  config: ShardingConfig.ShardingConfig["Service"],
+  secret: Redacted.Redacted<string>
+): Effect.Effect<void, SettingsMismatch | ClusterStartError, SqlClient.SqlClient> =>
+  Effect.gen(function* () {
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const table = sql(`${prefix}_corps_settings`)
+    const local = sharedSettings(config, secret)
+    yield* sql`CREATE TABLE IF NOT EXISTS ${table} (name TEXT PRIMARY KEY, value TEXT NOT NULL)`
+    for (const [name, value] of Object.entries(local)) {
+      yield* sql`INSERT INTO ${table} (name, value) VALUES (${name}, ${value}) ON CONFLICT (name) DO NOTHING`
+    }
+    const rows = yield* sql<{ name: string; value: string }>`SELECT name, value FROM ${table}`
+    for (const row of rows) {
+      const mine = local[row.name]
+      if (mine !== undefined && mine !== row.value) {
+        return yield* new SettingsMismatch({ setting: row.name, stored: row.value, local: mine })
+      }
+    }
+  }).pipe(
+    Effect.catchTag("SqlError", (error) => Effect.fail(new ClusterStartError({ reason: error.message }))),
+    // Two processes creating the table at once race on the catalog: one retry settles it.
+    Effect.retry({ times: 1, while: (e) => e._tag === "ClusterStartError" })
+  )
+
+// ---------------------------------------------------------------------------
+// Layers
+// ---------------------------------------------------------------------------
+
+/**
+ * The services a cluster layer provides: `Sharding` (entity clients and, on
+ * runners, entity hosting), `Runners` and `MessageStorage`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Services = Sharding.Sharding | Runners.Runners | MessageStorage.MessageStorage
+
+/**
+ * A process in a PostgreSQL-backed cluster: a runner when `runner` is given
+ * (it listens, takes shards and serves the entities registered on it), else
+ * a client that only calls. Also provides the `SqlClient`, so handlers can
+ * use the same database.
+ *
+ * @example
+ * ```ts
+ * // A client-only process: calls entities served by runners.
+ * const ClusterLive = Effect.map(Cluster.settingsFromEnv, (settings) => Cluster.layerSql({ settings }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSql = (options: {
+  readonly settings: Settings
+  readonly runner?: Runner | undefined
+}): Layer.Layer<Services | SqlClient.SqlClient, SettingsMismatch | ClusterStartError> => {
+  const { settings, runner } = options
+  if (settings.databaseUrl === undefined) {
+    return failLayer<SettingsMismatch | ClusterStartError>(
+      new ClusterStartError({ reason: "no database URL (set CORPS_DATABASE_URL)" })
+    )
+  }
+  if (settings.secret === undefined || Redacted.value(settings.secret).length < 16) {
+    return failLayer<SettingsMismatch | ClusterStartError>(
+      new ClusterStartError({ reason: "no cluster secret of at least 16 characters (set CORPS_CLUSTER_SECRET)" })
+    )
+  }
+  const prefix = prefixOf(settings)
+  const config = shardingConfigOf(settings, runner)
+  const clientProtocol = Auth.layerClientProtocol(settings.secret)
+  // effect/cluster's SocketRunner layers, rebuilt with two substitutions:
+  // authenticated sockets (Auth.ts) and lost `once` calls failing (LostCalls.ts).
+  const runners = LostCalls.layerRunners.pipe(Layer.provide(clientProtocol))
+  const transport: Layer.Layer<Sharding.Sharding | Runners.Runners, any, any> =
+    runner === undefined
+      ? Sharding.layer.pipe(Layer.provideMerge(runners), Layer.provide(RunnerHealth.layerNoop))
+      : RunnerServer.layer.pipe(
+          Layer.provideMerge(Sharding.layer),
+          Layer.provideMerge(runners),
+          Layer.provide(RpcServer.layerProtocolSocketServer),
+          Layer.provide(Auth.layerSocketServer(settings.secret)),
+          Layer.provide(RunnerHealth.layerPing.pipe(Layer.provide(Runners.layerRpc), Layer.provide(clientProtocol)))
+        )
+  const Sql = PgClient.layer({
+    url: settings.databaseUrl,
+    // Shard locks hold one connection per runner; leave room for handlers.
+    maxConnections: 10,
+    onnotice: () => {}
+  } as PgClient.PgPoolConfig)
+  const guarded = Layer.effectDiscard(checkSettings(prefix, config, settings.secret))
+  return transport.pipe(
+    Layer.provideMerge(SqlMessageStorage.layerWith({ prefix }).pipe(Layer.provide(NodeCrypto.layerDigest))),
+    Layer.provide(Layer.orDie(SqlRunnerStorage.layerWith({ prefix }))),
+    Layer.provide(guarded),
+    Layer.provide(ShardingConfig.layer(config)),
+    Layer.provide(RpcSerialization.layerSchemaBinary()),
+    Layer.provideMerge(Sql),
+    Layer.catchCause((cause) => {
+      const error = Cause.squash(cause)
+      return Layer.effectDiscard(
+        Effect.fail(
+          error instanceof SettingsMismatch || error instanceof ClusterStartError
+            ? error
+            : new ClusterStartError({ reason: error instanceof Error ? error.message : String(error) })
+        )
+      )
+    })
+  ) as Layer.Layer<Services | SqlClient.SqlClient, SettingsMismatch | ClusterStartError>
+}
+
+const failLayer = <E>(error: E): Layer.Layer<any, E> => Layer.effectDiscard(Effect.fail(error)) as Layer.Layer<any, E>
+
+/**
+ * The embedded single-host cluster: one runner inside this process, storage
+ * in memory (persisted methods work, but nothing survives the process). No
+ * server, no secret; for development and tests.
+ *
+ * Why not `NodeClusterSocket.layer({ storage: "local" })`: it stores nothing,
+ * so any persisted (idempotent) method dies; `SingleRunner` needs a SQL
+ * server (there is no working SQLite client for effect 4.1).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerLocal: Layer.Layer<Services> = TestRunner.layer

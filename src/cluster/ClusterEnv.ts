@@ -1,0 +1,121 @@
+/**
+ * The `cluster` Env kind: Workers served as `effect/cluster` entities.
+ *
+ * ```ts
+ * import { ClusterEnv } from "effect-corps/cluster"
+ *
+ * const App = Corps.layer([AccountLive], {
+ *   module: import.meta.url,
+ *   placement: { envs: { c: { kind: "cluster", storage: "sql" } }, workers: { Account: { env: "c" } } }
+ * }).pipe(Layer.provide(ClusterEnv.layer()))
+ * ```
+ *
+ * - `storage: "sql"`: this process joins the cluster as a **client**; the
+ *   Workers are served by runner processes (`src/cluster/runner.ts`) that
+ *   import the same module. Settings come from the environment
+ *   (`CORPS_DATABASE_URL`, `CORPS_CLUSTER_SECRET`, …) or the layer's options.
+ * - `storage: "local"`: an embedded cluster in this process (memory storage,
+ *   no server): the Workers are built here, as entities. For development and
+ *   tests of cluster semantics on one machine.
+ * - no `storage`: `sql` when a database URL is configured, else `local`.
+ *
+ * @since 0.1.0
+ */
+import { type Context, Effect, Layer, Stream } from "effect"
+import { CorpsClosed, EnvStartError } from "../CorpsError.ts"
+import type * as Env from "../Env.ts"
+import { type EnvProvider, EnvProviders, type StartRequest } from "../EnvProvider.ts"
+import { remoteTarget } from "../internal/dispatch.ts"
+import type { Target } from "../internal/handle.ts"
+import type { AnyImplementation } from "../Worker.ts"
+import * as Cluster from "./Cluster.ts"
+import { makeTargets, type WorkerOptions } from "./Entities.ts"
+import * as Module from "./Module.ts"
+import { layerServe } from "./Serve.ts"
+
+const describe = (error: unknown): string =>
+  error instanceof Error
+    ? error.message
+    : typeof error === "object" && error !== null && "message" in error
+      ? String((error as { message: unknown }).message)
+      : String(error)
+
+const withMembers = (impls: ReadonlyArray<AnyImplementation>): Array<AnyImplementation> =>
+  impls.flatMap((impl) => [impl, ...withMembers(impl.members)])
+
+const provider = (overrides: Cluster.Settings): EnvProvider => ({
+  start: (request: StartRequest) =>
+    Effect.gen(function* () {
+      const fail = (reason: string) => new EnvStartError({ env: request.envName, module: request.module, reason })
+      const env = request.env as Env.Env & { readonly storage?: "sql" | "local" | undefined }
+      const fromEnv = yield* Effect.mapError(Cluster.settingsFromEnv, (e) => fail(e.message))
+      const settings: Cluster.Settings = { ...fromEnv, ...overrides }
+      const storage = env.storage ?? (settings.databaseUrl === undefined ? "local" : "sql")
+      // Runners and callers must agree on per-Worker options: both read them from the module.
+      const served = yield* Effect.mapError(Module.load(request.module), (e) => fail(e.reason))
+      const optionsOf = (worker: string): WorkerOptions | undefined => served.options[worker]
+
+      let layer: Layer.Layer<Cluster.Services, unknown>
+      if (storage === "sql") {
+        layer = Cluster.layerSql({ settings })
+      } else {
+        // The embedded cluster: the Workers placed here become entities of this process; the
+        // module's other Workers stay where the caller placed them, reached through its dispatcher.
+        // Private members (Corps.make) live with their Corps: served here too.
+        const here = withMembers(request.workers.map(({ impl }) => impl))
+        const placedHere = new Set(here.map((impl) => impl.worker.key))
+        const all = new Map(served.implementations)
+        for (const impl of here) all.set(impl.worker.key, impl)
+        const outer = yield* Effect.context<never>()
+        layer = layerServe({
+          serve: here,
+          all,
+          options: served.options,
+          corps: request.corps,
+          elsewhere: (impl) =>
+            placedHere.has(impl.worker.key)
+              ? undefined
+              : (key) => remoteTarget(impl.worker, key, (call) => request.dispatcher.dispatch(call)),
+          publish: false
+        }).pipe(Layer.provideMerge(Cluster.layerLocal), Layer.provide(Layer.succeedContext(outer))) as Layer.Layer<
+          Cluster.Services,
+          unknown
+        >
+      }
+      const context = yield* Layer.build(layer).pipe(Effect.mapError((e) => fail(describe(e))))
+      // Once the Corps is closed its handles fail fast, whatever the cluster's state.
+      let closed = false
+      yield* Effect.addFinalizer(() => Effect.sync(() => (closed = true)))
+      const targets = new Map<string, (key: string) => Target>()
+      for (const { impl } of request.workers) {
+        const make = makeTargets(impl.worker, impl.kind, optionsOf(impl.worker.key), impl.conc)
+        const targetOf = yield* Effect.provideContext(make, context as Context.Context<any>)
+        const closedError = new CorpsClosed({ corps: request.corps })
+        targets.set(impl.worker.key, (key) => {
+          const target = targetOf(key)
+          return {
+            call: (method, payload) => (closed ? Effect.fail(closedError) : target.call(method, payload)),
+            stream: (method, payload) => (closed ? Stream.fail(closedError) : target.stream(method, payload))
+          }
+        })
+      }
+      return targets as ReadonlyMap<string, (key: string) => Target>
+    })
+})
+
+/**
+ * Provides the `cluster` Env kind to the Corps built below it. `settings`
+ * override those read from the environment.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (settings?: Cluster.Settings): Layer.Layer<never> =>
+  Layer.effect(
+    EnvProviders,
+    Effect.map(EnvProviders, (providers): ReadonlyMap<string, EnvProvider> => {
+      const next = new Map(providers)
+      next.set("cluster", provider(settings ?? {}))
+      return next
+    })
+  ) as Layer.Layer<any> as Layer.Layer<never>

@@ -1,0 +1,92 @@
+/**
+ * What a runner serves: the implementations a user's module exports.
+ *
+ * A runner cannot receive closures, so it imports the module that defines the
+ * implementations (by URL, as every other Env does) and serves each exported
+ * implementation under its Worker's name. A module may also export
+ * `clusterOptions` (per-Worker {@link WorkerOptions}); runners and callers
+ * import the same module, so they agree on them.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Schema } from "effect"
+import { type AnyImplementation, isImplementation } from "../Worker.ts"
+import type { WorkerOptions } from "./Entities.ts"
+
+/**
+ * The module could not be imported, or it exports two implementations of the
+ * same Worker, or none at all.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ModuleError extends Schema.TaggedError<ModuleError>()("ClusterModuleError", {
+  module: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `cannot serve ${this.module}: ${this.reason}`
+  }
+}
+
+/**
+ * The implementations and options of one module.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Served {
+  readonly module: string
+  /** By Worker name; Corps members (`Corps.make`) are served as their own Workers too. */
+  readonly implementations: ReadonlyMap<string, AnyImplementation>
+  readonly options: Readonly<Record<string, WorkerOptions>>
+}
+
+/**
+ * Collects the implementations exported by `exports`, by Worker name.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const collect = (
+  module: string,
+  exports: Readonly<Record<string, unknown>>
+): Effect.Effect<Served, ModuleError> =>
+  Effect.suspend(() => {
+    const implementations = new Map<string, AnyImplementation>()
+    const add = (impl: AnyImplementation): ModuleError | undefined => {
+      const existing = implementations.get(impl.worker.key)
+      if (existing !== undefined && existing !== impl) {
+        return new ModuleError({ module, reason: `two implementations of Worker ${impl.worker.key}` })
+      }
+      implementations.set(impl.worker.key, impl)
+      for (const member of impl.members) {
+        const error = add(member)
+        if (error !== undefined) return error
+      }
+      return undefined
+    }
+    for (const value of Object.values(exports)) {
+      if (isImplementation(value)) {
+        const error = add(value)
+        if (error !== undefined) return Effect.fail(error)
+      }
+    }
+    if (implementations.size === 0) {
+      return Effect.fail(new ModuleError({ module, reason: "it exports no Worker implementation" }))
+    }
+    const options = (exports.clusterOptions ?? {}) as Record<string, WorkerOptions>
+    return Effect.succeed({ module, implementations, options })
+  })
+
+/**
+ * Imports the module at `url` and collects what it serves.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const load = (url: string): Effect.Effect<Served, ModuleError> =>
+  Effect.tryPromise({
+    try: () => import(url) as Promise<Record<string, unknown>>,
+    catch: (cause) => new ModuleError({ module: url, reason: cause instanceof Error ? cause.message : String(cause) })
+  }).pipe(Effect.flatMap((exports) => collect(url, exports)))

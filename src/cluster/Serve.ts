@@ -1,0 +1,65 @@
+/**
+ * Serving a module's Workers as entities, with their siblings in reach.
+ *
+ * An implementation's builder may use other Workers (`yield* Counter`), as it
+ * does in every Env. On a runner those are handles whose Targets go through
+ * the cluster (every Worker the module exports is an entity type of the
+ * cluster), except Workers the caller keeps elsewhere (`elsewhere`), which the
+ * embedded cluster reaches through the caller's dispatcher.
+ *
+ * @since 0.1.0
+ */
+
+import { type Context, Effect, Layer } from "effect"
+import type { Sharding } from "effect/cluster/Sharding"
+import type { Target } from "../internal/handle.ts"
+import { CorpsRuntime } from "../internal/runtime.ts"
+import type { AnyImplementation } from "../Worker.ts"
+import { layerEntity, makeTargets, type WorkerOptions } from "./Entities.ts"
+
+/**
+ * What to serve and with which siblings.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServeOptions {
+  /** The implementations to register as entities on this runner. */
+  readonly serve: ReadonlyArray<AnyImplementation>
+  /** Every Worker the builders may use, by name (the module's exports). */
+  readonly all: ReadonlyMap<string, AnyImplementation>
+  readonly options: Readonly<Record<string, WorkerOptions>>
+  /** The Corps id handles made here carry (a caller's id, or one of the runner's own). */
+  readonly corps: string
+  /** Workers not served by the cluster, and how to reach them; the rest go through the cluster. */
+  readonly elsewhere?: ((impl: AnyImplementation) => ((key: string) => Target) | undefined) | undefined
+  /** Register the handles' Corps in this runtime (runners: yes; the caller's own process: no, it already is). */
+  readonly publish: boolean
+}
+
+/**
+ * Registers `serve` as entities; their builders see a handle for every Worker
+ * of `all`, plus whatever the layer is given.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerServe = (options: ServeOptions): Layer.Layer<never, never, Sharding> =>
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const scope = yield* Effect.scope
+      const outer = yield* Effect.context<never>()
+      const remote = new Map<string, (key: string) => Target>()
+      for (const [name, impl] of options.all) {
+        const elsewhere = options.elsewhere?.(impl)
+        remote.set(name, elsewhere ?? (yield* makeTargets(impl.worker, impl.kind, options.options[name], impl.conc)))
+      }
+      const runtime = new CorpsRuntime({ name: "cluster", id: options.corps, resolved: new Map(), scope, remote })
+      const handles = yield* runtime.build([...options.all.values()], outer)
+      if (options.publish) runtime.publish()
+      return Layer.mergeAll(
+        Layer.empty,
+        ...options.serve.map((impl) => layerEntity(impl, options.options[impl.worker.key]))
+      ).pipe(Layer.provide(Layer.succeedContext(handles as Context.Context<any>)))
+    })
+  ) as Layer.Layer<never, never, Sharding>

@@ -1,0 +1,113 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Cause, Effect, Exit, Layer, Stream } from "effect"
+import { TestRunner } from "effect/cluster"
+import { deliveryOf, layerEntity, makeTargets } from "../../src/cluster/Entities.ts"
+import { Account, AccountLive, Hasher, HasherLive, Ledger } from "./workers.ts"
+
+// TestRunner: the whole cluster in memory, in this process. Cluster layers
+// sleep internally, so these tests run on the live clock (it.live).
+const Cluster = Layer.mergeAll(layerEntity(AccountLive), layerEntity(HasherLive)).pipe(
+  Layer.provideMerge(TestRunner.layer)
+)
+
+const run = <A, E>(effect: Effect.Effect<A, E, any>) =>
+  Effect.scoped(effect).pipe(Effect.provide(Cluster)) as Effect.Effect<A, E>
+
+const failureOf = (exit: Exit.Exit<unknown, unknown>): unknown => {
+  assert.isTrue(Exit.isFailure(exit))
+  if (Exit.isSuccess(exit)) return undefined
+  const error = Cause.findErrorOption(exit.cause)
+  return error._tag === "Some" ? error.value : Cause.squash(exit.cause)
+}
+
+describe("cluster/Entities", () => {
+  it("derives the delivery of each method from the contract and the options", () => {
+    const delivery = deliveryOf(Ledger, { volatile: ["ping"] })
+    assert.deepStrictEqual(Object.fromEntries(delivery), {
+      record: "persisted",
+      ping: "retry",
+      where: "once",
+      hold: "once"
+    })
+    const account = deliveryOf(Account, { persisted: ["deposit"] })
+    assert.strictEqual(account.get("deposit"), "persisted")
+    assert.strictEqual(account.get("where"), "persisted")
+    assert.strictEqual(account.get("balance"), "once")
+    assert.strictEqual(account.get("countdown"), "once")
+  })
+
+  it.live("a Conc is one stateful entity per key", () =>
+    run(
+      Effect.gen(function* () {
+        const targets = yield* makeTargets(Account, "conc")
+        const a = targets("a")
+        const b = targets("b")
+        assert.strictEqual(yield* a.call("deposit", { amount: 5 }), 5)
+        assert.strictEqual(yield* a.call("deposit", { amount: 2 }), 7)
+        assert.strictEqual(yield* b.call("deposit", { amount: 1 }), 1)
+        assert.strictEqual(yield* a.call("balance", undefined), 7)
+      })
+    )
+  )
+
+  it.live("typed errors pass through, defects become WorkerDefect and the entity lives", () =>
+    run(
+      Effect.gen(function* () {
+        const a = (yield* makeTargets(Account, "conc"))("e")
+        yield* a.call("deposit", { amount: 3 })
+        const overdrawn = failureOf(yield* Effect.exit(a.call("withdraw", { amount: 10 }))) as any
+        assert.strictEqual(overdrawn._tag, "Overdrawn")
+        assert.strictEqual(overdrawn.balance, 3)
+        const defect = failureOf(yield* Effect.exit(a.call("crash", { message: "boom" }))) as any
+        assert.strictEqual(defect._tag, "WorkerDefect")
+        assert.strictEqual(defect.method, "crash")
+        assert.include(defect.message, "boom")
+        // Same instance, state intact: the defect was not replayed.
+        assert.strictEqual(yield* a.call("balance", undefined), 3)
+      })
+    )
+  )
+
+  it.live("a payload that fails its Schema is a SerializationError", () =>
+    run(
+      Effect.gen(function* () {
+        const a = (yield* makeTargets(Account, "conc"))("s")
+        const error = failureOf(yield* Effect.exit(a.call("deposit", { amount: "many" }))) as any
+        assert.strictEqual(error._tag, "SerializationError")
+        assert.strictEqual(yield* a.call("deposit", { amount: 1 }), 1)
+      })
+    )
+  )
+
+  it.live("unknown methods fail with UnknownMethod", () =>
+    run(
+      Effect.gen(function* () {
+        const a = (yield* makeTargets(Account, "conc"))("u")
+        const error = failureOf(yield* Effect.exit(a.call("nope", {}))) as any
+        assert.strictEqual(error._tag, "UnknownMethod")
+      })
+    )
+  )
+
+  it.live("streams", () =>
+    run(
+      Effect.gen(function* () {
+        const a = (yield* makeTargets(Account, "conc"))("st")
+        const items = yield* Stream.runCollect(a.stream("countdown", { from: 3 }))
+        assert.deepStrictEqual([...items], [3, 2, 1])
+      })
+    )
+  )
+
+  it.live("a Func is served by slots, round robin", () =>
+    run(
+      Effect.gen(function* () {
+        const h = (yield* makeTargets(Hasher, "func", { funcSlots: 8 }))("ignored")
+        const results = yield* Effect.forEach(["a", "bb", "ccc"], (text) => h.call("hash", { text }), {
+          concurrency: "unbounded"
+        })
+        assert.deepStrictEqual(results, ["h:1:a", "h:2:bb", "h:3:ccc"])
+      })
+    )
+  )
+})

@@ -1,0 +1,84 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Cause, Effect, Exit, Layer, Redacted } from "effect"
+import * as Cluster from "../../src/cluster/Cluster.ts"
+import * as Module from "../../src/cluster/Module.ts"
+import { Account, AccountLive, HasherLive } from "./workers.ts"
+
+const failureOf = (exit: Exit.Exit<unknown, unknown>): any => {
+  if (Exit.isSuccess(exit)) return assert.fail("expected a failure")
+  const error = Cause.findErrorOption(exit.cause)
+  return error._tag === "Some" ? error.value : Cause.squash(exit.cause)
+}
+
+describe("cluster/Module", () => {
+  it.effect("collects exported implementations by Worker name, and clusterOptions", () =>
+    Effect.gen(function* () {
+      const served = yield* Module.collect("m", {
+        AccountLive,
+        HasherLive,
+        helper: 42,
+        clusterOptions: { Account: { persisted: ["deposit"] } }
+      })
+      assert.deepStrictEqual([...served.implementations.keys()].sort(), ["Account", "Hasher"])
+      assert.deepStrictEqual(served.options.Account, { persisted: ["deposit"] })
+    })
+  )
+
+  it.effect("two implementations of one Worker, or none at all, are a ClusterModuleError", () =>
+    Effect.gen(function* () {
+      const other = Account.conc(Effect.succeed(null as any))
+      const twice = failureOf(yield* Effect.exit(Module.collect("m", { AccountLive, other })))
+      assert.strictEqual(twice._tag, "ClusterModuleError")
+      assert.include(twice.reason, "two implementations of Worker Account")
+      const none = failureOf(yield* Effect.exit(Module.collect("m", { x: 1 })))
+      assert.include(none.reason, "no Worker implementation")
+      const missing = failureOf(yield* Effect.exit(Module.load("file:///nonexistent/module.ts")))
+      assert.strictEqual(missing._tag, "ClusterModuleError")
+    })
+  )
+})
+
+describe("cluster/Cluster settings", () => {
+  it("parses runner addresses", () => {
+    assert.deepStrictEqual(Cluster.parseAddress("10.0.0.5:34431"), { host: "10.0.0.5", port: 34431 })
+    assert.deepStrictEqual(Cluster.parseAddress("[::1]:80"), { host: "[::1]", port: 80 })
+    assert.isUndefined(Cluster.parseAddress("localhost"))
+    assert.isUndefined(Cluster.parseAddress("host:99999"))
+  })
+
+  it("applies the failover preset, then explicit settings", () => {
+    const fast = Cluster.shardingConfigOf({})
+    assert.strictEqual(fast.shardsPerGroup, 300)
+    assert.deepStrictEqual(fast.shardLockExpiration, Cluster.shardingConfigOf({ failover: "fast" }).shardLockExpiration)
+    const tuned = Cluster.shardingConfigOf({ shardsPerGroup: 64, sharding: { shardsPerGroup: 32 } })
+    assert.strictEqual(tuned.shardsPerGroup, 32)
+    const runner = Cluster.shardingConfigOf({}, { host: "h", port: 1, listenHost: "0.0.0.0" })
+    assert.strictEqual(runner.runnerAddress._tag, "Some")
+    assert.strictEqual(runner.runnerListenAddress._tag, "Some")
+    assert.strictEqual(Cluster.shardingConfigOf({}).runnerAddress._tag, "None")
+  })
+
+  it.effect("a SQL cluster without a database URL or a strong secret fails with ClusterStartError", () =>
+    Effect.gen(function* () {
+      const noUrl = failureOf(
+        yield* Effect.exit(
+          Effect.scoped(Layer.build(Cluster.layerSql({ settings: { secret: Redacted.make("x".repeat(20)) } })))
+        )
+      )
+      assert.strictEqual(noUrl._tag, "ClusterStartError")
+      assert.include(noUrl.reason, "CORPS_DATABASE_URL")
+      const weak = failureOf(
+        yield* Effect.exit(
+          Effect.scoped(
+            Layer.build(
+              Cluster.layerSql({
+                settings: { databaseUrl: Redacted.make("postgres://x@127.0.0.1:1/x"), secret: Redacted.make("short") }
+              })
+            )
+          )
+        )
+      )
+      assert.include(weak.reason, "CORPS_CLUSTER_SECRET")
+    })
+  )
+})

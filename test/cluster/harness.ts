@@ -1,0 +1,114 @@
+/**
+ * Real runner processes for the cluster tests: started on 127.0.0.1 ports,
+ * with a fresh table prefix per test run, and always killed (SIGTERM, then
+ * SIGKILL after a timeout: Node 24 sometimes hangs in process.exit).
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { Redacted } from "effect"
+import type * as Cluster from "../../src/cluster/Cluster.ts"
+
+export const databaseUrl = process.env.CORPS_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+export const secret = "test-secret-0123456789abcdef"
+
+const runnerEntry = fileURLToPath(new URL("../../src/cluster/runner.ts", import.meta.url))
+const workersModule = fileURLToPath(new URL("./workers.ts", import.meta.url))
+
+/** One test run's cluster: its table prefix and ledger table. */
+export interface Run {
+  readonly prefix: string
+  readonly ledger: string
+  readonly settings: Cluster.Settings
+}
+
+export const makeRun = (): Run => {
+  const prefix = `corps_t${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`
+  return {
+    prefix,
+    ledger: `${prefix}_ledger`,
+    settings: { databaseUrl: Redacted.make(databaseUrl), secret: Redacted.make(secret), prefix, failover: "fast" }
+  }
+}
+
+export interface RunnerProcess {
+  readonly port: number
+  readonly pid: number
+  readonly child: ChildProcess
+  /** Everything the runner printed. */
+  output(): string
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<void>
+}
+
+/** Starts a runner and resolves once it serves (rejects after `timeoutMs`). */
+export const startRunner = (
+  run: Run,
+  port: number,
+  options?: { readonly secret?: string; readonly shards?: number; readonly timeoutMs?: number }
+): Promise<RunnerProcess> =>
+  new Promise((resolve, reject) => {
+    const args = [runnerEntry, "--module", workersModule, "--address", `127.0.0.1:${port}`]
+    if (options?.shards !== undefined) args.push("--shards", String(options.shards))
+    const child = spawn(process.execPath, args, {
+      env: {
+        ...process.env,
+        CORPS_DATABASE_URL: databaseUrl,
+        CORPS_CLUSTER_SECRET: options?.secret ?? secret,
+        CORPS_CLUSTER_PREFIX: run.prefix,
+        CORPS_CLUSTER_FAILOVER: "fast",
+        CORPS_TEST_LEDGER: run.ledger
+      },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    children.add(child)
+    let out = ""
+    const exited = new Promise<void>((done) => child.once("exit", () => done()))
+    exited.then(() => children.delete(child))
+    const timer = setTimeout(() => {
+      reject(new Error(`runner on ${port} did not start:\n${out}`))
+    }, options?.timeoutMs ?? 20_000)
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString()
+      if (out.includes("corps-runner ready")) {
+        clearTimeout(timer)
+        resolve({ port, pid: child.pid!, child, output: () => out, exited })
+      }
+    }
+    child.stdout!.on("data", onData)
+    child.stderr!.on("data", onData)
+    child.once("exit", (code) => {
+      clearTimeout(timer)
+      reject(new Error(`runner on ${port} exited with ${code}:\n${out}`))
+    })
+  })
+
+const children = new Set<ChildProcess>()
+
+/** Stops a runner: SIGTERM, then SIGKILL if it is still there after `graceMs`. */
+export const stop = async (runner: RunnerProcess, graceMs = 3_000): Promise<void> => {
+  if (runner.child.exitCode !== null || runner.child.signalCode !== null) return
+  runner.child.kill("SIGTERM")
+  const timer = setTimeout(() => runner.child.kill("SIGKILL"), graceMs)
+  await runner.exited
+  clearTimeout(timer)
+}
+
+/** Kills every runner still alive (test finalizer). */
+export const killAll = async (): Promise<void> => {
+  await Promise.all(
+    [...children].map(
+      (child) =>
+        new Promise<void>((done) => {
+          if (child.exitCode !== null || child.signalCode !== null) return done()
+          child.once("exit", () => done())
+          child.kill("SIGKILL")
+        })
+    )
+  )
+}
+
+/** Free-ish ports for one run: a random block, so parallel runs rarely collide. */
+export const ports = (n: number): Array<number> => {
+  const base = 36_000 + Math.floor(Math.random() * 20_000)
+  return Array.from({ length: n }, (_, i) => base + i)
+}

@@ -1,0 +1,119 @@
+/**
+ * Workers served by the cluster tests' runners. A runner imports this module
+ * by URL, so everything here must be importable on its own.
+ */
+import { Effect, Option, Schema, Stream } from "effect"
+import { SqlClient } from "effect/sql"
+import { DeliveryId } from "../../src/cluster/Entities.ts"
+import { Worker } from "../../src/index.ts"
+
+/** A typed error of the Account's own contract. */
+export class Overdrawn extends Schema.TaggedError<Overdrawn>()("Overdrawn", {
+  balance: Schema.Number
+}) {}
+
+/** A stateful account: one instance per key, wherever the cluster puts it. */
+export class Account extends Worker.Service<Account>()("Account", {
+  deposit: { payload: { amount: Schema.Number }, success: Schema.Number },
+  balance: { success: Schema.Number },
+  withdraw: { payload: { amount: Schema.Number }, success: Schema.Number, error: Overdrawn },
+  crash: { payload: { message: Schema.String } },
+  /** Which runner serves this instance (its process id). */
+  where: { success: Schema.Number, idempotent: true },
+  countdown: { payload: { from: Schema.Number }, success: Schema.Number, stream: true }
+}) {}
+
+/** In-memory Account: state is lost when the entity moves. */
+export const AccountLive = Account.conc(
+  Effect.sync(() => {
+    let balance = 0
+    return {
+      deposit: ({ amount }) => (balance += amount),
+      balance: () => balance,
+      withdraw: ({ amount }) =>
+        amount > balance ? Effect.fail(new Overdrawn({ balance })) : Effect.succeed((balance -= amount)),
+      crash: ({ message }) => {
+        throw new Error(message)
+      },
+      where: () => process.pid,
+      countdown: ({ from }) => Stream.range(0, from - 1).pipe(Stream.map((i) => from - i))
+    }
+  }),
+  { concurrent: ["balance", "where"] }
+)
+
+/** A stateless Func: replicated on every runner. */
+export class Hasher extends Worker.Service<Hasher>()("Hasher", {
+  hash: { payload: { text: Schema.String }, success: Schema.String },
+  pid: { success: Schema.Number }
+}) {}
+
+export const HasherLive = Hasher.func({
+  hash: ({ text }) => `h:${text.length}:${text}`,
+  pid: () => process.pid
+})
+
+/**
+ * A Worker whose handler records each call in Postgres, exactly once: the
+ * row carries the message's DeliveryId (unique), so a redelivery after a
+ * runner loss adds nothing; `<table>_attempts` counts every delivery.
+ */
+export class Ledger extends Worker.Service<Ledger>()("Ledger", {
+  record: { payload: { id: Schema.String }, success: Schema.Number, idempotent: true },
+  ping: { payload: { n: Schema.Number }, success: Schema.Number, idempotent: true },
+  where: { success: Schema.Number },
+  /** Never completes; records its interruption (the caller gave up) in `<table>_interrupted`. */
+  hold: { payload: { id: Schema.String } }
+}) {}
+
+/** The table the Ledger writes to (its name comes from the runner's environment). */
+export const ledgerTable = (): string => process.env.CORPS_TEST_LEDGER ?? "corps_test_ledger"
+
+export const LedgerLive = Ledger.conc(
+  (key) =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const table = sql(ledgerTable())
+      return {
+        record: ({ id }) =>
+          Effect.gen(function* () {
+            const delivery = Option.getOrElse(yield* Effect.serviceOption(DeliveryId), () => id)
+            yield* sql`INSERT INTO ${sql(`${ledgerTable()}_attempts`)} (id) VALUES (${id})`
+            yield* sql`INSERT INTO ${table} (delivery, entity, id, pid) VALUES (${delivery}, ${key}, ${id}, ${process.pid})
+              ON CONFLICT (delivery) DO NOTHING`
+            return process.pid
+          }).pipe(Effect.orDie),
+        ping: ({ n }) => n,
+        where: () => process.pid,
+        hold: ({ id }) =>
+          Effect.never.pipe(
+            Effect.onInterrupt(() =>
+              sql`INSERT INTO ${sql(`${ledgerTable()}_interrupted`)} (id) VALUES (${id})`.pipe(Effect.orDie)
+            )
+          )
+      }
+    }),
+  { concurrent: ["ping", "where", "hold"] }
+)
+
+/**
+ * Cluster options of the Workers above, shared by runners and callers:
+ * `Ledger.ping` is idempotent but kept volatile (re-sent on loss, not stored).
+ */
+export const clusterOptions = {
+  Ledger: { volatile: ["ping"] }
+} as const
+
+/** A Func that uses another Worker: on a runner, its Account handle goes through the cluster. */
+export class Teller extends Worker.Service<Teller>()("Teller", {
+  depositTo: { payload: { key: Schema.String, amount: Schema.Number }, success: Schema.Number }
+}) {}
+
+export const TellerLive = Teller.func(
+  Effect.gen(function* () {
+    const account = yield* Account
+    return {
+      depositTo: ({ key, amount }) => Effect.orDie(account.instance(key).deposit({ amount }))
+    }
+  })
+)
