@@ -89,9 +89,9 @@ const main = Effect.gen(function* () {
   console.log(`placement: ${JSON.stringify(placement)}`)
 
   const searcher = yield* Searcher
-  // Deal the files out so each Searcher gets a similar number of bytes.
+  // Deal the files out in turn, so each Searcher gets a similar share.
   const shares: Array<Array<string>> = Array.from({ length: searchers }, () => [])
-  files.forEach((file, i) => shares[i % searchers]!.push(file))
+  for (const [i, file] of files.entries()) shares[i % searchers]!.push(file)
   // Warm up each Searcher (its Env's module and JIT), as a long-running service would be.
   yield* Effect.forEach(shares, (_, i) => searcher.instance(String(i)).searched(), { concurrency: "unbounded" })
 
