@@ -14,12 +14,12 @@ import { CorpsClosed, MailboxFull, UnknownMethod } from "../CorpsError.ts"
 import { localStream } from "./func.ts"
 import {
   type AnyHandler,
+  callPrototype,
   type DefectMapper,
   defectError,
   defectMapper,
   invokeWith,
   isEffectResult,
-  StepOnce,
   settle
 } from "./invoke.ts"
 
@@ -86,19 +86,9 @@ interface ConcCall extends Effect.Effect<unknown, unknown> {
   step(): Effect.Effect<unknown, unknown>
 }
 
-const ConcCallProto: any = Effectable.Prototype<ConcCall>({
-  label: "effect-corps/ConcCall",
-  evaluate() {
-    return this.instance.step(this.method, this.payload)
-  }
-})
-ConcCallProto.step = function (this: ConcCall) {
+const ConcCallProto = callPrototype<ConcCall>("effect-corps/ConcCall", function () {
   return this.instance.step(this.method, this.payload)
-}
-// `yield*` of a call takes the step when the generator reaches it (see StepOnce).
-ConcCallProto[Symbol.iterator] = function (this: ConcCall) {
-  return new StepOnce(this)
-}
+})
 const ConcCall = function (this: any, instance: ConcInstance, method: string, payload: unknown) {
   this.instance = instance
   this.method = method

@@ -2,10 +2,10 @@
  * The FastPath for stateless Workers (Funcs): the handler runs in the
  * caller's fiber, with an optional bound on calls running at once.
  */
-import { Cause, Effect, Effectable, Semaphore, Stream } from "effect"
+import { Cause, Effect, Semaphore, Stream } from "effect"
 import { CorpsClosed, UnknownMethod } from "../CorpsError.ts"
 import type { Target } from "./handle.ts"
-import { type AnyHandler, type DefectMapper, defectError, defectMapper, invokeWith, StepOnce } from "./invoke.ts"
+import { type AnyHandler, callPrototype, type DefectMapper, defectError, defectMapper, invokeWith } from "./invoke.ts"
 
 /**
  * One Func call, as a description: running it calls the handler (each run
@@ -19,19 +19,9 @@ interface FuncCall extends Effect.Effect<unknown, unknown> {
   step(): Effect.Effect<unknown, unknown>
 }
 
-const FuncCallProto: any = Effectable.Prototype<FuncCall>({
-  label: "effect-corps/FuncCall",
-  evaluate() {
-    return this.step()
-  }
-})
-FuncCallProto.step = function (this: FuncCall) {
+const FuncCallProto = callPrototype<FuncCall>("effect-corps/FuncCall", function () {
   return invokeWith(this.handler, this.payload, this.func, this.method)
-}
-// `yield*` of a call takes the step when the generator reaches it (see StepOnce).
-FuncCallProto[Symbol.iterator] = function (this: FuncCall) {
-  return new StepOnce(this)
-}
+})
 
 const FuncCall = function (this: any, func: LocalFunc, handler: AnyHandler, method: string, payload: unknown) {
   this.func = func

@@ -4,7 +4,7 @@
  * throw while building the Effect, or a die while running it — become the
  * typed {@link WorkerDefect}, so a caller in any Env sees the same tag.
  */
-import { Cause, Effect, Exit } from "effect"
+import { Cause, Effect, Effectable, Exit } from "effect"
 import { WorkerDefect } from "../CorpsError.ts"
 
 /** A handler as the runtime sees it: payload in, value or Effect out. */
@@ -123,4 +123,26 @@ export class StepOnce {
   [Symbol.iterator](): this {
     return this
   }
+}
+
+/**
+ * The prototype of a call primitive: running it (or `yield*`-ing it) takes
+ * `step` once per run. Shared by Conc and Func calls.
+ */
+export const callPrototype = <Self extends { step(): Effect.Effect<unknown, unknown> }>(
+  label: string,
+  step: (this: Self) => Effect.Effect<unknown, unknown>
+): any => {
+  const proto: any = Effectable.Prototype<Effect.Effect<unknown, unknown>>({
+    label,
+    evaluate() {
+      return step.call(this as unknown as Self)
+    }
+  })
+  proto.step = step
+  // `yield*` of a call takes the step when the generator reaches it (see StepOnce).
+  proto[Symbol.iterator] = function (this: Self) {
+    return new StepOnce(this)
+  }
+  return proto
 }
