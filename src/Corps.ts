@@ -159,7 +159,7 @@ const startEnvs = (
           reason: `Workers placed in Env "${envName}" need the module that defines them: pass { module: import.meta.url } to Corps.layer`
         })
       }
-      const targets = yield* provider.start({
+      const started = yield* provider.start({
         corps: corps.id,
         module,
         envName,
@@ -167,7 +167,12 @@ const startEnvs = (
         workers: impls.map((impl) => ({ impl, resolved: corps.resolved.get(impl.worker.key)! })),
         dispatcher: corps.dispatcher
       })
-      for (const [worker, target] of targets) corps.remote.set(worker, target)
+      const { targets, handleCorps } = "targets" in started ? started : { targets: started, handleCorps: undefined }
+      for (const [worker, target] of targets) {
+        corps.remote.set(worker, target)
+        // Handles of these Workers carry the id their hosts resolve (e.g. a cluster's): see CorpsRuntime.publish.
+        if (handleCorps !== undefined && handleCorps !== corps.id) corps.handleCorps.set(worker, handleCorps)
+      }
     }
   })
 

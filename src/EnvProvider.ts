@@ -37,6 +37,26 @@ export interface StartRequest {
 }
 
 /**
+ * What a provider returns for the Envs it started: a Target factory per Worker
+ * name, and the Corps id that handles of those Workers carry.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Started {
+  readonly targets: ReadonlyMap<string, (key: string) => Target>
+  /**
+   * The Corps id the handles of these Workers carry, when it is not the
+   * caller's: the id under which the hosts of these Workers resolve their
+   * handles (the cluster's `cluster:<prefix>`, so a handle resolves on every
+   * runner and in every caller). The caller registers these Workers under it
+   * too, so a handle coming back with it resolves there as well. Absent: the
+   * caller's Corps id (its Envs register under that).
+   */
+  readonly handleCorps?: string | undefined
+}
+
+/**
  * Starts the Envs of one kind.
  *
  * @since 0.1.0
@@ -45,12 +65,13 @@ export interface StartRequest {
 export interface EnvProvider {
   /**
    * Starts the Env named in `request` (one or more threads, processes,
-   * runners…) and returns a Target factory per Worker name. The Envs live
-   * until the Scope closes, which must run the finalizers inside them.
+   * runners…) and returns a Target factory per Worker name (or a
+   * {@link Started}, to also name the Corps id their handles carry). The Envs
+   * live until the Scope closes, which must run the finalizers inside them.
    */
   readonly start: (
     request: StartRequest
-  ) => Effect.Effect<ReadonlyMap<string, (key: string) => Target>, EnvStartError, Scope.Scope>
+  ) => Effect.Effect<ReadonlyMap<string, (key: string) => Target> | Started, EnvStartError, Scope.Scope>
 }
 
 /**

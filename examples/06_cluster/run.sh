@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Starts two cluster runners and the client of examples/06_cluster.ts on this
-# machine, then stops the runners. Needs PostgreSQL (CORPS_DATABASE_URL,
+# machine; then SIGKILLs the runner hosting the `apples` tally and runs the
+# client again (`--again`): the tallies continue from the counts stored in
+# PostgreSQL. Finally stops the runners. Needs PostgreSQL (CORPS_DATABASE_URL,
 # default postgres://postgres@127.0.0.1:5432/test).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,4 +38,19 @@ for port in 34601 34602; do
 done
 # Give the shards a moment to spread over both runners.
 sleep 3
-timeout 60 "$node" examples/06_cluster.ts
+timeout 60 "$node" examples/06_cluster.ts | tee "$logs/client.log"
+
+# Lose a runner without warning: the one hosting the `apples` tally.
+victim="$(sed -n 's/^tally apples: .*(runner \([0-9]*\).*/\1/p' "$logs/client.log")"
+if [[ " ${pids[*]} " != *" $victim "* ]]; then
+  echo "the apples tally was not served by one of our runners (${victim:-none})" >&2
+  exit 1
+fi
+kill -KILL "$victim"
+wait "$victim" 2>/dev/null || true # reaps it quietly (no "Killed" notice)
+survivors=()
+for pid in "${pids[@]}"; do [[ "$pid" == "$victim" ]] || survivors+=("$pid"); done
+pids=("${survivors[@]}")
+echo "-- SIGKILL runner $victim (it hosts tally apples); the tallies go on:"
+# Persisted calls wait for the killed runner's shards to find a new home (~5 s).
+timeout 60 "$node" examples/06_cluster.ts --again

@@ -191,6 +191,16 @@ export const parseAddress = (address: string): Runner | undefined => {
   return { host: address.slice(0, at), port }
 }
 
+/**
+ * The Corps id that handles of a cluster's Workers carry, on its runners and
+ * in its callers alike (`cluster:<prefix>`): a handle passed from a caller to
+ * a runner, from runner to runner, or back, reaches the same entity.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const handleCorps = (settings: Settings): string => `cluster:${settings.prefix ?? "corps"}`
+
 const prefixOf = (settings: Settings): string => {
   const prefix = settings.prefix ?? "corps"
   if (!/^[a-z_][a-z0-9_]{0,40}$/.test(prefix)) throw new Error(`invalid cluster table prefix: ${prefix}`)

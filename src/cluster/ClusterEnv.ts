@@ -19,6 +19,11 @@
  *   tests of cluster semantics on one machine.
  * - no `storage`: `sql` when a database URL is configured, else `local`.
  *
+ * Handles of Workers on runners carry the cluster's Corps id
+ * (`cluster:<prefix>`, see `Cluster.handleCorps`) rather than the caller's:
+ * passed to a Worker on a runner, or returned by one, a handle reaches the
+ * same entity.
+ *
  * @since 0.1.0
  */
 import { type Context, Effect, Layer, Stream } from "effect"
@@ -99,7 +104,10 @@ const provider = (overrides: Cluster.Settings): EnvProvider => ({
           }
         })
       }
-      return targets as ReadonlyMap<string, (key: string) => Target>
+      // On runners (`sql`), handles carry the cluster's id, which every runner registers: so a handle
+      // passed to a runner resolves there, and one coming back resolves here (the Corps registers it
+      // too). The embedded cluster builds its entities in this process, under the caller's own id.
+      return storage === "sql" ? { targets, handleCorps: Cluster.handleCorps(settings) } : targets
     })
 })
 

@@ -43,7 +43,7 @@ export const layer = (
     serve: [...served.implementations.values()],
     all: served.implementations,
     options: served.options,
-    corps: `cluster:${options.settings.prefix ?? "corps"}`,
+    corps: Cluster.handleCorps(options.settings),
     publish: true
   }).pipe(Layer.provideMerge(Cluster.layerSql({ settings: options.settings, runner: options.runner }))) as Layer.Layer<
     Cluster.Services,

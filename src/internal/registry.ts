@@ -11,20 +11,51 @@ import { unreachableTarget } from "./handle.ts"
 
 const registryKey = Symbol.for("effect-corps/registry")
 
-type Registry = Map<string, Map<string, WorkerEntry>>
+/**
+ * By Corps id, by Worker name: the entries registered, latest last. Several
+ * runtimes may register the same id (Corps placing Workers on one cluster all
+ * register them under the cluster's id): the latest live one answers, and
+ * each unregisters only its own.
+ */
+type Registry = Map<string, Map<string, Array<WorkerEntry>>>
 
 const registry: Registry = ((globalThis as any)[registryKey] ??= new Map()) as Registry
 
 /** Makes the Workers of Corps `corps` reachable by handles. Returns the unregister function. */
 export const register = (corps: string, entries: ReadonlyMap<string, WorkerEntry>): (() => void) => {
-  registry.set(corps, new Map(entries))
+  let workers = registry.get(corps)
+  if (workers === undefined) {
+    workers = new Map()
+    registry.set(corps, workers)
+  }
+  const added = [...entries]
+  for (const [worker, entry] of added) {
+    const stack = workers.get(worker)
+    if (stack === undefined) workers.set(worker, [entry])
+    else stack.push(entry)
+  }
+  let done = false
   return () => {
-    registry.delete(corps)
+    if (done) return
+    done = true
+    const current = registry.get(corps)
+    if (current === undefined) return
+    for (const [worker, entry] of added) {
+      const stack = current.get(worker)
+      if (stack === undefined) continue
+      const at = stack.lastIndexOf(entry)
+      if (at >= 0) stack.splice(at, 1)
+      if (stack.length === 0) current.delete(worker)
+    }
+    if (current.size === 0) registry.delete(corps)
   }
 }
 
 /** The entry for `worker` in Corps `corps`, if that Corps lives here. */
-export const lookup = (corps: string, worker: string): WorkerEntry | undefined => registry.get(corps)?.get(worker)
+export const lookup = (corps: string, worker: string): WorkerEntry | undefined => {
+  const stack = registry.get(corps)?.get(worker)
+  return stack === undefined ? undefined : stack[stack.length - 1]
+}
 
 /** Resolves an encoded handle; a handle whose Corps is unknown here fails each call with UnknownWorker. */
 export const resolveHandle = (

@@ -46,6 +46,12 @@ export class CorpsRuntime {
 
   /** Workers not built here, and how to reach them. */
   readonly remote: Map<string, (key: string) => Target>
+  /**
+   * Workers whose handles carry another Corps id than this one (Workers on a
+   * cluster carry the cluster's, which its runners resolve), by Worker name.
+   * Filled in before `build`; `publish` registers these Workers under it too.
+   */
+  readonly handleCorps = new Map<string, string>()
   private readonly partition: Map<string, (key: string) => Target | undefined>
   /** Serves every Worker of this runtime, built here or not (Envs call in through it). */
   readonly dispatcher: Dispatcher
@@ -139,7 +145,7 @@ export class CorpsRuntime {
       elsewhere === undefined && resolved?.env.kind === "local" && resolved.env.checkSerialization === true
     const dispatcher = checked ? this.dispatcher : undefined
     const entry: WorkerEntry = {
-      corps: this.id,
+      corps: this.handleCorps.get(worker.key) ?? this.id,
       worker: worker.key,
       HandleClass: worker.HandleClass,
       target: dispatcher
@@ -162,12 +168,27 @@ export class CorpsRuntime {
     )
   }
 
-  /** Makes the Corps reachable by handles in this runtime, until its scope closes. */
+  /**
+   * Makes the Corps reachable by handles in this runtime, until its scope
+   * closes: under its own id, and the Workers whose handles carry another id
+   * under that one too (so such a handle resolves here when it comes back).
+   */
   publish(): void {
-    const unregister = register(this.id, this.entries)
+    const unregister = [register(this.id, this.entries)]
+    const byCorps = new Map<string, Map<string, WorkerEntry>>()
+    for (const [worker, corps] of this.handleCorps) {
+      const entry = this.entries.get(worker)
+      if (entry === undefined) continue
+      const group = byCorps.get(corps) ?? new Map<string, WorkerEntry>()
+      group.set(worker, entry)
+      byCorps.set(corps, group)
+    }
+    for (const [corps, entries] of byCorps) unregister.push(register(corps, entries))
     Scope.addFinalizerExit(this.scope, (exit) =>
       Effect.andThen(
-        Effect.sync(unregister),
+        Effect.sync(() => {
+          for (const undo of unregister) undo()
+        }),
         // Last built, first closed: a Worker's cleanup may still call the Workers it was built after.
         Effect.forEach(this.closers.toReversed(), (close) => close(exit), { discard: true })
       )

@@ -11,8 +11,9 @@ import * as Cluster from "../../src/cluster/Cluster.ts"
 import * as ClusterEnv from "../../src/cluster/ClusterEnv.ts"
 import { makeTargets } from "../../src/cluster/Entities.ts"
 import { Corps } from "../../src/index.ts"
+import { lookup } from "../../src/internal/registry.ts"
 import { killAll, makeRun, ports, type RunnerProcess, startRunner, stop } from "./harness.ts"
-import { Account, AccountLive, clusterOptions, Hasher, Ledger, Teller } from "./workers.ts"
+import { Account, AccountLive, Courier, CourierLive, clusterOptions, Hasher, Ledger, Teller } from "./workers.ts"
 
 const run = makeRun()
 const [p1, p2, p3, p4] = ports(4) as [number, number, number, number]
@@ -124,6 +125,53 @@ describe("cluster", () => {
       })
     )
     assert.strictEqual(balance, 7)
+  })
+
+  it("handles of cluster Workers cross hosts: caller → runner, runner → runner, runner → caller", async () => {
+    const App = Corps.layer([AccountLive, CourierLive], {
+      module: new URL("./workers.ts", import.meta.url).href,
+      placement: { envs: { c: { kind: "cluster", storage: "sql" } }, default: "c" }
+    }).pipe(Layer.provide(ClusterEnv.layer(run.settings)))
+    const pids = runners.map((r) => r.pid)
+    await Effect.runPromise(
+      Effect.gen(function* () {
+        const account = (yield* Account).instance("acct-handles")
+        // The cluster's id, which every runner resolves, not this Corps' own.
+        assert.strictEqual(account.corps, `cluster:${run.prefix}`)
+        const couriers = yield* Courier
+        // Two Courier instances on different runners.
+        const where = new Map<number, string>()
+        for (let i = 0; where.size < 2 && i < 64; i++) {
+          const key = `courier-${i}`
+          const pid = yield* couriers.instance(key).where()
+          if (!where.has(pid)) where.set(pid, key)
+        }
+        assert.strictEqual(where.size, 2)
+        const [[pidA, a], [pidB, b]] = [...where] as [[number, string], [number, string]]
+        // Caller → runner: the Courier calls the instance the handle names.
+        const viaA = yield* couriers.instance(a).depositVia({ account, amount: 5 })
+        assert.deepStrictEqual(viaA, { balance: 5, pid: pidA })
+        assert.strictEqual(yield* account.balance(), 5)
+        // Runner → runner: the handle, decoded on A's runner, is passed on to B's.
+        const viaB = yield* couriers.instance(a).passTo({ account, amount: 2, to: b })
+        assert.deepStrictEqual(viaB, { balance: 7, pid: pidB })
+        assert.strictEqual(yield* account.balance(), 7)
+        // Runner → caller: a handle made on a runner resolves here and calls the same instance.
+        const returned = yield* couriers.instance(b).accountOf({ key: "acct-handles" })
+        assert.strictEqual(returned.corps, `cluster:${run.prefix}`)
+        assert.strictEqual(yield* returned.deposit({ amount: 1 }), 8)
+        assert.include(pids, yield* returned.where())
+        assert.strictEqual(yield* account.balance(), 8)
+        // …and can be handed back to a runner again.
+        assert.strictEqual((yield* couriers.instance(b).depositVia({ account: returned, amount: 1 })).balance, 9)
+        // Another Corps on the same cluster registers under the same id; closing it leaves this one's in place.
+        yield* Effect.scoped(Layer.build(App))
+        const again = yield* couriers.instance(a).accountOf({ key: "acct-handles" })
+        assert.strictEqual(yield* again.balance(), 9)
+      }).pipe(Effect.provide(App), Effect.scoped)
+    )
+    // The Corps is closed: its registration under the cluster's id is gone with it.
+    assert.isUndefined(lookup(`cluster:${run.prefix}`, "Account"))
   })
 
   it("spreads Func calls over runners", async () => {

@@ -117,3 +117,38 @@ export const TellerLive = Teller.func(
     }
   })
 )
+
+/**
+ * A Conc that is handed Account handles and hands them out: the handles cross
+ * from the caller to a runner, from one runner to another, and back.
+ */
+export class Courier extends Worker.Service<Courier>()("Courier", {
+  /** Deposits into the Account behind `account` (a handle in the payload), here. */
+  depositVia: {
+    payload: { account: Account.Handle, amount: Schema.Number },
+    success: Schema.Struct({ balance: Schema.Number, pid: Schema.Number })
+  },
+  /** Passes `account` on to Courier instance `to` (on whichever runner hosts it), which deposits. */
+  passTo: {
+    payload: { account: Account.Handle, amount: Schema.Number, to: Schema.String },
+    success: Schema.Struct({ balance: Schema.Number, pid: Schema.Number })
+  },
+  /** A handle to Account instance `key`, made on the runner. */
+  accountOf: { payload: { key: Schema.String }, success: Account.Handle },
+  where: { success: Schema.Number }
+}) {}
+
+export const CourierLive = Courier.conc(
+  Effect.gen(function* () {
+    const accounts = yield* Account
+    const couriers = yield* Courier
+    return {
+      depositVia: ({ account, amount }) =>
+        Effect.map(Effect.orDie(account.deposit({ amount })), (balance) => ({ balance, pid: process.pid })),
+      passTo: ({ account, amount, to }) => Effect.orDie(couriers.instance(to).depositVia({ account, amount })),
+      accountOf: ({ key }) => accounts.instance(key),
+      where: () => process.pid
+    }
+  }),
+  { concurrent: ["where"] }
+)
