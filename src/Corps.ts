@@ -16,7 +16,7 @@
  */
 import { Context, Effect, Layer } from "effect"
 import { EnvStartError, PlacementError } from "./CorpsError.ts"
-import { EnvProviders } from "./EnvProvider.ts"
+import * as EnvProvider from "./EnvProvider.ts"
 import type { HandleBase } from "./internal/handle.ts"
 import { CorpsRuntime } from "./internal/runtime.ts"
 import * as Placement from "./Placement.ts"
@@ -138,12 +138,18 @@ const startEnvs = (
       groups.set(where.envName, group)
     }
     if (groups.size === 0) return
-    const providers = yield* EnvProviders
     if (module !== undefined) yield* serveOuterWorkers(corps, module, outer)
-    for (const [envName, impls] of groups) {
+    // Envs that run whole runtimes of the Corps (threads, processes) start last: by then every
+    // other Env has said which id its Workers' handles carry, and they can be told.
+    const runsRuntimes = (impls: ReadonlyArray<AnyImplementation>) => {
+      const kind = corps.resolved.get(impls[0]!.worker.key)!.env.kind
+      return kind === "thread" || kind === "process"
+    }
+    const ordered = [...groups].sort(([, a], [, b]) => Number(runsRuntimes(a)) - Number(runsRuntimes(b)))
+    for (const [envName, impls] of ordered) {
       const first = corps.resolved.get(impls[0]!.worker.key)!
-      const provider = providers.get(first.env.kind)
-      if (provider === undefined) {
+      const found = yield* EnvProvider.find(first.env.kind)
+      if (found._tag === "None") {
         const hint =
           first.env.kind === "thread" || first.env.kind === "process"
             ? `provide NodeEnv.layer from "effect-corps/node"`
@@ -159,13 +165,14 @@ const startEnvs = (
           reason: `Workers placed in Env "${envName}" need the module that defines them: pass { module: import.meta.url } to Corps.layer`
         })
       }
-      const started = yield* provider.start({
+      const started = yield* found.value.start({
         corps: corps.id,
         module,
         envName,
         env: first.env,
         workers: impls.map((impl) => ({ impl, resolved: corps.resolved.get(impl.worker.key)! })),
-        dispatcher: corps.dispatcher
+        dispatcher: corps.dispatcher,
+        handleCorps: corps.handleCorps
       })
       const { targets, handleCorps } = "targets" in started ? started : { targets: started, handleCorps: undefined }
       for (const [worker, target] of targets) {

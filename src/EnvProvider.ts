@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Context, type Effect, type Scope } from "effect"
+import { Context, Effect, Layer, type Option, type Scope } from "effect"
 import type { EnvStartError } from "./CorpsError.ts"
 import type * as Env from "./Env.ts"
 import type { Dispatcher } from "./internal/dispatch.ts"
@@ -34,6 +34,11 @@ export interface StartRequest {
   readonly workers: ReadonlyArray<{ readonly impl: AnyImplementation; readonly resolved: Placement.Resolved }>
   /** Serves every Worker of the Corps from the caller's runtime: calls an Env makes to Workers elsewhere come here. */
   readonly dispatcher: Dispatcher
+  /**
+   * Workers of the Corps whose handles carry another id than the Corps' own
+   * (a cluster's, say): an Env that builds handles must give them the same.
+   */
+  readonly handleCorps: ReadonlyMap<string, string>
 }
 
 /**
@@ -75,12 +80,37 @@ export interface EnvProvider {
 }
 
 /**
- * The providers in reach, by Env kind. Empty by default: only `local` works
- * without one.
+ * The context key of the provider of one Env kind. Each kind has its own key,
+ * so the layers of several kinds merge like any other layers.
  *
  * @since 0.1.0
  * @category services
  */
-export const EnvProviders = Context.Reference<ReadonlyMap<string, EnvProvider>>("effect-corps/EnvProviders", {
-  defaultValue: () => new Map()
-})
+export const providerOf = (kind: string): Context.Key<EnvProvider, EnvProvider> => {
+  let key = keys.get(kind)
+  if (key === undefined) {
+    key = Context.Service<EnvProvider, EnvProvider>(`effect-corps/EnvProvider/${kind}`)
+    keys.set(kind, key)
+  }
+  return key
+}
+
+const keys = new Map<string, Context.Key<EnvProvider, EnvProvider>>()
+
+/**
+ * Provides the provider of one Env kind to the Corps built below it.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (kind: string, provider: EnvProvider): Layer.Layer<never> =>
+  Layer.succeed(providerOf(kind), provider) as Layer.Layer<any> as Layer.Layer<never>
+
+/**
+ * The provider of `kind` in context, if any.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export const find = (kind: string): Effect.Effect<Option.Option<EnvProvider>> =>
+  Effect.serviceOption(providerOf(kind)) as Effect.Effect<Option.Option<EnvProvider>>

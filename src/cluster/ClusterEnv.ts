@@ -29,7 +29,7 @@
 import { type Context, Effect, Layer, Stream } from "effect"
 import { CorpsClosed, EnvStartError } from "../CorpsError.ts"
 import type * as Env from "../Env.ts"
-import { type EnvProvider, EnvProviders, type StartRequest } from "../EnvProvider.ts"
+import { type EnvProvider, layer as EnvProviderLayer, type StartRequest } from "../EnvProvider.ts"
 import { remoteTarget } from "../internal/dispatch.ts"
 import type { Target } from "../internal/handle.ts"
 import type { AnyImplementation } from "../Worker.ts"
@@ -119,11 +119,4 @@ const provider = (overrides: Cluster.Settings): EnvProvider => ({
  * @category layers
  */
 export const layer = (settings?: Cluster.Settings): Layer.Layer<never> =>
-  Layer.effect(
-    EnvProviders,
-    Effect.map(EnvProviders, (providers): ReadonlyMap<string, EnvProvider> => {
-      const next = new Map(providers)
-      next.set("cluster", provider(settings ?? {}))
-      return next
-    })
-  ) as Layer.Layer<any> as Layer.Layer<never>
+  EnvProviderLayer("cluster", provider(settings ?? {}))

@@ -26,7 +26,7 @@ import { Worker as NodeWorker } from "node:worker_threads"
 import { Effect, Fiber, Layer, Scope } from "effect"
 import { type CallLost, CorpsClosed, EnvStartError } from "../CorpsError.ts"
 import type * as Env from "../Env.ts"
-import { type EnvProvider, EnvProviders, type StartRequest } from "../EnvProvider.ts"
+import { type EnvProvider, layer as EnvProviderLayer, type StartRequest } from "../EnvProvider.ts"
 import { type Register, remoteTarget, type WireExit } from "../internal/dispatch.ts"
 import type { Target } from "../internal/handle.ts"
 import { type Client, makeClient } from "../internal/transport/Client.ts"
@@ -106,7 +106,8 @@ const provider = (kind: "thread" | "process"): EnvProvider => ({
             envName: request.envName,
             index,
             workers,
-            hosts
+            hosts,
+            handleCorps: Object.fromEntries(request.handleCorps)
           }
           const link = spawn(kind, init)
           // Failed, timed out or interrupted while starting: the Env must not outlive the attempt.
@@ -254,12 +255,7 @@ const provider = (kind: "thread" | "process"): EnvProvider => ({
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<never> = Layer.effect(
-  EnvProviders,
-  Effect.map(EnvProviders, (providers): ReadonlyMap<string, EnvProvider> => {
-    const next = new Map(providers)
-    next.set("thread", provider("thread"))
-    next.set("process", provider("process"))
-    return next
-  })
-) as Layer.Layer<any> as Layer.Layer<never>
+export const layer: Layer.Layer<never> = Layer.mergeAll(
+  EnvProviderLayer("thread", provider("thread")),
+  EnvProviderLayer("process", provider("process"))
+)

@@ -70,6 +70,7 @@ const main = Effect.gen(function* () {
         partition.set(name, (key) => (hostFor(key, hosts) === init.index ? undefined : viaCaller(key)))
     }
     runtime = new CorpsRuntime({ name: init.envName, id: init.corps, resolved, scope, remote, partition })
+    for (const [worker, corps] of Object.entries(init.handleCorps)) runtime.handleCorps.set(worker, corps)
     yield* runtime.build([...implementations.values()], Context.empty())
     runtime.publish()
   })

@@ -17,6 +17,8 @@ export interface EnvInit {
   readonly workers: ReadonlyArray<string>
   /** For each Conc placed here, the Envs (indexes) that hold its instances: keys of the others go through the caller. */
   readonly hosts: Readonly<Record<string, ReadonlyArray<number>>>
+  /** Workers whose handles carry another id than the Corps' (cluster Workers): the Env's handles must match. */
+  readonly handleCorps: Readonly<Record<string, string>>
 }
 
 /** The environment variable a child process finds its EnvInit in. */

@@ -12,8 +12,20 @@ import * as ClusterEnv from "../../src/cluster/ClusterEnv.ts"
 import { makeTargets } from "../../src/cluster/Entities.ts"
 import { Corps } from "../../src/index.ts"
 import { lookup } from "../../src/internal/registry.ts"
+import { NodeEnv } from "../../src/node/index.ts"
 import { killAll, makeRun, ports, type RunnerProcess, startRunner, stop } from "./harness.ts"
-import { Account, AccountLive, Courier, CourierLive, clusterOptions, Hasher, Ledger, Teller } from "./workers.ts"
+import {
+  Account,
+  AccountLive,
+  Courier,
+  CourierLive,
+  clusterOptions,
+  Forwarder,
+  ForwarderLive,
+  Hasher,
+  Ledger,
+  Teller
+} from "./workers.ts"
 
 const run = makeRun()
 const [p1, p2, p3, p4] = ports(4) as [number, number, number, number]
@@ -172,6 +184,30 @@ describe("cluster", () => {
     )
     // The Corps is closed: its registration under the cluster's id is gone with it.
     assert.isUndefined(lookup(`cluster:${run.prefix}`, "Account"))
+  })
+
+  it("handles of cluster Workers resolve in a thread Env of the same Corps, both ways", async () => {
+    const App = Corps.layer([AccountLive, ForwarderLive], {
+      module: new URL("./workers.ts", import.meta.url).href,
+      placement: {
+        envs: { c: { kind: "cluster", storage: "sql" }, t: { kind: "thread", count: 1 } },
+        default: "c",
+        workers: { Forwarder: "t" }
+      }
+    }).pipe(Layer.provide(Layer.mergeAll(ClusterEnv.layer(run.settings), NodeEnv.layer)))
+    await Effect.runPromise(
+      Effect.gen(function* () {
+        const account = (yield* Account).instance("acct-thread")
+        const forwarder = yield* Forwarder
+        // Caller → thread: the handle decodes in the thread and reaches the entity through the caller.
+        assert.strictEqual(yield* forwarder.depositVia({ account, amount: 4 }), 4)
+        // Thread → caller: a handle made in the thread carries the cluster's id and calls the same entity.
+        const made = yield* forwarder.accountOf({ key: "acct-thread" })
+        assert.strictEqual(made.corps, `cluster:${run.prefix}`)
+        assert.strictEqual(yield* made.deposit({ amount: 1 }), 5)
+        assert.strictEqual(yield* account.balance(), 5)
+      }).pipe(Effect.provide(App), Effect.scoped)
+    )
   })
 
   it("spreads Func calls over runners", async () => {

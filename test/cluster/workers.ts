@@ -152,3 +152,20 @@ export const CourierLive = Courier.conc(
   }),
   { concurrent: ["where"] }
 )
+
+/** A Func that takes and makes Account handles: the tests place it in a thread, beside a cluster. */
+export class Forwarder extends Worker.Service<Forwarder>()("Forwarder", {
+  depositVia: { payload: { account: Account.Handle, amount: Schema.Number }, success: Schema.Number },
+  accountOf: { payload: { key: Schema.String }, success: Account.Handle }
+}) {}
+
+/** Forwarder's implementation. */
+export const ForwarderLive = Forwarder.func(
+  Effect.gen(function* () {
+    const accounts = yield* Account
+    return {
+      depositVia: ({ account, amount }) => Effect.orDie(account.deposit({ amount })),
+      accountOf: ({ key }) => accounts.instance(key)
+    }
+  })
+)
