@@ -201,9 +201,12 @@ export const parseAddress = (address: string): Runner | undefined => {
  */
 export const handleCorps = (settings: Settings): string => `cluster:${settings.prefix ?? "corps"}`
 
+const validPrefix = /^[a-z_][a-z0-9_]{0,40}$/
+
 const prefixOf = (settings: Settings): string => {
   const prefix = settings.prefix ?? "corps"
-  if (!/^[a-z_][a-z0-9_]{0,40}$/.test(prefix)) throw new Error(`invalid cluster table prefix: ${prefix}`)
+  // Checked by the callers first (a typed error); a bad prefix here is a bug.
+  if (!validPrefix.test(prefix)) throw new Error(`invalid cluster table prefix: ${prefix}`)
   return prefix
 }
 
@@ -296,6 +299,13 @@ export const layerSql = (options: {
   if (settings.secret === undefined || Redacted.value(settings.secret).length < 16) {
     return failLayer<SettingsMismatch | ClusterStartError>(
       new ClusterStartError({ reason: "no cluster secret of at least 16 characters (set CORPS_CLUSTER_SECRET)" })
+    )
+  }
+  if (!validPrefix.test(settings.prefix ?? "corps")) {
+    return failLayer<SettingsMismatch | ClusterStartError>(
+      new ClusterStartError({
+        reason: `invalid cluster table prefix "${settings.prefix}": lower-case letters, digits and _, starting with a letter or _`
+      })
     )
   }
   const prefix = prefixOf(settings)

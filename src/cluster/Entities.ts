@@ -232,7 +232,8 @@ export const layerEntity = (impl: AnyImplementation, options?: WorkerOptions): L
     ...(options?.maxIdleTime === undefined ? {} : { maxIdleTime: options.maxIdleTime })
   } as const
   if (impl.kind === "conc") {
-    const capacity = impl.conc.capacity
+    // The same default as the local mailbox, so a Conc behaves alike wherever it is placed.
+    const capacity = impl.conc.capacity ?? 1024
     return entity.toLayer(
       Effect.gen(function* () {
         const address = yield* Entity.CurrentAddress
@@ -240,7 +241,7 @@ export const layerEntity = (impl: AnyImplementation, options?: WorkerOptions): L
         return entityHandlers(impl, handlers, delivery) as any
       }),
       // effect-corps counts the calls waiting; the cluster's mailbox also holds the running one.
-      capacity === undefined ? common : { ...common, mailboxCapacity: capacity + 1 }
+      { ...common, mailboxCapacity: capacity + 1 }
     ) as Layer.Layer<never, never, Sharding>
   }
   return Layer.unwrap(
@@ -375,7 +376,7 @@ export const makeTargets = (
     )
 
     const suspendWhenFull = (mailbox?.onFull ?? "suspend") === "suspend"
-    const capacity = mailbox?.capacity ?? -1
+    const capacity = mailbox?.capacity ?? 1024
     const targetOf = (key: string, pick: () => Record<string, (payload: unknown) => any>): Target => ({
       call(method, payload) {
         const codec = codecs.get(method)

@@ -76,6 +76,8 @@ export const collect = (
       return Effect.fail(new ModuleError({ module, reason: "it exports no Worker implementation" }))
     }
     const options = (exports.clusterOptions ?? {}) as Record<string, WorkerOptions>
+    const problem = checkOptions(implementations, options)
+    if (problem !== undefined) return Effect.fail(new ModuleError({ module, reason: `clusterOptions: ${problem}` }))
     return Effect.succeed({ module, implementations, options })
   })
 
@@ -90,3 +92,25 @@ export const load = (url: string): Effect.Effect<Served, ModuleError> =>
     try: () => import(url) as Promise<Record<string, unknown>>,
     catch: (cause) => new ModuleError({ module: url, reason: cause instanceof Error ? cause.message : String(cause) })
   }).pipe(Effect.flatMap((exports) => collect(url, exports)))
+
+/** A misspelled Worker or method, or a method both persisted and volatile, in `clusterOptions`: never silently ignored. */
+const checkOptions = (
+  implementations: ReadonlyMap<string, AnyImplementation>,
+  options: Readonly<Record<string, WorkerOptions>>
+): string | undefined => {
+  for (const [worker, option] of Object.entries(options)) {
+    const impl = implementations.get(worker)
+    if (impl === undefined) return `no Worker named ${worker} is exported`
+    const methods = impl.worker.methods
+    for (const list of ["persisted", "volatile"] as const) {
+      for (const method of option[list] ?? []) {
+        if (!(method in methods)) return `${worker}.${list} names ${method}, which ${worker} does not declare`
+      }
+    }
+    for (const method of option.persisted ?? []) {
+      if (option.volatile?.includes(method)) return `${worker}.${method} is listed both as persisted and as volatile`
+      if (methods[method]?.stream === true) return `${worker}.${method} is a stream: streams cannot be persisted`
+    }
+  }
+  return undefined
+}

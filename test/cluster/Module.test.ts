@@ -39,6 +39,44 @@ describe("cluster/Module", () => {
 })
 
 describe("cluster/Cluster settings", () => {
+  it.effect("clusterOptions naming an unknown Worker or method, or persisting a stream, are a ClusterModuleError", () =>
+    Effect.gen(function* () {
+      const collect = (clusterOptions: unknown) =>
+        Effect.exit(Module.collect("m", { AccountLive, clusterOptions })).pipe(Effect.map(failureOf))
+      const worker = yield* collect({ Acount: { persisted: ["deposit"] } })
+      assert.strictEqual(worker._tag, "ClusterModuleError")
+      assert.include(worker.reason, "no Worker named Acount")
+      const method = yield* collect({ Account: { volatile: ["depsit"] } })
+      assert.include(method.reason, "Account.volatile names depsit")
+      const both = yield* collect({ Account: { persisted: ["deposit"], volatile: ["deposit"] } })
+      assert.include(both.reason, "both as persisted and as volatile")
+      const stream = yield* collect({ Account: { persisted: ["countdown"] } })
+      assert.include(stream.reason, "streams cannot be persisted")
+    })
+  )
+
+  it.effect("an invalid table prefix is a ClusterStartError, not a defect", () =>
+    Effect.gen(function* () {
+      const bad = failureOf(
+        yield* Effect.exit(
+          Effect.scoped(
+            Layer.build(
+              Cluster.layerSql({
+                settings: {
+                  databaseUrl: Redacted.make("postgres://postgres@127.0.0.1:5432/test"),
+                  secret: Redacted.make("x".repeat(20)),
+                  prefix: "Shop"
+                }
+              })
+            )
+          )
+        )
+      )
+      assert.strictEqual(bad._tag, "ClusterStartError")
+      assert.include(bad.reason, "invalid cluster table prefix")
+    })
+  )
+
   it("parses runner addresses", () => {
     assert.deepStrictEqual(Cluster.parseAddress("10.0.0.5:34431"), { host: "10.0.0.5", port: 34431 })
     assert.deepStrictEqual(Cluster.parseAddress("[::1]:80"), { host: "[::1]", port: 80 })
