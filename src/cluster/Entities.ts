@@ -71,7 +71,7 @@ export interface WorkerOptions {
   readonly volatile?: ReadonlyArray<string> | undefined
   /** Entities idle this long are passivated (Conc state is dropped). Default: the cluster's. */
   readonly maxIdleTime?: Duration.Input | undefined
-  /** Func only: entities serving the Func (default 64). Callers must use the same number. */
+  /** Func only: the slot entities serving the Func (default 64); a caller spreads its calls over this many. */
   readonly funcSlots?: number | undefined
   /** How long a `retry` call keeps re-sending after a loss (default 30 s). */
   readonly retryWithin?: Duration.Input | undefined
