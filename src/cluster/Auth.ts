@@ -23,12 +23,15 @@
  * @since 0.1.0
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
+import { readFileSync } from "node:fs"
 import * as Net from "node:net"
+import { connect as TlsConnect } from "node:tls"
 import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
-import { Effect, Layer, Redacted } from "effect"
+import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
+import { Effect, Layer, Option, Redacted } from "effect"
 import * as Runners from "effect/cluster/Runners"
-import type * as ShardingConfig from "effect/cluster/ShardingConfig"
+import * as ShardingConfig from "effect/cluster/ShardingConfig"
 import * as RpcClient from "effect/rpc/RpcClient"
 import * as RpcSerialization from "effect/rpc/RpcSerialization"
 import * as Socket from "effect/socket/Socket"
@@ -128,7 +131,8 @@ const remoteOf = (conn: Net.Socket): string => `${conn.remoteAddress ?? "?"}:${c
  * @category layers
  */
 export const layerSocketServer = (
-  secret: Redacted.Redacted<string>
+  secret: Redacted.Redacted<string>,
+  tls?: Tls | undefined
 ): Layer.Layer<SocketServer.SocketServer, SocketServer.SocketServerError, ShardingConfig.ShardingConfig> =>
   Layer.effect(SocketServer.SocketServer)(
     Effect.gen(function* () {
@@ -154,7 +158,51 @@ export const layerSocketServer = (
           ) as Effect.Effect<never, SocketServer.SocketServerError, R>
       })
     })
-  ).pipe(Layer.provide(NodeClusterSocket.layerSocketServer))
+  ).pipe(Layer.provide(tls === undefined ? NodeClusterSocket.layerSocketServer : layerTlsServer(tls)))
+
+/**
+ * TLS for runner traffic: PEM text of the runners' key and certificate, and
+ * of the CA that every process verifies runners against.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Tls {
+  readonly key?: string | undefined
+  readonly cert?: string | undefined
+  readonly ca?: string | undefined
+}
+
+/**
+ * Reads TLS settings from PEM files; undefined when no path is given.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const tlsFromFiles = (key?: string, cert?: string, ca?: string): Tls | undefined =>
+  key === undefined && cert === undefined && ca === undefined
+    ? undefined
+    : {
+        key: key === undefined ? undefined : readFileSync(key, "utf8"),
+        cert: cert === undefined ? undefined : readFileSync(cert, "utf8"),
+        ca: ca === undefined ? undefined : readFileSync(ca, "utf8")
+      }
+
+/** A TLS socket server on the runner's listen address. */
+const layerTlsServer = (
+  tls: Tls
+): Layer.Layer<SocketServer.SocketServer, SocketServer.SocketServerError, ShardingConfig.ShardingConfig> =>
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const config = yield* ShardingConfig.ShardingConfig
+      const address = Option.getOrUndefined(Option.orElse(config.runnerListenAddress, () => config.runnerAddress))
+      if (address === undefined) return yield* Effect.die("cluster: a runner needs a listen address")
+      if (tls.key === undefined || tls.cert === undefined) {
+        return yield* Effect.die("cluster: a TLS runner needs a key and a certificate (CORPS_CLUSTER_TLS_KEY, _CERT)")
+      }
+      return NodeSocketServer.layerTls({ ...address, key: tls.key, cert: tls.cert })
+    })
+  )
 
 /**
  * How every process dials runners: TCP, then the handshake, then the cluster's
@@ -164,7 +212,8 @@ export const layerSocketServer = (
  * @category layers
  */
 export const layerClientProtocol = (
-  secret: Redacted.Redacted<string>
+  secret: Redacted.Redacted<string>,
+  tls?: Tls | undefined
 ): Layer.Layer<Runners.RpcClientProtocol, never, RpcSerialization.RpcSerialization> =>
   Layer.effect(Runners.RpcClientProtocol)(
     Effect.gen(function* () {
@@ -176,7 +225,7 @@ export const layerClientProtocol = (
           const socket = yield* NodeSocket.fromDuplex(
             Effect.acquireRelease(
               Effect.tryPromise({
-                try: () => dial(address.host, address.port, key),
+                try: () => dial(address.host, address.port, key, tls),
                 catch: (cause) =>
                   new Socket.SocketError({ reason: new Socket.SocketOpenError({ kind: "Unknown", cause }) })
               }),
@@ -194,16 +243,20 @@ export const layerClientProtocol = (
   )
 
 /** Connects and authenticates; the returned socket is paused, ready for the RPC protocol. */
-const dial = (host: string, port: number, secret: string): Promise<Net.Socket> =>
+const dial = (host: string, port: number, secret: string, tls?: Tls): Promise<Net.Socket> =>
   new Promise((resolve, reject) => {
-    const conn = Net.createConnection({ host, port })
+    // With TLS the runner's certificate is verified (against `ca`) before the handshake starts.
+    const conn: Net.Socket =
+      tls === undefined
+        ? Net.createConnection({ host, port })
+        : TlsConnect({ host, port, ...(tls.ca === undefined ? {} : { ca: tls.ca }) })
     conn.setNoDelay(true)
     const fail = (error: Error) => {
       conn.destroy()
       reject(error)
     }
     conn.once("error", fail)
-    conn.once("connect", () => {
+    conn.once(tls === undefined ? "connect" : "secureConnect", () => {
       conn.pause()
       dialHandshake(conn, secret).then(() => {
         conn.off("error", fail)

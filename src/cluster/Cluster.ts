@@ -108,12 +108,19 @@ export interface Settings {
   readonly failover?: Failover | undefined
   /** Any other `ShardingConfig` field, for tuning. Overrides the above. */
   readonly sharding?: Partial<ShardingConfig.ShardingConfig["Service"]> | undefined
+  /**
+   * Encrypt runner traffic with TLS (on top of the shared-secret handshake).
+   * Runners serve with `key` and `cert`; every process verifies runners
+   * against `ca` (default: the system's CAs).
+   */
+  readonly tls?: Auth.Tls | undefined
 }
 
 /**
  * Reads {@link Settings} from the environment: `CORPS_DATABASE_URL`,
  * `CORPS_CLUSTER_SECRET`, `CORPS_CLUSTER_PREFIX`, `CORPS_SHARDS_PER_GROUP`,
- * `CORPS_CLUSTER_FAILOVER`.
+ * `CORPS_CLUSTER_FAILOVER`, and for TLS the PEM file paths
+ * `CORPS_CLUSTER_TLS_KEY`, `CORPS_CLUSTER_TLS_CERT`, `CORPS_CLUSTER_TLS_CA`.
  *
  * @since 0.1.0
  * @category constructors
@@ -124,14 +131,22 @@ export const settingsFromEnv: Effect.Effect<Settings, Config.ConfigError> = Effe
     secret: Config.option(Config.Redacted("CORPS_CLUSTER_SECRET")),
     prefix: Config.option(Config.String("CORPS_CLUSTER_PREFIX")),
     shardsPerGroup: Config.option(Config.Int("CORPS_SHARDS_PER_GROUP")),
-    failover: Config.option(Config.Literals(["fast", "default"] as const, "CORPS_CLUSTER_FAILOVER"))
+    failover: Config.option(Config.Literals(["fast", "default"] as const, "CORPS_CLUSTER_FAILOVER")),
+    tlsKey: Config.option(Config.String("CORPS_CLUSTER_TLS_KEY")),
+    tlsCert: Config.option(Config.String("CORPS_CLUSTER_TLS_CERT")),
+    tlsCa: Config.option(Config.String("CORPS_CLUSTER_TLS_CA"))
   }).pipe(
     Effect.map((c) => ({
       databaseUrl: Option.getOrUndefined(c.databaseUrl),
       secret: Option.getOrUndefined(c.secret),
       prefix: Option.getOrUndefined(c.prefix),
       shardsPerGroup: Option.getOrUndefined(c.shardsPerGroup),
-      failover: Option.getOrUndefined(c.failover)
+      failover: Option.getOrUndefined(c.failover),
+      tls: Auth.tlsFromFiles(
+        Option.getOrUndefined(c.tlsKey),
+        Option.getOrUndefined(c.tlsCert),
+        Option.getOrUndefined(c.tlsCa)
+      )
     }))
   )
 })
@@ -310,7 +325,7 @@ export const layerSql = (options: {
   }
   const prefix = prefixOf(settings)
   const config = shardingConfigOf(settings, runner)
-  const clientProtocol = Auth.layerClientProtocol(settings.secret)
+  const clientProtocol = Auth.layerClientProtocol(settings.secret, settings.tls)
   // effect/cluster's SocketRunner layers, rebuilt with two substitutions:
   // authenticated sockets (Auth.ts) and lost `once` calls failing (LostCalls.ts).
   const runners = LostCalls.layerRunners.pipe(Layer.provide(clientProtocol))
@@ -321,7 +336,7 @@ export const layerSql = (options: {
           Layer.provideMerge(Sharding.layer),
           Layer.provideMerge(runners),
           Layer.provide(RpcServer.layerProtocolSocketServer),
-          Layer.provide(Auth.layerSocketServer(settings.secret)),
+          Layer.provide(Auth.layerSocketServer(settings.secret, settings.tls)),
           Layer.provide(RunnerHealth.layerPing.pipe(Layer.provide(Runners.layerRpc), Layer.provide(clientProtocol)))
         )
   const Sql = PgClient.layer({

@@ -44,7 +44,13 @@ export interface RunnerProcess {
 export const startRunner = (
   run: Run,
   port: number,
-  options?: { readonly secret?: string; readonly shards?: number; readonly timeoutMs?: number }
+  options?: {
+    readonly secret?: string
+    readonly shards?: number
+    readonly timeoutMs?: number
+    /** More environment for the runner (TLS files, say). */
+    readonly env?: Readonly<Record<string, string>>
+  }
 ): Promise<RunnerProcess> =>
   new Promise((resolve, reject) => {
     const args = [runnerEntry, "--module", workersModule, "--address", `127.0.0.1:${port}`]
@@ -56,7 +62,8 @@ export const startRunner = (
         CORPS_CLUSTER_SECRET: options?.secret ?? secret,
         CORPS_CLUSTER_PREFIX: run.prefix,
         CORPS_CLUSTER_FAILOVER: "fast",
-        CORPS_TEST_LEDGER: run.ledger
+        CORPS_TEST_LEDGER: run.ledger,
+        ...options?.env
       },
       stdio: ["ignore", "pipe", "pipe"]
     })
