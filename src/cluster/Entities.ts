@@ -32,7 +32,7 @@ import { ClusterSchema, Entity } from "effect/cluster"
 import type { Sharding } from "effect/cluster/Sharding"
 import { Rpc } from "effect/rpc"
 import { CallLost, MailboxFull, SerializationError, UnknownMethod, WorkerDefect } from "../CorpsError.ts"
-import { codecsOf, run } from "../internal/codec.ts"
+import { codecsOf, type MethodCodec, run } from "../internal/codec.ts"
 import type { Target } from "../internal/handle.ts"
 import type { AnyImplementation, AnyWorker, Methods } from "../Worker.ts"
 
@@ -163,20 +163,43 @@ const runHandler = (
   handler: (payload: unknown) => unknown,
   request: EntityRequest,
   stream: boolean,
-  persisted: boolean
+  persisted: boolean,
+  codec: MethodCodec
 ): unknown => {
   if (stream) {
     return Stream.suspend(() => handler(request.payload) as Stream.Stream<unknown, unknown>)
   }
   return Effect.suspend(() => {
     const result = handler(request.payload)
-    if (!Effect.isEffect(result)) return Effect.succeed(result)
+    const effect = Effect.isEffect(result) ? (result as Effect.Effect<unknown, unknown>) : Effect.succeed(result)
     // Only persisted messages can be redelivered, so only they need an id to de-duplicate by.
-    return persisted
-      ? Effect.provideService(result as Effect.Effect<unknown, unknown>, DeliveryId, String(request.requestId))
-      : (result as Effect.Effect<unknown, unknown>)
+    return checkedOutcome(
+      persisted ? Effect.provideService(effect, DeliveryId, String(request.requestId)) : effect,
+      codec
+    )
   })
 }
+
+/**
+ * A result or an error that its Schema cannot carry becomes a defect naming
+ * the SerializationError, here on the runner, as threads and processes do —
+ * rather than an opaque cluster encoding failure (or, on the embedded
+ * cluster, no check at all). The caller turns it back into the typed error.
+ */
+const checkedOutcome = (effect: Effect.Effect<unknown, unknown>, codec: MethodCodec) =>
+  Effect.matchEffect(effect, {
+    onSuccess: (value) =>
+      Exit.isSuccess(codec.encodeSuccess(value))
+        ? Effect.succeed(value)
+        : Effect.die(serializationFailure(codec, "success", "the handler's result does not fit its Schema")),
+    onFailure: (error) =>
+      codec.isError(error) && Exit.isSuccess(codec.encodeError(error))
+        ? Effect.fail(error)
+        : Effect.die(serializationFailure(codec, "error", `undeclared or unencodable error: ${describe(error)}`))
+  })
+
+const serializationFailure = (codec: MethodCodec, part: "success" | "error", issue: string) =>
+  new SerializationError({ worker: codec.worker, method: codec.method, part, issue })
 
 /** What an entity handler receives (the part of `Envelope.Request` used here). */
 interface EntityRequest {
@@ -190,6 +213,7 @@ const entityHandlers = (
   delivery: ReadonlyMap<string, Delivery>
 ): Record<string, (request: EntityRequest) => unknown> => {
   const worker = impl.worker
+  const codecs = codecsOf(worker as AnyWorker)
   const concurrent = new Set<string>(impl.kind === "conc" ? (impl.conc.concurrent ?? []) : [])
   const out: Record<string, (request: EntityRequest) => unknown> = {}
   for (const [method, spec] of Object.entries(worker.methods as Methods)) {
@@ -202,8 +226,11 @@ const entityHandlers = (
     const persisted = delivery.get(method) === "persisted"
     out[method] =
       concurrent.has(method) && !stream
-        ? (request) => Rpc.fork(runHandler(handler, request, false, persisted) as Effect.Effect<unknown, unknown>)
-        : (request) => runHandler(handler, request, stream, persisted)
+        ? (request) =>
+            Rpc.fork(
+              runHandler(handler, request, false, persisted, codecs.get(method)!) as Effect.Effect<unknown, unknown>
+            )
+        : (request) => runHandler(handler, request, stream, persisted, codecs.get(method)!)
   }
   return out
 }
@@ -291,6 +318,21 @@ export const toCallError = (
   }
   const die = cause.reasons.find(Cause.isDieReason)
   if (die !== undefined) {
+    // A SerializationError raised on the runner (see checkedOutcome), which crossed as a defect.
+    const named = die.defect as { readonly name?: unknown; readonly _tag?: unknown; readonly message?: unknown }
+    if (
+      named !== null &&
+      typeof named === "object" &&
+      (named._tag === "SerializationError" || named.name === "SerializationError")
+    ) {
+      const message = String(named.message ?? "")
+      const part = /the (payload|success|error) does not fit/.exec(message)?.[1] as
+        | "payload"
+        | "success"
+        | "error"
+        | undefined
+      return Cause.fail(new SerializationError({ worker, method, part: part ?? "success", issue: message }))
+    }
     if (isTag(die.defect, "SchemaError")) {
       return Cause.fail(new SerializationError({ worker, method, part: "payload", issue: describe(die.defect) }))
     }

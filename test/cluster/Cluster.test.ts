@@ -229,6 +229,9 @@ describe("cluster", () => {
         yield* a.call("deposit", { amount: 1 })
         const overdrawn = failureOf(yield* Effect.exit(a.call("withdraw", { amount: 5 })))
         const defect = failureOf(yield* Effect.exit(a.call("crash", { message: "kaboom" })))
+        // Across processes too, a result its Schema cannot carry is a SerializationError.
+        const badResult = failureOf(yield* Effect.exit(a.call("misbehave", { what: "result" })))
+        assert.deepStrictEqual([badResult._tag, badResult.part], ["SerializationError", "success"])
         return [overdrawn, defect, yield* a.call("balance", undefined)] as const
       })
     )

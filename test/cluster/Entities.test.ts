@@ -36,6 +36,19 @@ describe("cluster/Entities", () => {
     assert.strictEqual(account.get("countdown"), "once")
   })
 
+  it.live("a result or an error its Schema cannot carry is a SerializationError; the entity lives", () =>
+    run(
+      Effect.gen(function* () {
+        const a = (yield* makeTargets(Account, "conc"))("misbehaving")
+        const result = failureOf(yield* Effect.exit(a.call("misbehave", { what: "result" }))) as any
+        assert.deepStrictEqual([result._tag, result.part], ["SerializationError", "success"])
+        const error = failureOf(yield* Effect.exit(a.call("misbehave", { what: "error" }))) as any
+        assert.deepStrictEqual([error._tag, error.part], ["SerializationError", "error"])
+        assert.strictEqual(yield* a.call("deposit", { amount: 1 }), 1)
+      })
+    )
+  )
+
   it.live("a Conc is one stateful entity per key", () =>
     run(
       Effect.gen(function* () {

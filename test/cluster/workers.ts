@@ -20,7 +20,9 @@ export class Account extends Worker.Service<Account>()("Account", {
   crash: { payload: { message: Schema.String } },
   /** Which runner serves this instance (its process id). */
   where: { success: Schema.Number, idempotent: true },
-  countdown: { payload: { from: Schema.Number }, success: Schema.Number, stream: true }
+  countdown: { payload: { from: Schema.Number }, success: Schema.Number, stream: true },
+  /** Returns a result its Schema cannot carry, or fails with an undeclared error. */
+  misbehave: { payload: { what: Schema.Literals(["result", "error"]) }, success: Schema.Number }
 }) {}
 
 /** In-memory Account: state is lost when the entity moves. */
@@ -36,7 +38,8 @@ export const AccountLive = Account.conc(
         throw new Error(message)
       },
       where: () => process.pid,
-      countdown: ({ from }) => Stream.range(0, from - 1).pipe(Stream.map((i) => from - i))
+      countdown: ({ from }) => Stream.range(0, from - 1).pipe(Stream.map((i) => from - i)),
+      misbehave: ({ what }) => (what === "result" ? ("not a number" as any) : Effect.fail(42 as never))
     }
   }),
   { concurrent: ["balance", "where"] }
