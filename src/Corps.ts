@@ -20,7 +20,7 @@ import * as EnvProvider from "./EnvProvider.ts"
 import type { HandleBase } from "./internal/handle.ts"
 import { CorpsRuntime } from "./internal/runtime.ts"
 import * as Placement from "./Placement.ts"
-import { type AnyImplementation, type Implementation, isImplementation, makeImplementation } from "./Worker.ts"
+import { type AnyImplementation, type Implementation, implementationsIn, makeImplementation } from "./Worker.ts"
 
 /**
  * The Workers a list of implementations provides.
@@ -139,33 +139,30 @@ const startEnvs = (
     }
     if (groups.size === 0) return
     if (module !== undefined) yield* serveOuterWorkers(corps, module, outer)
-    // Envs that run whole runtimes of the Corps (threads, processes) start last: by then every
-    // other Env has said which id its Workers' handles carry, and they can be told.
-    const runsRuntimes = (impls: ReadonlyArray<AnyImplementation>) => {
+    const toStart: Array<{ envName: string; impls: Array<AnyImplementation>; provider: EnvProvider.EnvProvider }> = []
+    for (const [envName, impls] of groups) {
       const kind = corps.resolved.get(impls[0]!.worker.key)!.env.kind
-      return kind === "thread" || kind === "process"
-    }
-    const ordered = [...groups].sort(([, a], [, b]) => Number(runsRuntimes(a)) - Number(runsRuntimes(b)))
-    for (const [envName, impls] of ordered) {
-      const first = corps.resolved.get(impls[0]!.worker.key)!
-      const found = yield* EnvProvider.find(first.env.kind)
+      const found = yield* EnvProvider.find(kind)
       if (found._tag === "None") {
-        const hint =
-          first.env.kind === "thread" || first.env.kind === "process"
-            ? `provide NodeEnv.layer from "effect-corps/node"`
-            : `provide the layer of the "${first.env.kind}" Env kind`
         return yield* new PlacementError({
           key: placement.envs?.[envName] !== undefined ? `envs.${envName}` : `workers.${impls[0]!.worker.key}`,
-          reason: `no provider for Env kind "${first.env.kind}" is in context: ${hint}`
+          reason: `no provider for Env kind "${kind}" is in context: provide its layer (threads and processes: NodeEnv.layer from "effect-corps/node"; the cluster: ClusterEnv.layer() from "effect-corps/cluster")`
         })
       }
-      if (module === undefined) {
-        return yield* new PlacementError({
-          key: "module",
-          reason: `Workers placed in Env "${envName}" need the module that defines them: pass { module: import.meta.url } to Corps.layer`
-        })
-      }
-      const started = yield* found.value.start({
+      toStart.push({ envName, impls, provider: found.value })
+    }
+    if (module === undefined) {
+      return yield* new PlacementError({
+        key: "module",
+        reason: `Workers placed in Env "${toStart[0]!.envName}" need the module that defines them: pass { module: import.meta.url } to Corps.layer`
+      })
+    }
+    // Envs that build the Corps' Workers themselves start last: by then every other Env has said
+    // which id its Workers' handles carry, and they can be told (StartRequest.handleCorps).
+    toStart.sort((a, b) => Number(a.provider.buildsCorps === true) - Number(b.provider.buildsCorps === true))
+    for (const { envName, impls, provider } of toStart) {
+      const first = corps.resolved.get(impls[0]!.worker.key)!
+      const result = yield* provider.start({
         corps: corps.id,
         module,
         envName,
@@ -174,7 +171,7 @@ const startEnvs = (
         dispatcher: corps.dispatcher,
         handleCorps: corps.handleCorps
       })
-      const { targets, handleCorps } = "targets" in started ? started : { targets: started, handleCorps: undefined }
+      const { targets, handleCorps } = "targets" in result ? result : { targets: result, handleCorps: undefined }
       for (const [worker, target] of targets) {
         corps.remote.set(worker, target)
         // Handles of these Workers carry the id their hosts resolve (e.g. a cluster's): see CorpsRuntime.publish.
@@ -195,12 +192,15 @@ const serveOuterWorkers = (corps: CorpsRuntime, module: string, outer: Context.C
       catch: (cause) =>
         new EnvStartError({ env: "caller", module, reason: `cannot import: ${(cause as Error)?.message ?? cause}` })
     })
-    for (const value of Object.values(exports)) {
-      if (!isImplementation(value) || corps.resolved.has(value.worker.key)) continue
-      const handle = Context.getOption(outer, value.worker)
+    const implementations = implementationsIn(exports)
+    if (typeof implementations === "string")
+      return yield* new EnvStartError({ env: "caller", module, reason: implementations })
+    for (const [name, impl] of implementations) {
+      if (corps.resolved.has(name)) continue
+      const handle = Context.getOption(outer, impl.worker)
       if (handle._tag === "Some") {
         const base = handle.value as HandleBase
-        corps.served.set(value.worker.key, { worker: value.worker, target: (key) => base.instance(key).target })
+        corps.served.set(name, { worker: impl.worker, target: (key) => base.instance(key).target })
       }
     }
   })

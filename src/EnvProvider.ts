@@ -69,6 +69,12 @@ export interface Started {
  */
 export interface EnvProvider {
   /**
+   * Whether the Envs build Workers of the Corps themselves, with handles of
+   * their own (threads and processes do): such providers start after the
+   * others, so that `StartRequest.handleCorps` is complete.
+   */
+  readonly buildsCorps?: boolean | undefined
+  /**
    * Starts the Env named in `request` (one or more threads, processes,
    * runners…) and returns a Target factory per Worker name (or a
    * {@link Started}, to also name the Corps id their handles carry). The Envs

@@ -254,6 +254,40 @@ export type BuildRequirements<B> =
       ? Exclude<R, Scope.Scope>
       : never
 
+/**
+ * The implementations a module's `exports` hold, by Worker name — with
+ * `deep`, the private members of Corps too. A Worker exported with two
+ * different implementations is ambiguous: the result is then a string that
+ * says so. Envs use this to find what to build from the Corps' module.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const implementationsIn = (
+  exports: Readonly<Record<string, unknown>>,
+  options?: { readonly deep?: boolean | undefined }
+): Map<string, AnyImplementation> | string => {
+  const found = new Map<string, AnyImplementation>()
+  const add = (impl: AnyImplementation): string | undefined => {
+    const seen = found.get(impl.worker.key)
+    if (seen !== undefined && seen !== impl) return `two implementations of Worker ${impl.worker.key}`
+    found.set(impl.worker.key, impl)
+    if (options?.deep === true) {
+      for (const member of impl.members) {
+        const problem = add(member)
+        if (problem !== undefined) return problem
+      }
+    }
+    return undefined
+  }
+  for (const value of Object.values(exports)) {
+    if (!isImplementation(value)) continue
+    const problem = add(value)
+    if (problem !== undefined) return problem
+  }
+  return found
+}
+
 /** @internal */
 export const isImplementation = (u: unknown): u is AnyImplementation =>
   typeof u === "object" && u !== null && ImplementationTypeId in u

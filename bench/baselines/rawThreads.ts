@@ -5,7 +5,15 @@
  */
 import { Worker } from "node:worker_threads"
 import { percentile } from "../lib/measure.ts"
-import { type BaselinePool, driveInFlight, fixture, IN_FLIGHT, POOL_SIZE, withTimeout } from "./pool.ts"
+import {
+  type BaselinePool,
+  driveInFlight,
+  fixture,
+  IN_FLIGHT,
+  makeRawDispatch,
+  POOL_SIZE,
+  withTimeout
+} from "./pool.ts"
 
 /** Options of a raw thread pool. */
 export interface RawThreadsOptions {
@@ -21,101 +29,30 @@ export interface RawThreads<I, O> {
   readonly close: () => Promise<void>
 }
 
-interface Slot<I> {
-  readonly worker: Worker
-  inFlight: number
-  outbox: Array<{ id: number; n: I }>
-}
-
-interface Reply<O> {
-  readonly id: number
-  readonly r: O
-}
-
 /** Starts `size` worker threads on `file` (each online before this resolves) and dispatches to the least busy one. */
 export const startRawThreads = async <I, O>(file: URL, options: RawThreadsOptions = {}): Promise<RawThreads<I, O>> => {
   const size = options.size ?? POOL_SIZE
-  const batched = options.batched ?? false
-  const pending = new Map<number, PromiseWithResolvers<O>>()
-  let nextId = 0
-  let closing = false
-  let flushScheduled = false
-
-  const failAll = (error: Error): void => {
-    for (const p of pending.values()) p.reject(error)
-    pending.clear()
-  }
-
-  const slots: Array<Slot<I>> = []
-  const online: Array<Promise<void>> = []
-  for (let i = 0; i < size; i++) {
-    const worker = new Worker(file)
-    const slot: Slot<I> = { worker, inFlight: 0, outbox: [] }
-    slots.push(slot)
-    online.push(
-      new Promise<void>((resolve, reject) => {
-        worker.once("online", resolve)
-        worker.once("error", reject)
-      })
-    )
-    const settle = (reply: Reply<O>): void => {
-      const p = pending.get(reply.id)
-      if (p === undefined) return
-      pending.delete(reply.id)
-      slot.inFlight--
-      p.resolve(reply.r)
-    }
-    worker.on("message", (msg: Reply<O> | ReadonlyArray<Reply<O>>) => {
-      if (Array.isArray(msg)) for (const reply of msg) settle(reply)
-      else settle(msg as Reply<O>)
-    })
-    worker.on("error", (e) => failAll(e))
+  const workers = Array.from({ length: size }, () => new Worker(file))
+  const dispatch = makeRawDispatch<I, O>(
+    workers.map((worker) => (message: unknown) => worker.postMessage(message)),
+    options.batched ?? false
+  )
+  const online = workers.map((worker, index) => {
+    worker.on("message", (message: unknown) => dispatch.receive(index, message))
+    worker.on("error", (e) => dispatch.failAll(e))
     worker.on("exit", (code) => {
-      if (!closing) failAll(new Error(`worker exited with code ${code}`))
+      if (!dispatch.stopped()) dispatch.failAll(new Error(`worker exited with code ${code}`))
     })
-  }
-
-  const flush = (): void => {
-    flushScheduled = false
-    for (const slot of slots) {
-      if (slot.outbox.length === 0) continue
-      slot.worker.postMessage(slot.outbox)
-      slot.outbox = []
-    }
-  }
-
-  // Least-in-flight dispatch: with equal workers this alternates like round robin,
-  // and a slow worker gets less work.
-  const pick = (): Slot<I> => {
-    let best = slots[0]!
-    for (let i = 1; i < slots.length; i++) if (slots[i]!.inFlight < best.inFlight) best = slots[i]!
-    return best
-  }
-
-  const call = (n: I): Promise<O> => {
-    if (closing) return Promise.reject(new Error("pool closed"))
-    const id = nextId++
-    const p = Promise.withResolvers<O>()
-    pending.set(id, p)
-    const slot = pick()
-    slot.inFlight++
-    if (batched) {
-      slot.outbox.push({ id, n })
-      if (!flushScheduled) {
-        flushScheduled = true
-        queueMicrotask(flush)
-      }
-    } else {
-      slot.worker.postMessage({ id, n })
-    }
-    return p.promise
-  }
+    return new Promise<void>((resolve, reject) => {
+      worker.once("online", resolve)
+      worker.once("error", reject)
+    })
+  })
 
   const close = async (): Promise<void> => {
-    if (closing) return
-    closing = true
-    failAll(new Error("pool closed"))
-    await withTimeout(Promise.all(slots.map((s) => s.worker.terminate())), 5000, "terminating worker threads")
+    if (dispatch.stopped()) return
+    dispatch.stop()
+    await withTimeout(Promise.all(workers.map((w) => w.terminate())), 5000, "terminating worker threads")
   }
 
   try {
@@ -124,7 +61,7 @@ export const startRawThreads = async <I, O>(file: URL, options: RawThreadsOption
     await close()
     throw e
   }
-  return { call, close }
+  return { call: dispatch.call, close }
 }
 
 const WARMUP_CALLS = 5000

@@ -10,7 +10,7 @@
  * @since 0.1.0
  */
 import { Effect, Schema } from "effect"
-import { type AnyImplementation, isImplementation } from "../Worker.ts"
+import { type AnyImplementation, implementationsIn } from "../Worker.ts"
 import type { WorkerOptions } from "./Entities.ts"
 
 /**
@@ -53,25 +53,9 @@ export const collect = (
   exports: Readonly<Record<string, unknown>>
 ): Effect.Effect<Served, ModuleError> =>
   Effect.suspend(() => {
-    const implementations = new Map<string, AnyImplementation>()
-    const add = (impl: AnyImplementation): ModuleError | undefined => {
-      const existing = implementations.get(impl.worker.key)
-      if (existing !== undefined && existing !== impl) {
-        return new ModuleError({ module, reason: `two implementations of Worker ${impl.worker.key}` })
-      }
-      implementations.set(impl.worker.key, impl)
-      for (const member of impl.members) {
-        const error = add(member)
-        if (error !== undefined) return error
-      }
-      return undefined
-    }
-    for (const value of Object.values(exports)) {
-      if (isImplementation(value)) {
-        const error = add(value)
-        if (error !== undefined) return Effect.fail(error)
-      }
-    }
+    // Corps members (`Corps.make`) are served as Workers of their own too.
+    const implementations = implementationsIn(exports, { deep: true })
+    if (typeof implementations === "string") return Effect.fail(new ModuleError({ module, reason: implementations }))
     if (implementations.size === 0) {
       return Effect.fail(new ModuleError({ module, reason: "it exports no Worker implementation" }))
     }

@@ -6,7 +6,7 @@
  * effect-corps itself (CallError) travel with their own Schema, so the
  * declared error Schema of a method never has to mention them.
  */
-import { Exit, Schema } from "effect"
+import { Exit, Option, Schema } from "effect"
 import type { SchemaError } from "effect/Schema"
 import { CallError, SerializationError } from "../CorpsError.ts"
 import type { AnyWorker, MethodSpec } from "../Worker.ts"
@@ -101,7 +101,7 @@ export const encodeFailure = (method: MethodCodec, error: unknown): EncodedExit 
   if (method.isError(error)) {
     const encoded = run(method.encodeError, error, "error", method)
     if (Exit.isSuccess(encoded)) return { _tag: "Failure", error: [0, encoded.value] }
-    return encodeCallFailure(Exit.findErrorOption(encoded).pipe((o) => (o._tag === "Some" ? o.value : error)))
+    return encodeCallFailure(Option.getOrElse(Exit.findErrorOption(encoded), () => error))
   }
   return encodeCallFailure(error)
 }

@@ -6,7 +6,7 @@
  * The local serialization check runs exactly these halves back to back, so
  * what passes it is known to cross a thread, a process or a host.
  */
-import { Cause, Effect, Exit, Scope, Stream } from "effect"
+import { Cause, Effect, Exit, Option, Scope, Stream } from "effect"
 import * as Pull from "effect/Pull"
 import { UnknownMethod, UnknownWorker } from "../CorpsError.ts"
 import type { AnyWorker } from "../Worker.ts"
@@ -127,7 +127,7 @@ const encodeExit = (codec: MethodCodec, exit: Exit.Exit<unknown, unknown>, reque
     const encoded = run(codec.encodeSuccess, exit.value, "success", codec)
     return Exit.isSuccess(encoded)
       ? { _tag: "Success", value: encoded.value }
-      : encodeCallFailure(Exit.findErrorOption(encoded).pipe(getSome))
+      : encodeCallFailure(Option.getOrUndefined(Exit.findErrorOption(encoded)))
   }
   const error = Cause.findErrorOption(exit.cause)
   if (error._tag === "Some") return encodeFailure(codec, error.value)
@@ -151,7 +151,7 @@ const resolve = (
   if (codec === undefined)
     return encodeCallFailure(new UnknownMethod({ worker: request.worker, method: request.method }))
   const payload = run(codec.decodePayload, request.payload, "payload", codec)
-  if (Exit.isFailure(payload)) return encodeCallFailure(Exit.findErrorOption(payload).pipe(getSome))
+  if (Exit.isFailure(payload)) return encodeCallFailure(Option.getOrUndefined(Exit.findErrorOption(payload)))
   return { served, codec, payload: payload.value }
 }
 
@@ -186,7 +186,8 @@ const streamCall = (self: Dispatcher, method: string, payload: unknown): Effect.
           const values: Array<unknown> = []
           for (const value of chunk) {
             const encoded = run(open.codec.encodeSuccess, value, "success", open.codec)
-            if (Exit.isFailure(encoded)) return end(encodeCallFailure(Exit.findErrorOption(encoded).pipe(getSome)))
+            if (Exit.isFailure(encoded))
+              return end(encodeCallFailure(Option.getOrUndefined(Exit.findErrorOption(encoded))))
             values.push(encoded.value)
           }
           return Effect.succeed<EncodedExit>({ _tag: "Success", value: [0, values] })
@@ -208,9 +209,6 @@ const streamCall = (self: Dispatcher, method: string, payload: unknown): Effect.
     }
   }
 }
-
-const getSome = <A>(option: { readonly _tag: "Some"; readonly value: A } | { readonly _tag: "None" }): A | undefined =>
-  option._tag === "Some" ? option.value : undefined
 
 /**
  * The caller side for `worker`: encodes the payload, hands the request to

@@ -75,6 +75,7 @@ const control = (client: Client, method: string): Effect.Effect<unknown, CallLos
 
 /** The provider of one kind. */
 const provider = (kind: "thread" | "process"): EnvProvider => ({
+  buildsCorps: true,
   start: (request: StartRequest) =>
     Effect.gen(function* () {
       const env = request.env as Env.Env & { readonly count?: number | undefined }
@@ -241,7 +242,9 @@ const provider = (kind: "thread" | "process"): EnvProvider => ({
               }
             : undefined
         targets.set(impl.worker.key, (key) => {
-          const register = shared ?? registerOn(() => slots[hostFor(key, hosts)]!.client)
+          // The key's Env is fixed: hash it once per handle, not once per call.
+          const index = hostFor(key, hosts)
+          const register = shared ?? registerOn(() => slots[index]!.client)
           return remoteTarget(impl.worker, key, sendWith(register), register, pin)
         })
       }

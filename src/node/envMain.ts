@@ -14,24 +14,12 @@ import { makeClient } from "../internal/transport/Client.ts"
 import { fromParent } from "../internal/transport/Link.ts"
 import { serve } from "../internal/transport/Server.ts"
 import type * as Placement from "../Placement.ts"
-import { type AnyImplementation, isImplementation } from "../Worker.ts"
+import { implementationsIn } from "../Worker.ts"
 import { split } from "./duplex.ts"
 import { hostFor } from "./routing.ts"
 import { CONTROL, type EnvInit, INIT_VARIABLE } from "./wire.ts"
 
 const init: EnvInit = isMainThread ? JSON.parse(process.env[INIT_VARIABLE] ?? "null") : workerData
-
-/** The implementations a module exports, by Worker name; a name exported twice must be the same implementation. */
-const implementationsOf = (exports: Record<string, unknown>): Map<string, AnyImplementation> | string => {
-  const found = new Map<string, AnyImplementation>()
-  for (const value of Object.values(exports)) {
-    if (!isImplementation(value)) continue
-    const seen = found.get(value.worker.key)
-    if (seen !== undefined && seen !== value) return `the module exports two implementations of ${value.worker.key}`
-    found.set(value.worker.key, value)
-  }
-  return found
-}
 
 const local: Placement.Resolved = { envName: "local", env: { kind: "local" }, strategy: "auto", replicas: undefined }
 
@@ -48,7 +36,7 @@ const main = Effect.gen(function* () {
       try: () => import(init.module) as Promise<Record<string, unknown>>,
       catch: (cause) => `cannot import: ${cause instanceof Error ? cause.message : String(cause)}`
     })
-    const implementations = implementationsOf(exports)
+    const implementations = implementationsIn(exports)
     if (typeof implementations === "string") return yield* Effect.fail(implementations)
     const missing = init.workers.filter((name) => !implementations.has(name))
     if (missing.length > 0)

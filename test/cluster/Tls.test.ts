@@ -11,11 +11,10 @@ import { join } from "node:path"
 import * as Tls from "node:tls"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect, Layer, ManagedRuntime } from "effect"
-import { SqlClient } from "effect/sql"
 import * as Cluster from "../../src/cluster/Cluster.ts"
 import * as ClusterEnv from "../../src/cluster/ClusterEnv.ts"
 import { Corps } from "../../src/index.ts"
-import { killAll, makeRun, ports, type RunnerProcess, startRunner } from "./harness.ts"
+import { dropTables, killAll, makeRun, ports, type RunnerProcess, startRunner } from "./harness.ts"
 import { Account, AccountLive } from "./workers.ts"
 
 const run = makeRun()
@@ -56,15 +55,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await killAll()
   const client = ManagedRuntime.make(Cluster.layerSql({ settings: { ...run.settings, tls: { ca: cert } } }))
-  await client.runPromise(
-    Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
-      const tables = yield* sql<{
-        tablename: string
-      }>`SELECT tablename FROM pg_tables WHERE tablename LIKE ${`${run.prefix}%`}`
-      for (const { tablename } of tables) yield* sql`DROP TABLE IF EXISTS ${sql(tablename)} CASCADE`
-    })
-  )
+  await client.runPromise(dropTables(run.prefix))
   await client.dispose()
   rmSync(dir, { recursive: true, force: true })
 }, 30_000)

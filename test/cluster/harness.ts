@@ -5,7 +5,8 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { Redacted } from "effect"
+import { Effect, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
 import type * as Cluster from "../../src/cluster/Cluster.ts"
 
 export const databaseUrl = process.env.CORPS_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
@@ -119,3 +120,13 @@ export const ports = (n: number): Array<number> => {
   const base = 36_000 + Math.floor(Math.random() * 20_000)
   return Array.from({ length: n }, (_, i) => base + i)
 }
+
+/** Drops every table of one test run's cluster (its prefix). */
+export const dropTables = (prefix: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const tables = yield* sql<{
+      tablename: string
+    }>`SELECT tablename FROM pg_tables WHERE tablename LIKE ${`${prefix}%`}`
+    for (const { tablename } of tables) yield* sql`DROP TABLE IF EXISTS ${sql(tablename)} CASCADE`
+  })
