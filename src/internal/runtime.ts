@@ -148,11 +148,7 @@ export class CorpsRuntime {
       corps: this.handleCorps.get(worker.key) ?? this.id,
       worker: worker.key,
       HandleClass: worker.HandleClass,
-      target: dispatcher
-        ? (key) => {
-            return remoteTarget(worker, key, (request) => dispatcher.dispatch(request))
-          }
-        : local
+      target: dispatcher ? (key) => remoteTarget(worker, key, (request) => dispatcher.dispatch(request)) : local
     }
     this.entries.set(worker.key, entry)
     return entry
