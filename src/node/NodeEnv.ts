@@ -37,7 +37,8 @@ import { split } from "./duplex.ts"
 import { hostFor, hostsOf } from "./routing.ts"
 import { CONTROL, type EnvInit, INIT_VARIABLE } from "./wire.ts"
 
-const entry = new URL("./envMain.ts", import.meta.url)
+// From source (`.ts`, run by Node 24) the entry is `envMain.ts`; from the built package it is `envMain.js`.
+const entry = new URL(import.meta.url.endsWith(".ts") ? "./envMain.ts" : "./envMain.js", import.meta.url)
 
 /** How long a shutting-down Env may take to run its finalizers before it is stopped anyway. */
 const SHUTDOWN_TIMEOUT = "5 seconds"
