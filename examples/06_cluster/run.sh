@@ -26,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 
 for port in 34601 34602; do
-  "$node" src/cluster/runner.ts --module examples/06_cluster.ts --address "127.0.0.1:$port" >"$logs/$port.log" 2>&1 &
+  "$node" src/cli/main.ts runner --module examples/06_cluster.ts --address "127.0.0.1:$port" >"$logs/$port.log" 2>&1 &
   pids+=("$!")
 done
 for port in 34601 34602; do

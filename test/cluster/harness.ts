@@ -12,7 +12,7 @@ import type * as Cluster from "../../src/cluster/Cluster.ts"
 export const databaseUrl = process.env.CORPS_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 export const secret = "test-secret-0123456789abcdef"
 
-const runnerEntry = fileURLToPath(new URL("../../src/cluster/runner.ts", import.meta.url))
+const corpsCommand = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url))
 const workersModule = fileURLToPath(new URL("./workers.ts", import.meta.url))
 
 /** One test run's cluster: its table prefix and ledger table. */
@@ -47,6 +47,8 @@ export const startRunner = (
   port: number,
   options?: {
     readonly secret?: string
+    /** Give the runner its secret in this file (`--secret-file`) instead of CORPS_CLUSTER_SECRET. */
+    readonly secretFile?: string
     readonly shards?: number
     readonly timeoutMs?: number
     /** More environment for the runner (TLS files, say). */
@@ -54,13 +56,15 @@ export const startRunner = (
   }
 ): Promise<RunnerProcess> =>
   new Promise((resolve, reject) => {
-    const args = [runnerEntry, "--module", workersModule, "--address", `127.0.0.1:${port}`]
+    const args = [corpsCommand, "runner", "--module", workersModule, "--address", `127.0.0.1:${port}`]
     if (options?.shards !== undefined) args.push("--shards", String(options.shards))
+    if (options?.secretFile !== undefined) args.push("--secret-file", options.secretFile)
+    const { CORPS_CLUSTER_SECRET: _, ...inherited } = process.env
     const child = spawn(process.execPath, args, {
       env: {
-        ...process.env,
+        ...inherited,
         CORPS_DATABASE_URL: databaseUrl,
-        CORPS_CLUSTER_SECRET: options?.secret ?? secret,
+        ...(options?.secretFile === undefined ? { CORPS_CLUSTER_SECRET: options?.secret ?? secret } : {}),
         CORPS_CLUSTER_PREFIX: run.prefix,
         CORPS_CLUSTER_FAILOVER: "fast",
         CORPS_TEST_LEDGER: run.ledger,
