@@ -13,7 +13,7 @@ import { makeTargets } from "../../src/cluster/Entities.ts"
 import { Corps } from "../../src/index.ts"
 import { lookup } from "../../src/internal/registry.ts"
 import { NodeEnv } from "../../src/node/index.ts"
-import { dropTables, killAll, makeRun, ports, type RunnerProcess, startRunner, stop } from "./harness.ts"
+import { dropTables, killAll, makeRun, ports, postgres, type RunnerProcess, startRunner, stop } from "./harness.ts"
 import {
   Account,
   AccountLive,
@@ -84,7 +84,7 @@ afterAll(async () => {
   await client?.dispose()
 }, 20_000)
 
-describe("cluster", () => {
+describe.runIf(postgres)("cluster", () => {
   it("spreads Conc entities over every runner, one instance per key", async () => {
     const pids = await wherePids(keys)
     assert.deepStrictEqual(new Set(pids), new Set(runners.map((r) => r.pid)))

@@ -14,7 +14,7 @@ import { Effect, Layer, ManagedRuntime } from "effect"
 import * as Cluster from "../../src/cluster/Cluster.ts"
 import * as ClusterEnv from "../../src/cluster/ClusterEnv.ts"
 import { Corps } from "../../src/index.ts"
-import { dropTables, killAll, makeRun, ports, type RunnerProcess, startRunner } from "./harness.ts"
+import { dropTables, killAll, makeRun, ports, postgres, type RunnerProcess, startRunner } from "./harness.ts"
 import { Account, AccountLive } from "./workers.ts"
 
 const run = makeRun()
@@ -60,7 +60,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true })
 }, 30_000)
 
-describe("cluster over TLS", () => {
+describe.runIf(postgres)("cluster over TLS", () => {
   it("a caller that verifies the runner's certificate is served", async () => {
     const App = Corps.layer([AccountLive], {
       module: new URL("./workers.ts", import.meta.url).href,

@@ -7,9 +7,14 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
+import { inject } from "vitest"
 import type * as Cluster from "../../src/cluster/Cluster.ts"
+import { databaseUrl } from "./postgres.ts"
 
-export const databaseUrl = process.env.CORPS_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+export { databaseUrl }
+
+/** PostgreSQL answered the global setup's probe: `describe.runIf(postgres)` around what needs it. */
+export const postgres: boolean = inject("postgres")
 export const secret = "test-secret-0123456789abcdef"
 
 const corpsCommand = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url))
