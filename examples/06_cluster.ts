@@ -4,7 +4,7 @@
  * The same Worker code as every other example, placed on `effect/cluster`
  * runners by configuration. This module is both:
  *
- * - what the runners serve: `src/cluster/runner.ts --module examples/06_cluster.ts`
+ * - what the runners serve: `corps runner --module examples/06_cluster.ts` (`node src/cli/main.ts runner …`)
  *   imports it and serves `WalletLive` (a Conc: one instance per key, living on
  *   whichever runner owns the key's shard), `GreeterLive` (a Func: spread over
  *   every runner) and `TallyLive` (a Conc whose count survives a move: its
