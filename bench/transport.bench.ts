@@ -1,5 +1,5 @@
 /**
- * The lean call transport (src/internal/transport) against raw Node, measured
+ * The lean call transport (src/node/transport) against raw Node, measured
  * side by side in one run. Run with `npx node bench/transport.bench.ts`.
  *
  * - threads: `n => n + 1` through a Pool of 2 worker threads, 64 calls in
@@ -17,11 +17,11 @@ import { fileURLToPath } from "node:url"
 import { parentPort, Worker, workerData } from "node:worker_threads"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import * as Client from "../src/internal/transport/Client.ts"
-import type * as Frame from "../src/internal/transport/Frame.ts"
-import * as Link from "../src/internal/transport/Link.ts"
-import * as Pool from "../src/internal/transport/Pool.ts"
-import * as Server from "../src/internal/transport/Server.ts"
+import * as Client from "../src/node/transport/Client.ts"
+import type * as Frame from "../src/node/transport/Frame.ts"
+import * as Link from "../src/node/transport/Link.ts"
+import * as Pool from "../src/node/transport/Pool.ts"
+import * as Server from "../src/node/transport/Server.ts"
 import { percentile, throughputSideBySide } from "./lib/measure.ts"
 import { figure, printJson, ratio, section } from "./lib/report.ts"
 

@@ -1,7 +1,8 @@
 /**
  * The two halves of a call that crosses an Env boundary, with no transport in
- * between: the caller encodes (`encodeCall` / `decodeReply`), the Env decodes,
- * runs the handler and encodes the outcome (`Dispatcher`).
+ * between: the caller's Target encodes the payload and decodes the reply
+ * (`remoteTarget`), the Env decodes, runs the handler and encodes the outcome
+ * (`Dispatcher`).
  *
  * The local serialization check runs exactly these halves back to back, so
  * what passes it is known to cross a thread, a process or a host.

@@ -12,7 +12,7 @@
  *
  * Each Env is a worker thread or a child process running `envMain.ts`, which
  * imports the Corps' module and builds the Workers placed in it. Calls travel
- * over the batched transport (src/internal/transport); Funcs go to the
+ * over the batched transport (src/node/transport); Funcs go to the
  * least-loaded replica, Conc instances live in the Env their key hashes to.
  * A crashed Env fails its calls in flight with `CallLost` at once and is
  * started again for later calls.
@@ -29,12 +29,12 @@ import type * as Env from "../Env.ts"
 import { type EnvProvider, layer as EnvProviderLayer, type StartRequest } from "../EnvProvider.ts"
 import { type Register, remoteTarget, type WireExit } from "../internal/dispatch.ts"
 import type { Target } from "../internal/handle.ts"
-import { type Client, makeClient } from "../internal/transport/Client.ts"
-import type * as Frame from "../internal/transport/Frame.ts"
-import { fromChildProcess, fromWorker, type Link } from "../internal/transport/Link.ts"
-import { serve } from "../internal/transport/Server.ts"
 import { split } from "./duplex.ts"
 import { hostFor, hostsOf } from "./routing.ts"
+import { type Client, makeClient } from "./transport/Client.ts"
+import type * as Frame from "./transport/Frame.ts"
+import { fromChildProcess, fromWorker, type Link } from "./transport/Link.ts"
+import { serve } from "./transport/Server.ts"
 import { CONTROL, type EnvInit, INIT_VARIABLE } from "./wire.ts"
 
 // From source (`.ts`, run by Node 24) the entry is `envMain.ts`; from the built package it is `envMain.js`.

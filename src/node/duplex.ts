@@ -5,8 +5,8 @@
  * both share the one channel, and so its batching.
  */
 
-import { type Frame, REPLY } from "../internal/transport/Frame.ts"
-import type { Link } from "../internal/transport/Link.ts"
+import { type Frame, REPLY } from "./transport/Frame.ts"
+import type { Link } from "./transport/Link.ts"
 
 /** The two halves of a shared Link. Closing either closes the channel. */
 export interface Duplex {

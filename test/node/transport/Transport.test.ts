@@ -3,8 +3,8 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import { CallLost } from "../../../src/CorpsError.ts"
-import * as Client from "../../../src/internal/transport/Client.ts"
-import type * as Frame from "../../../src/internal/transport/Frame.ts"
+import * as Client from "../../../src/node/transport/Client.ts"
+import type * as Frame from "../../../src/node/transport/Frame.ts"
 import { child, children, type EnvKind, hasExited, inProcess, thread } from "../../fixtures/transport/envs.ts"
 
 const request = (method: string, payload: unknown = null, key = ""): Client.CallRequest => ({

@@ -1,8 +1,8 @@
 import { MessageChannel } from "node:worker_threads"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Frame from "../../../src/internal/transport/Frame.ts"
-import * as Link from "../../../src/internal/transport/Link.ts"
+import * as Frame from "../../../src/node/transport/Frame.ts"
+import * as Link from "../../../src/node/transport/Link.ts"
 
 // A channel whose far end is read raw, to see exactly what goes over the wire.
 const rawChannel = Effect.acquireRelease(
