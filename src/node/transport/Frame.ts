@@ -1,154 +1,130 @@
 /**
- * The messages of the call transport between a caller's runtime and an Env.
+ * How calls and replies are laid out on the call transport between a
+ * caller's runtime and an Env.
  *
- * Frames are plain tuples because they cross a structured-clone boundary
- * (`postMessage`, or `process.send` with `serialization: "advanced"`): on this
- * machine a batch of 64 tuple frames cloned about 1.5× faster than the same
- * frames as objects with named fields (docs/transport.md). Payloads, values
- * and errors are already Schema-encoded by the layer above; the transport
- * never sees a Schema.
+ * A batch — one `postMessage`, or one `process.send` with `serialization:
+ * "advanced"` — is ONE flat array: the frames produced in a turn laid end to
+ * end, each starting with its tag, which gives its length.
+ *
+ * | frame     | fields                                       |
+ * | --------- | -------------------------------------------- |
+ * | request   | `0, id, worker, key, method, payload`        |
+ * | interrupt | `1, id`                                      |
+ * | reply     | `2, id, exit code, value`                    |
+ *
+ * A `Wire.Call` is written straight into the batch, field by field, and read
+ * back from it; so is a `Wire.Exit` (its tag as an exit code). No frame exists
+ * as an object of its own: a flat array of primitives clones faster than
+ * nested tuples or objects (docs/transport.md). Payloads, values and errors
+ * are already Schema-encoded by the layer above; the transport never sees a
+ * Schema.
  *
  * @since 0.1.0
  */
+import * as Wire from "../../internal/wire.ts"
 
-/** Tag of a {@link Request} frame. @since 0.1.0 */
+/** Tag of a request frame. @since 0.1.0 */
 export const REQUEST = 0
-/** Tag of an {@link Interrupt} frame. @since 0.1.0 */
+/** Tag of an interrupt frame: the caller of call `id` was interrupted. @since 0.1.0 */
 export const INTERRUPT = 1
-/** Tag of a {@link Reply} frame. @since 0.1.0 */
+/** Tag of a reply frame. @since 0.1.0 */
 export const REPLY = 2
 
-/** Exit code of a {@link Reply}: the handler succeeded. @since 0.1.0 */
+/** Exit code of a reply: the handler succeeded. @since 0.1.0 */
 export const SUCCESS = 0
-/** Exit code of a {@link Reply}: the handler failed with a declared, encoded error. @since 0.1.0 */
+/** Exit code of a reply: the handler failed; the value is `[0 | 1, encoded error]`. @since 0.1.0 */
 export const FAILURE = 1
-/** Exit code of a {@link Reply}: the handler died; the value is an encoded defect. @since 0.1.0 */
+/** Exit code of a reply: the handler died; the value is an encoded defect. @since 0.1.0 */
 export const DEFECT = 2
-/** Exit code of a {@link Reply}: the handler was interrupted. @since 0.1.0 */
+/** Exit code of a reply: the handler was interrupted. @since 0.1.0 */
 export const INTERRUPTED = 3
 
-/**
- * Caller → Env: run `method` of `worker` (instance `key`) with an encoded payload.
- * `id` is unique among the calls in flight on one link.
- *
- * @since 0.1.0
- * @category frames
- */
-export type Request = readonly [
-  tag: typeof REQUEST,
-  id: number,
-  worker: string,
-  key: string,
-  method: string,
-  payload: unknown
-]
+/** Any frame tag. @since 0.1.0 */
+export type Tag = typeof REQUEST | typeof INTERRUPT | typeof REPLY
 
 /**
- * Caller → Env: the caller of call `id` was interrupted; interrupt its handler
- * and confirm with a {@link Reply} once the handler's finalizers have run.
- *
- * @since 0.1.0
- * @category frames
- */
-export type Interrupt = readonly [tag: typeof INTERRUPT, id: number]
-
-/**
- * Env → caller: the outcome of call `id`; `value` is the encoded success value,
- * error or defect (absent when interrupted).
- *
- * @since 0.1.0
- * @category frames
- */
-export type Reply = readonly [
-  tag: typeof REPLY,
-  id: number,
-  exit: typeof SUCCESS | typeof FAILURE | typeof DEFECT | typeof INTERRUPTED,
-  value: unknown
-]
-
-/**
- * Any frame of the call transport.
- *
- * @since 0.1.0
- * @category frames
- */
-export type Frame = Request | Interrupt | Reply
-
-/**
- * What the handler side of a call produced, already encoded: the value of a
- * {@link Reply} as seen by the code above the transport.
+ * What reads a batch: one method per kind of frame, called in batch order.
  *
  * @since 0.1.0
  * @category models
  */
-export type ReplyExit =
-  | { readonly _tag: "Success"; readonly value: unknown }
-  | { readonly _tag: "Failure"; readonly error: unknown }
-  | { readonly _tag: "Defect"; readonly defect: unknown }
-  | { readonly _tag: "Interrupted" }
-
-/**
- * One call as the layer above sees it, on both sides of a link: which method
- * of which Worker instance, with an encoded payload.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Call {
-  readonly worker: string
-  readonly key: string
-  readonly method: string
-  readonly payload: unknown
+export interface Receiver {
+  /** Caller → Env: run this call; `id` is unique among the calls in flight on one link. */
+  readonly call: (id: number, call: Wire.Call) => void
+  /** Caller → Env: interrupt call `id`, and reply once its finalizers have run. */
+  readonly interrupt: (id: number) => void
+  /** Env → caller: how call `id` ended. */
+  readonly reply: (id: number, exit: Wire.Exit) => void
 }
 
-/** The shared `Interrupted` exit (it carries nothing, so one object serves every call). @since 0.1.0 */
-export const interrupted: ReplyExit = { _tag: "Interrupted" }
+/** Appends a request frame to `batch`. @since 0.1.0 */
+export const writeCall = (batch: Array<unknown>, id: number, call: Wire.Call): void => {
+  batch.push(REQUEST, id, call.worker, call.key, call.method, call.payload)
+}
 
-/** Builds a {@link Request} frame. @since 0.1.0 */
-export const request = (id: number, call: Call): Request => [
-  REQUEST,
-  id,
-  call.worker,
-  call.key,
-  call.method,
-  call.payload
-]
+/** Appends an interrupt frame to `batch`. @since 0.1.0 */
+export const writeInterrupt = (batch: Array<unknown>, id: number): void => {
+  batch.push(INTERRUPT, id)
+}
 
-/** Builds an {@link Interrupt} frame. @since 0.1.0 */
-export const interrupt = (id: number): Interrupt => [INTERRUPT, id]
-
-/** Builds the {@link Reply} frame that carries `exit` for call `id`. @since 0.1.0 */
-export const reply = (id: number, exit: ReplyExit): Reply => {
+/** Appends the reply frame of `exit` to `batch`. @since 0.1.0 */
+export const writeReply = (batch: Array<unknown>, id: number, exit: Wire.Exit): void => {
   switch (exit._tag) {
     case "Success":
-      return [REPLY, id, SUCCESS, exit.value]
+      batch.push(REPLY, id, SUCCESS, exit.value)
+      return
     case "Failure":
-      return [REPLY, id, FAILURE, exit.error]
+      batch.push(REPLY, id, FAILURE, exit.error)
+      return
     case "Defect":
-      return [REPLY, id, DEFECT, exit.defect]
+      batch.push(REPLY, id, DEFECT, exit.defect)
+      return
     case "Interrupted":
-      return [REPLY, id, INTERRUPTED, undefined]
+      batch.push(REPLY, id, INTERRUPTED, undefined)
   }
 }
 
-/** Reads the {@link ReplyExit} carried by a {@link Reply} frame. @since 0.1.0 */
-export const exitOf = (frame: Reply): ReplyExit => {
-  switch (frame[2]) {
+/** The number of fields of a frame with tag `tag`. @since 0.1.0 */
+export const lengthOf = (tag: unknown): number => (tag === REQUEST ? 6 : tag === INTERRUPT ? 2 : 4)
+
+/**
+ * Reads every frame of `batch` into `receiver`, in order. A plain loop: each
+ * frame may resume a fiber, which runs synchronously up to its next
+ * suspension and returns, so thousands of frames in one batch never nest.
+ *
+ * @since 0.1.0
+ */
+export const read = (batch: ReadonlyArray<unknown>, receiver: Receiver): void => {
+  for (let i = 0; i < batch.length; ) {
+    const tag = batch[i]
+    const id = batch[i + 1] as number
+    if (tag === REPLY) {
+      receiver.reply(id, exitOf(batch[i + 2], batch[i + 3]))
+      i += 4
+    } else if (tag === REQUEST) {
+      receiver.call(id, {
+        worker: batch[i + 2] as string,
+        key: batch[i + 3] as string,
+        method: batch[i + 4] as string,
+        payload: batch[i + 5]
+      })
+      i += 6
+    } else {
+      receiver.interrupt(id)
+      i += 2
+    }
+  }
+}
+
+const exitOf = (code: unknown, value: unknown): Wire.Exit => {
+  switch (code) {
     case SUCCESS:
-      return { _tag: "Success", value: frame[3] }
+      return { _tag: "Success", value }
     case FAILURE:
-      return { _tag: "Failure", error: frame[3] }
+      return { _tag: "Failure", error: value as readonly [0 | 1, unknown] }
     case DEFECT:
-      return { _tag: "Defect", defect: frame[3] }
+      return { _tag: "Defect", defect: value }
     default:
-      return interrupted
+      return Wire.interrupted
   }
 }
-
-/** Reads the {@link Call} carried by a {@link Request} frame. @since 0.1.0 */
-export const callOf = (frame: Request): Call => ({
-  worker: frame[2],
-  key: frame[3],
-  method: frame[4],
-  payload: frame[5]
-})
