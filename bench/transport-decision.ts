@@ -15,7 +15,7 @@
  *       from above what ANY `RpcClient.Protocol` can give, as it leaves only
  *       the cost of `RpcClient.make` on the calling thread;
  * and compared with
- *   (d) the lean transport (src/internal/transport), same Schema work;
+ *   (d) the lean transport (src/node/transport), same Schema work;
  *   (e) raw batched `postMessage` (the ceiling).
  * Rounds are interleaved so machine noise hits each alike.
  *
@@ -35,7 +35,7 @@ import type { FromClientEncoded, FromServerEncoded } from "effect/rpc/RpcMessage
 import type * as RpcSerialization from "effect/rpc/RpcSerialization"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
-import * as Link from "../src/internal/transport/Link.ts"
+import * as Link from "../src/node/transport/Link.ts"
 import { throughputSideBySide } from "./lib/measure.ts"
 import { figure, printJson, ratio, section } from "./lib/report.ts"
 import { leanPool, leanRound, rawRound, rawThreads, spawnThread } from "./transport.bench.ts"

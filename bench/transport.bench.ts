@@ -1,8 +1,8 @@
 /**
- * The lean call transport (src/internal/transport) against raw Node, measured
+ * The lean call transport (src/node/transport) against raw Node, measured
  * side by side in one run. Run with `npx node bench/transport.bench.ts`.
  *
- * - threads: `n => n + 1` through a Pool of 2 worker threads, 64 calls in
+ * - threads: `n => n + 1` through 2 worker threads (least-loaded pick), 64 calls in
  *   flight; payload and result go through a small Schema encode + decode on
  *   both sides. Compared with a raw `postMessage` pool that batches every
  *   message of a flush into one `postMessage` (the practical ceiling).
@@ -17,11 +17,12 @@ import { fileURLToPath } from "node:url"
 import { parentPort, Worker, workerData } from "node:worker_threads"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import * as Client from "../src/internal/transport/Client.ts"
-import type * as Frame from "../src/internal/transport/Frame.ts"
-import * as Link from "../src/internal/transport/Link.ts"
-import * as Pool from "../src/internal/transport/Pool.ts"
-import * as Server from "../src/internal/transport/Server.ts"
+import type { CallLost } from "../src/CorpsError.ts"
+import type * as Wire from "../src/internal/wire.ts"
+import { leastLoaded } from "../src/node/EnvPool.ts"
+import * as Client from "../src/node/transport/Client.ts"
+import * as Link from "../src/node/transport/Link.ts"
+import * as Server from "../src/node/transport/Server.ts"
 import { percentile, throughputSideBySide } from "./lib/measure.ts"
 import { figure, printJson, ratio, section } from "./lib/report.ts"
 
@@ -107,28 +108,35 @@ export const spawnThread = (role: Role): Worker => new Worker(self, { workerData
 const spawnChild = (role: Role): ChildProcess =>
   fork(fileURLToPath(self), [], { serialization: "advanced", env: { ...process.env, TRANSPORT_BENCH_ROLE: role } })
 
-/** A lean Pool over `size` Envs, ready once each has answered one call. */
+/** Lean clients over `size` Envs with NodeEnv's least-loaded pick, ready once each has answered one call. */
 export const leanPool = async (spawn: () => Link.Link, size: number) => {
   const links = Array.from({ length: size }, spawn)
   const clients = await Effect.runPromise(
     Effect.forEach(links, (link, i) => Client.makeClient(link, { envName: `bench-${i}` }))
   )
-  const pool = Pool.makePool(clients)
+  const hosts = clients.map((_, i) => i)
+  let turn = 0
+  const pick = () => leastLoaded((i) => clients[i]!, hosts, turn++ % hosts.length)
   const call = (n: number): Effect.Effect<number, unknown> =>
-    Effect.flatMap(pool.call({ worker: "Bench", key: "", method: "inc", payload: encodePayload({ n }) }), toResult)
-  await Effect.runPromise(Effect.forEach(clients, (_, i) => pool.callOn(i, request(0))))
+    Effect.flatMap(
+      Effect.callback<Wire.Exit, CallLost>((resume) =>
+        pick().register({ worker: "Bench", key: "", method: "inc", payload: encodePayload({ n }) }, resume)
+      ),
+      toResult
+    )
+  await Effect.runPromise(Effect.forEach(clients, (client) => client.call(request(0))))
   const close = () => Effect.runPromise(Effect.forEach(links, (link) => link.close, { discard: true }))
-  return { pool, call, close }
+  return { call, close }
 }
 
-const request = (n: number): Client.CallRequest => ({
+const request = (n: number): Wire.Call => ({
   worker: "Bench",
   key: "",
   method: "inc",
   payload: encodePayload({ n })
 })
 
-const toResult = (exit: Frame.ReplyExit): Effect.Effect<number, unknown> =>
+const toResult = (exit: Wire.Exit): Effect.Effect<number, unknown> =>
   exit._tag === "Success" ? Effect.succeed(decodeResult(exit.value).n) : Effect.fail(exit)
 
 /** `ops` calls, `IN_FLIGHT` at a time: each lane calls again as soon as its reply is back. */

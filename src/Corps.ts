@@ -16,7 +16,8 @@
  */
 import { Context, Effect, Layer } from "effect"
 import { EnvStartError, PlacementError } from "./CorpsError.ts"
-import * as EnvProvider from "./EnvProvider.ts"
+import type * as Env from "./Env.ts"
+import * as EnvProvider from "./internal/envProvider.ts"
 import type { HandleBase } from "./internal/handle.ts"
 import { CorpsRuntime } from "./internal/runtime.ts"
 import * as Placement from "./Placement.ts"
@@ -94,25 +95,44 @@ export const layer = <const Members extends ReadonlyArray<AnyImplementation>>(
       const placement =
         options?.placement === undefined ? yield* currentPlacement : yield* Placement.decode(options.placement)
       const resolved = yield* Placement.resolve(placement, allWorkerNames(members))
+      const envs = yield* planEnvs(members, resolved, options?.module, placement)
+      const handleCorps = new Map<string, string>()
+      for (const { envName, env, impls, provider } of envs) {
+        // Which id the handles of these Workers carry is settled before any Env starts, so every Env learns it.
+        const id =
+          provider.handleCorps === undefined
+            ? undefined
+            : yield* provider.handleCorps({ envName, env, module: options!.module! })
+        if (id !== undefined) for (const impl of impls) handleCorps.set(impl.worker.key, id)
+      }
       const scope = yield* Effect.scope
       const outer = yield* Effect.context<never>()
-      const corps = new CorpsRuntime({ name: options?.name ?? "corps", resolved, scope })
-      yield* startEnvs(corps, members, options?.module, outer, placement)
+      const corps = new CorpsRuntime({ name: options?.name ?? "corps", resolved, scope, handleCorps })
+      if (envs.length > 0) yield* startEnvs(corps, envs, options!.module!, outer)
       const context = yield* corps.build(members, outer)
       corps.publish()
       return Context.pick(...members.map((m) => m.worker))(context)
     })
   ) as any
 
+/** The Workers placed in one Env name, and the provider of its kind. */
+interface PlannedEnv {
+  readonly envName: string
+  readonly env: Env.Env
+  readonly impls: ReadonlyArray<AnyImplementation>
+  readonly provider: EnvProvider.EnvProvider
+}
+
 /**
- * Starts the Envs that Workers are placed in, by Env name, through the
- * provider of each kind, and records how to reach each Worker placed there.
+ * Groups the Workers placed outside the caller's runtime by Env name, finds
+ * the provider of each, and refuses what cannot start: all before any Env
+ * starts, and synchronously, so that a module re-running its program inside
+ * one of its own Envs is stopped while that Env is still importing it.
  */
-const startEnvs = (
-  corps: CorpsRuntime,
+const planEnvs = (
   members: ReadonlyArray<AnyImplementation>,
+  resolved: ReadonlyMap<string, Placement.Resolved>,
   module: string | undefined,
-  outer: Context.Context<never>,
   placement: Placement.Placement
 ) =>
   Effect.gen(function* () {
@@ -120,7 +140,7 @@ const startEnvs = (
     for (const impl of members) {
       for (const inner of allMembers(impl.members)) {
         const explicit = placement.workers?.[inner.worker.key]
-        const where = corps.resolved.get(inner.worker.key)
+        const where = resolved.get(inner.worker.key)
         if (explicit !== undefined && where !== undefined && where.env.kind !== "local") {
           return yield* new PlacementError({
             key: `workers.${inner.worker.key}`,
@@ -131,52 +151,65 @@ const startEnvs = (
     }
     const groups = new Map<string, Array<AnyImplementation>>()
     for (const impl of members) {
-      const where = corps.resolved.get(impl.worker.key)!
+      const where = resolved.get(impl.worker.key)!
       if (where.env.kind === "local") continue
       const group = groups.get(where.envName) ?? []
       group.push(impl)
       groups.set(where.envName, group)
     }
-    if (groups.size === 0) return
-    if (module !== undefined) yield* serveOuterWorkers(corps, module, outer)
-    const toStart: Array<{ envName: string; impls: Array<AnyImplementation>; provider: EnvProvider.EnvProvider }> = []
+    const planned: Array<PlannedEnv> = []
     for (const [envName, impls] of groups) {
-      const kind = corps.resolved.get(impls[0]!.worker.key)!.env.kind
-      const found = yield* EnvProvider.find(kind)
+      const env = resolved.get(impls[0]!.worker.key)!.env
+      const found = yield* EnvProvider.find(env.kind)
       if (found._tag === "None") {
         return yield* new PlacementError({
           key: placement.envs?.[envName] !== undefined ? `envs.${envName}` : `workers.${impls[0]!.worker.key}`,
-          reason: `no provider for Env kind "${kind}" is in context: provide its layer (threads and processes: NodeEnv.layer from "effect-corps/node"; the cluster: ClusterEnv.layer() from "effect-corps/cluster")`
+          reason: `no provider for Env kind "${env.kind}" is in context: provide its layer (threads and processes: NodeEnv.layer from "effect-corps/node"; the cluster: ClusterEnv.layer() from "effect-corps/cluster")`
         })
       }
-      toStart.push({ envName, impls, provider: found.value })
+      planned.push({ envName, env, impls, provider: found.value })
     }
+    if (planned.length === 0) return planned
     if (module === undefined) {
       return yield* new PlacementError({
         key: "module",
-        reason: `Workers placed in Env "${toStart[0]!.envName}" need the module that defines them: pass { module: import.meta.url } to Corps.layer`
+        reason: `Workers placed in Env "${planned[0]!.envName}" need the module that defines them: pass { module: import.meta.url } to Corps.layer`
       })
     }
-    // Envs that build the Corps' Workers themselves start last: by then every other Env has said
-    // which id its Workers' handles carry, and they can be told (StartRequest.handleCorps).
-    toStart.sort((a, b) => Number(a.provider.buildsCorps === true) - Number(b.provider.buildsCorps === true))
-    for (const { envName, impls, provider } of toStart) {
-      const first = corps.resolved.get(impls[0]!.worker.key)!
-      const result = yield* provider.start({
+    // An Env imports the module to build its Workers; a module that builds this Corps again when imported
+    // (no `import.meta.main` guard) would start Envs of its own, each importing it again, without end.
+    const env = EnvProvider.serving()
+    if (env !== undefined && env.module === module) {
+      const reason = `the module runs its program again when an Env imports it (here in Env ${env.env}), which would start Envs without end: guard the program with \`if (import.meta.main) { … }\`, or export the implementations from a module of their own`
+      env.report(reason)
+      return yield* new EnvStartError({ env: env.env, module, reason })
+    }
+    return planned
+  })
+
+/**
+ * Starts the Envs that Workers are placed in, through the provider of each
+ * kind, and records how to reach each Worker placed there.
+ */
+const startEnvs = (
+  corps: CorpsRuntime,
+  envs: ReadonlyArray<PlannedEnv>,
+  module: string,
+  outer: Context.Context<never>
+) =>
+  Effect.gen(function* () {
+    yield* serveOuterWorkers(corps, module, outer)
+    for (const { envName, env, impls, provider } of envs) {
+      const targets = yield* provider.start({
         corps: corps.id,
         module,
         envName,
-        env: first.env,
+        env,
         workers: impls.map((impl) => ({ impl, resolved: corps.resolved.get(impl.worker.key)! })),
         dispatcher: corps.dispatcher,
         handleCorps: corps.handleCorps
       })
-      const { targets, handleCorps } = "targets" in result ? result : { targets: result, handleCorps: undefined }
-      for (const [worker, target] of targets) {
-        corps.remote.set(worker, target)
-        // Handles of these Workers carry the id their hosts resolve (e.g. a cluster's): see CorpsRuntime.publish.
-        if (handleCorps !== undefined && handleCorps !== corps.id) corps.handleCorps.set(worker, handleCorps)
-      }
+      for (const [worker, target] of targets) corps.remote.set(worker, target)
     }
   })
 

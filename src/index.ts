@@ -25,12 +25,6 @@ export * as CorpsError from "./CorpsError.ts"
  */
 export * as Env from "./Env.ts"
 /**
- * The seam between a Corps and the Envs it places Workers in (for Env implementers).
- *
- * @since 0.1.0
- */
-export * as EnvProvider from "./EnvProvider.ts"
-/**
  * Placements: configuration mapping Workers to Envs.
  *
  * @since 0.1.0

@@ -28,9 +28,8 @@
  */
 import { type Context, Effect, Layer, Stream } from "effect"
 import { CorpsClosed, EnvStartError } from "../CorpsError.ts"
-import type * as Env from "../Env.ts"
-import { type EnvProvider, layer as EnvProviderLayer, type StartRequest } from "../EnvProvider.ts"
 import { remoteTarget } from "../internal/dispatch.ts"
+import { type EnvOf, type EnvProvider, layer as EnvProviderLayer, type StartRequest } from "../internal/envProvider.ts"
 import type { Target } from "../internal/handle.ts"
 import type { AnyImplementation } from "../Worker.ts"
 import * as Cluster from "./Cluster.ts"
@@ -48,14 +47,29 @@ const describe = (error: unknown): string =>
 const withMembers = (impls: ReadonlyArray<AnyImplementation>): Array<AnyImplementation> =>
   impls.flatMap((impl) => [impl, ...withMembers(impl.members)])
 
-const provider = (overrides: Cluster.Settings): EnvProvider => ({
-  start: (request: StartRequest) =>
+/** The settings of a cluster Env, and its storage (`sql` when a database URL is configured, else `local`). */
+const settingsOf = (overrides: Cluster.Settings, env: EnvOf<"cluster">, fail: (reason: string) => EnvStartError) =>
+  Effect.map(
+    Effect.mapError(Cluster.settingsFromEnv, (e) => fail(e.message)),
+    (fromEnv) => {
+      const settings: Cluster.Settings = { ...fromEnv, ...overrides }
+      return { settings, storage: env.storage ?? (settings.databaseUrl === undefined ? "local" : "sql") }
+    }
+  )
+
+const provider = (overrides: Cluster.Settings): EnvProvider<"cluster"> => ({
+  // On runners (`sql`), handles carry the cluster's id, which every runner registers: so a handle passed to a
+  // runner resolves there, and one coming back resolves here (the Corps registers it too). The embedded
+  // cluster builds its entities in this process, under the caller's own id.
+  handleCorps: ({ envName, env, module }) =>
+    Effect.map(
+      settingsOf(overrides, env, (reason) => new EnvStartError({ env: envName, module, reason })),
+      ({ settings, storage }) => (storage === "sql" ? Cluster.handleCorps(settings) : undefined)
+    ),
+  start: (request: StartRequest<"cluster">) =>
     Effect.gen(function* () {
       const fail = (reason: string) => new EnvStartError({ env: request.envName, module: request.module, reason })
-      const env = request.env as Env.Env & { readonly storage?: "sql" | "local" | undefined }
-      const fromEnv = yield* Effect.mapError(Cluster.settingsFromEnv, (e) => fail(e.message))
-      const settings: Cluster.Settings = { ...fromEnv, ...overrides }
-      const storage = env.storage ?? (settings.databaseUrl === undefined ? "local" : "sql")
+      const { settings, storage } = yield* settingsOf(overrides, request.env, fail)
       // Runners and callers must agree on per-Worker options: both read them from the module.
       const served = yield* Effect.mapError(Module.load(request.module), (e) => fail(e.reason))
       const optionsOf = (worker: string): WorkerOptions | undefined => served.options[worker]
@@ -104,10 +118,7 @@ const provider = (overrides: Cluster.Settings): EnvProvider => ({
           }
         })
       }
-      // On runners (`sql`), handles carry the cluster's id, which every runner registers: so a handle
-      // passed to a runner resolves there, and one coming back resolves here (the Corps registers it
-      // too). The embedded cluster builds its entities in this process, under the caller's own id.
-      return storage === "sql" ? { targets, handleCorps: Cluster.handleCorps(settings) } : targets
+      return targets
     })
 })
 

@@ -10,22 +10,10 @@ import { Exit, Option, Schema } from "effect"
 import type { SchemaError } from "effect/Schema"
 import { CallError, SerializationError } from "../CorpsError.ts"
 import type { AnyWorker, MethodSpec } from "../Worker.ts"
+import type * as Wire from "./wire.ts"
 
 /** A value as it travels: a plain, structured-clone-able object. */
 export type Encoded = unknown
-
-/**
- * How a call ended, in the form that crosses Env boundaries — the very shape
- * of the transport's replies, so nothing is re-wrapped on the way. A failure
- * carries `[1, error]` for effect-corps' own errors (CallError) and
- * `[0, error]` for the method's declared errors; `Defect` is what a transport
- * reports when the serving side itself died.
- */
-export type EncodedExit =
-  | { readonly _tag: "Success"; readonly value: Encoded }
-  | { readonly _tag: "Failure"; readonly error: readonly [0 | 1, Encoded] }
-  | { readonly _tag: "Defect"; readonly defect: unknown }
-  | { readonly _tag: "Interrupted" }
 
 type Codec = (u: unknown) => Exit.Exit<unknown, SchemaError>
 
@@ -97,7 +85,7 @@ export const run = (
 }
 
 /** Encodes a failure: a declared error with the method's Schema, an effect-corps error with its own. */
-export const encodeFailure = (method: MethodCodec, error: unknown): EncodedExit => {
+export const encodeFailure = (method: MethodCodec, error: unknown): Wire.Exit => {
   if (method.isError(error)) {
     const encoded = run(method.encodeError, error, "error", method)
     if (Exit.isSuccess(encoded)) return { _tag: "Failure", error: [0, encoded.value] }
@@ -107,7 +95,7 @@ export const encodeFailure = (method: MethodCodec, error: unknown): EncodedExit 
 }
 
 /** Encodes one of effect-corps' own errors (anything else is reported as a SerializationError). */
-export const encodeCallFailure = (error: unknown): EncodedExit => {
+export const encodeCallFailure = (error: unknown): Wire.Exit => {
   const encoded = encodeCallError(error)
   if (Exit.isSuccess(encoded)) return { _tag: "Failure", error: [1, encoded.value] }
   const fallback = encodeCallError(

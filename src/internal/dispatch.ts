@@ -1,7 +1,8 @@
 /**
  * The two halves of a call that crosses an Env boundary, with no transport in
- * between: the caller encodes (`encodeCall` / `decodeReply`), the Env decodes,
- * runs the handler and encodes the outcome (`Dispatcher`).
+ * between: the caller's Target encodes the payload and decodes the reply
+ * (`remoteTarget`), the Env decodes, runs the handler and encodes the outcome
+ * (`Dispatcher`).
  *
  * The local serialization check runs exactly these halves back to back, so
  * what passes it is known to cross a thread, a process or a host.
@@ -10,28 +11,11 @@ import { Cause, Effect, Exit, Option, Scope, Stream } from "effect"
 import * as Pull from "effect/Pull"
 import { UnknownMethod, UnknownWorker } from "../CorpsError.ts"
 import type { AnyWorker } from "../Worker.ts"
-import {
-  codecsOf,
-  decodeFailure,
-  type EncodedExit,
-  encodeCallFailure,
-  encodeFailure,
-  type MethodCodec,
-  run
-} from "./codec.ts"
+import { codecsOf, decodeFailure, encodeCallFailure, encodeFailure, type MethodCodec, run } from "./codec.ts"
 import { LocalFunc } from "./func.ts"
 import type { Target } from "./handle.ts"
 import { defectError, invokeHandler } from "./invoke.ts"
-
-/**
- * A reply as a transport delivers it: an {@link EncodedExit}, typed loosely
- * because it arrived from another runtime.
- */
-export type WireExit =
-  | { readonly _tag: "Success"; readonly value: unknown }
-  | { readonly _tag: "Failure"; readonly error: unknown }
-  | { readonly _tag: "Defect"; readonly defect: unknown }
-  | { readonly _tag: "Interrupted" }
+import type * as Wire from "./wire.ts"
 
 /**
  * Sends a request and arranges for `resume` to be called with the reply:
@@ -39,19 +23,9 @@ export type WireExit =
  * suspension. Returns what to run if the caller is interrupted.
  */
 export type Register = (
-  request: Request,
-  resume: (reply: Effect.Effect<WireExit, unknown>) => void
+  request: Wire.Call,
+  resume: (reply: Effect.Effect<Wire.Exit, unknown>) => void
 ) => Effect.Effect<void> | undefined
-
-/** One call as it travels: names and an encoded payload. */
-export interface Request {
-  readonly worker: string
-  readonly key: string
-  readonly method: string
-  readonly payload: unknown
-  /** Buffers to move rather than copy (methods declared with `transfer: true`). */
-  readonly transfer?: ReadonlyArray<ArrayBuffer> | undefined
-}
 
 /** The buffers of the typed arrays in an encoded value (a few levels deep), each once. */
 const buffersOf = (value: unknown, found: Set<ArrayBuffer> = new Set(), depth = 0): Set<ArrayBuffer> => {
@@ -94,7 +68,7 @@ export class Dispatcher {
     this.served = served
   }
 
-  dispatch(request: Request): Effect.Effect<EncodedExit> {
+  dispatch(request: Wire.Call): Effect.Effect<Wire.Exit> {
     if (request.worker === STREAM) return streamCall(this, request.method, request.payload)
     const call = resolve(this, request)
     if (!("served" in call)) return Exit.succeed(call)
@@ -122,7 +96,7 @@ const runNow = (target: Target, method: string, payload: unknown, worker: string
 }
 
 /** How a call ended, encoded for the wire. */
-const encodeExit = (codec: MethodCodec, exit: Exit.Exit<unknown, unknown>, request: Request): EncodedExit => {
+const encodeExit = (codec: MethodCodec, exit: Exit.Exit<unknown, unknown>, request: Wire.Call): Wire.Exit => {
   if (Exit.isSuccess(exit)) {
     const encoded = run(codec.encodeSuccess, exit.value, "success", codec)
     return Exit.isSuccess(encoded)
@@ -143,8 +117,8 @@ interface StreamState {
 /** The Worker, the method's codec and the decoded payload of a request, or the encoded error that stops it. */
 const resolve = (
   self: Dispatcher,
-  request: Request
-): { readonly served: Served; readonly codec: MethodCodec; readonly payload: unknown } | EncodedExit => {
+  request: Wire.Call
+): { readonly served: Served; readonly codec: MethodCodec; readonly payload: unknown } | Wire.Exit => {
   const served = self.served.get(request.worker)
   if (served === undefined) return encodeCallFailure(new UnknownWorker({ worker: request.worker, corps: self.corps }))
   const codec = codecsOf(served.worker).get(request.method)
@@ -156,17 +130,17 @@ const resolve = (
 }
 
 /** Stream calls: open, pull, close (see {@link STREAM}). */
-const streamCall = (self: Dispatcher, method: string, payload: unknown): Effect.Effect<EncodedExit> => {
+const streamCall = (self: Dispatcher, method: string, payload: unknown): Effect.Effect<Wire.Exit> => {
   switch (method) {
     case "open": {
-      const open = payload as Request
+      const open = payload as Wire.Call
       const call = resolve(self, open)
       if (!("served" in call)) return Exit.succeed(call)
       const { served, codec } = call
       const scope = Scope.makeUnsafe()
       return Effect.map(
         Scope.provide(Stream.toPull(served.target(open.key).stream(open.method, call.payload)), scope),
-        (pull): EncodedExit => {
+        (pull): Wire.Exit => {
           const id = ++self.streams.next
           self.streams.open.set(id, { pull, scope, codec })
           return { _tag: "Success", value: id }
@@ -177,7 +151,7 @@ const streamCall = (self: Dispatcher, method: string, payload: unknown): Effect.
       const id = payload as number
       const open = self.streams.open.get(id)
       if (open === undefined) return Effect.succeed({ _tag: "Success", value: [1] })
-      const end = (exit: EncodedExit) => {
+      const end = (exit: Wire.Exit) => {
         self.streams.open.delete(id)
         return Effect.as(Scope.close(open.scope, Exit.void), exit)
       }
@@ -190,7 +164,7 @@ const streamCall = (self: Dispatcher, method: string, payload: unknown): Effect.
               return end(encodeCallFailure(Option.getOrUndefined(Exit.findErrorOption(encoded))))
             values.push(encoded.value)
           }
-          return Effect.succeed<EncodedExit>({ _tag: "Success", value: [0, values] })
+          return Effect.succeed<Wire.Exit>({ _tag: "Success", value: [0, values] })
         },
         onFailure: (cause) => {
           if (Pull.isDoneCause(cause)) return end({ _tag: "Success", value: [1] })
@@ -204,7 +178,7 @@ const streamCall = (self: Dispatcher, method: string, payload: unknown): Effect.
     default: {
       const open = self.streams.open.get(payload as number)
       self.streams.open.delete(payload as number)
-      const done: EncodedExit = { _tag: "Success", value: null }
+      const done: Wire.Exit = { _tag: "Success", value: null }
       return open === undefined ? Effect.succeed(done) : Effect.as(Scope.close(open.scope, Exit.void), done)
     }
   }
@@ -217,17 +191,17 @@ const streamCall = (self: Dispatcher, method: string, payload: unknown): Effect.
 export const remoteTarget = (
   worker: AnyWorker,
   key: string,
-  send: (request: Request) => Effect.Effect<WireExit, unknown>,
+  send: (request: Wire.Call) => Effect.Effect<Wire.Exit, unknown>,
   register?: Register,
-  pin?: () => (request: Request) => Effect.Effect<WireExit, unknown>
+  pin?: () => (request: Wire.Call) => Effect.Effect<Wire.Exit, unknown>
 ): Target => {
   const codecs = codecsOf(worker)
-  const decode = (codec: MethodCodec, reply: WireExit): Effect.Effect<unknown, unknown> => {
+  const decode = (codec: MethodCodec, reply: Wire.Exit): Effect.Effect<unknown, unknown> => {
     switch (reply._tag) {
       case "Success":
         return run(codec.decodeSuccess, reply.value, "success", codec)
       case "Failure":
-        return Exit.fail(decodeFailure(codec, reply.error as readonly [0 | 1, unknown]))
+        return Exit.fail(decodeFailure(codec, reply.error))
       case "Defect":
         return Exit.fail(defectError(worker.key, codec.method, reply.defect))
       case "Interrupted":
@@ -243,12 +217,12 @@ export const remoteTarget = (
         return Effect.callback((resume) => {
           const encoded = run(codec.encodePayload, payload, "payload", codec)
           if (Exit.isFailure(encoded)) return resume(encoded)
-          const request: Request = codec.spec.transfer
+          const request: Wire.Call = codec.spec.transfer
             ? { worker: worker.key, key, method, payload: encoded.value, transfer: [...buffersOf(encoded.value)] }
             : { worker: worker.key, key, method, payload: encoded.value }
           return register(request, (reply) => {
             if (!Exit.isExit(reply)) return resume(Effect.flatMap(reply, (r) => decode(codec, r)))
-            const exit = reply as Exit.Exit<WireExit, unknown>
+            const exit = reply as Exit.Exit<Wire.Exit, unknown>
             resume(Exit.isSuccess(exit) ? decode(codec, exit.value) : exit)
           })
         })
@@ -273,7 +247,7 @@ export const remoteTarget = (
               reply._tag === "Success"
                 ? Effect.succeed(reply.value)
                 : reply._tag === "Failure"
-                  ? Effect.fail(decodeFailure(codec, reply.error as readonly [0 | 1, unknown]))
+                  ? Effect.fail(decodeFailure(codec, reply.error))
                   : reply._tag === "Defect"
                     ? Effect.fail(defectError(worker.key, method, reply.defect))
                     : Effect.interrupt

@@ -31,17 +31,6 @@ export const defectMapper =
   }
 
 /**
- * Turns the die of an Effect handler into a typed failure, leaving its own
- * typed failures and interruption untouched.
- */
-export const catchDefects = <A, E, R>(
-  effect: Effect.Effect<A, E, R>,
-  worker: string,
-  method: string
-): Effect.Effect<A, E | WorkerDefect, R> =>
-  settle(effect, { worker, mapperOf: () => defectMapper(worker, method) }, method) as any
-
-/**
  * `Effect.isEffect` without its generic `hasProperty` (a `dual`): this runs on
  * every call's result.
  */

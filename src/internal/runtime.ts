@@ -31,6 +31,13 @@ export interface RuntimeOptions {
    * live here.
    */
   readonly partition?: Map<string, (key: string) => Target | undefined> | undefined
+  /**
+   * Workers whose handles carry another Corps id than this one (Workers on a
+   * cluster carry the cluster's, which its runners resolve), by Worker name.
+   * Known once the placement is resolved: `publish` registers these Workers
+   * under that id too.
+   */
+  readonly handleCorps?: ReadonlyMap<string, string> | undefined
 }
 
 /** One built Corps: its Workers' entries, and the closing of all of them. */
@@ -46,12 +53,8 @@ export class CorpsRuntime {
 
   /** Workers not built here, and how to reach them. */
   readonly remote: Map<string, (key: string) => Target>
-  /**
-   * Workers whose handles carry another Corps id than this one (Workers on a
-   * cluster carry the cluster's, which its runners resolve), by Worker name.
-   * Filled in before `build`; `publish` registers these Workers under it too.
-   */
-  readonly handleCorps = new Map<string, string>()
+  /** Workers whose handles carry another Corps id than this one (see {@link RuntimeOptions.handleCorps}). */
+  readonly handleCorps: ReadonlyMap<string, string>
   private readonly partition: Map<string, (key: string) => Target | undefined>
   /** Serves every Worker of this runtime, built here or not (Envs call in through it). */
   readonly dispatcher: Dispatcher
@@ -63,6 +66,7 @@ export class CorpsRuntime {
     this.scope = options.scope
     this.remote = options.remote ?? new Map()
     this.partition = options.partition ?? new Map()
+    this.handleCorps = options.handleCorps ?? new Map()
     this.dispatcher = new Dispatcher(this.id, this.served)
   }
 

@@ -4,9 +4,9 @@
  * and interrupts go to the side that serves, replies to the side that calls;
  * both share the one channel, and so its batching.
  */
-
-import { type Frame, REPLY } from "../internal/transport/Frame.ts"
-import type { Link } from "../internal/transport/Link.ts"
+import type * as Wire from "../internal/wire.ts"
+import * as Frame from "./transport/Frame.ts"
+import type { Link } from "./transport/Link.ts"
 
 /** The two halves of a shared Link. Closing either closes the channel. */
 export interface Duplex {
@@ -16,37 +16,30 @@ export interface Duplex {
   readonly serving: Link
 }
 
+type Undeliverable = (tag: Frame.Tag, id: number, error: unknown) => void
+
 /** Splits `link` into a calling half and a serving half. */
 export const split = (link: Link): Duplex => {
-  let toCaller: ((frames: ReadonlyArray<Frame>) => void) | undefined
-  let toServer: ((frames: ReadonlyArray<Frame>) => void) | undefined
-  const early: Array<Frame> = []
-  link.onMessage((frames) => {
-    let replies: Array<Frame> | undefined
-    let requests: Array<Frame> | undefined
-    for (const frame of frames) {
-      if (frame[0] === REPLY) (replies ??= []).push(frame)
-      else (requests ??= []).push(frame)
-    }
-    if (replies !== undefined) toCaller?.(replies)
-    if (requests !== undefined) {
-      if (toServer === undefined) early.push(...requests)
-      else toServer(requests)
-    }
+  let caller: Frame.Receiver | undefined
+  let server: Frame.Receiver | undefined
+  // Requests that arrive before the serving half has its receiver, replayed to it in order.
+  const early: Array<{ readonly id: number; readonly call: Wire.Call | undefined }> = []
+  link.onMessage({
+    call: (id, call) => (server === undefined ? void early.push({ id, call }) : server.call(id, call)),
+    interrupt: (id) => (server === undefined ? void early.push({ id, call: undefined }) : server.interrupt(id)),
+    reply: (id, exit) => caller?.reply(id, exit)
   })
   // A frame that could not be cloned goes back to the half that sent it:
   // replies were sent by the serving half, requests by the calling half.
-  type Undeliverable = (frame: Frame, error: unknown) => void
   let callerUndeliverable: Undeliverable | undefined
   let serverUndeliverable: Undeliverable | undefined
-  link.onUndeliverable((frame, error) =>
-    (frame[0] === REPLY ? serverUndeliverable : callerUndeliverable)?.(frame, error)
+  link.onUndeliverable((tag, id, error) =>
+    (tag === Frame.REPLY ? serverUndeliverable : callerUndeliverable)?.(tag, id, error)
   )
-  const half = (
-    onMessage: (cb: (frames: ReadonlyArray<Frame>) => void) => void,
-    onUndeliverable: (cb: Undeliverable) => void
-  ): Link => ({
-    send: (frames, transfer) => link.send(frames, transfer),
+  const half = (onMessage: (receiver: Frame.Receiver) => void, onUndeliverable: (cb: Undeliverable) => void): Link => ({
+    sendCall: (id, call) => link.sendCall(id, call),
+    sendInterrupt: (id) => link.sendInterrupt(id),
+    sendReply: (id, exit) => link.sendReply(id, exit),
     onMessage,
     onClose: (cb) => link.onClose(cb),
     onUndeliverable,
@@ -57,17 +50,20 @@ export const split = (link: Link): Duplex => {
   })
   return {
     calling: half(
-      (cb) => {
-        toCaller = cb
+      (receiver) => {
+        caller = receiver
       },
       (cb) => {
         callerUndeliverable = cb
       }
     ),
     serving: half(
-      (cb) => {
-        toServer = cb
-        if (early.length > 0) cb(early.splice(0))
+      (receiver) => {
+        server = receiver
+        for (const { id, call } of early.splice(0)) {
+          if (call === undefined) receiver.interrupt(id)
+          else receiver.call(id, call)
+        }
       },
       (cb) => {
         serverUndeliverable = cb

@@ -6,18 +6,19 @@
  */
 import { isMainThread, workerData } from "node:worker_threads"
 import { Cause, Context, Deferred, Effect, Exit, Scope } from "effect"
-import type { EncodedExit } from "../internal/codec.ts"
-import { type Request, remoteTarget } from "../internal/dispatch.ts"
+import { remoteTarget } from "../internal/dispatch.ts"
+import { markServing } from "../internal/envProvider.ts"
 import type { Target } from "../internal/handle.ts"
 import { CorpsRuntime } from "../internal/runtime.ts"
-import { makeClient } from "../internal/transport/Client.ts"
-import { fromParent } from "../internal/transport/Link.ts"
-import { serve } from "../internal/transport/Server.ts"
+import * as Wire from "../internal/wire.ts"
 import type * as Placement from "../Placement.ts"
 import { implementationsIn } from "../Worker.ts"
 import { split } from "./duplex.ts"
+import { CONTROL, type EnvInit, INIT_VARIABLE } from "./envInit.ts"
 import { hostFor } from "./routing.ts"
-import { CONTROL, type EnvInit, INIT_VARIABLE } from "./wire.ts"
+import { makeClient } from "./transport/Client.ts"
+import { fromParent } from "./transport/Link.ts"
+import { serve } from "./transport/Server.ts"
 
 const init: EnvInit = isMainThread ? JSON.parse(process.env[INIT_VARIABLE] ?? "null") : workerData
 
@@ -30,12 +31,23 @@ const main = Effect.gen(function* () {
   const ready = yield* Deferred.make<string | undefined>()
   const scope = yield* Scope.make()
   let runtime: CorpsRuntime | undefined
+  // A module without an `import.meta.main` guard builds its Corps again while this Env imports it; that
+  // Corps refuses to start more Envs (Corps.ts) and reports here, so that this Env's start fails with why.
+  let reported: string | undefined
+  markServing({
+    module: init.module,
+    env: `${init.envName}#${init.index}`,
+    report: (problem) => {
+      reported ??= problem
+    }
+  })
 
   const build = Effect.gen(function* () {
     const exports = yield* Effect.tryPromise({
       try: () => import(init.module) as Promise<Record<string, unknown>>,
       catch: (cause) => `cannot import: ${cause instanceof Error ? cause.message : String(cause)}`
     })
+    if (reported !== undefined) return yield* Effect.fail(reported)
     const implementations = implementationsIn(exports)
     if (typeof implementations === "string") return yield* Effect.fail(implementations)
     const missing = init.workers.filter((name) => !implementations.has(name))
@@ -46,7 +58,7 @@ const main = Effect.gen(function* () {
     const partition = new Map<string, (key: string) => Target | undefined>()
     const resolved = new Map<string, Placement.Resolved>()
     for (const [name, impl] of implementations) {
-      const viaCaller = (key: string) => remoteTarget(impl.worker, key, (request: Request) => toCaller(request))
+      const viaCaller = (key: string) => remoteTarget(impl.worker, key, (call: Wire.Call) => toCaller(call))
       if (!placedHere.has(name)) {
         remote.set(name, viaCaller)
         continue
@@ -57,8 +69,8 @@ const main = Effect.gen(function* () {
       if (hosts !== undefined)
         partition.set(name, (key) => (hostFor(key, hosts) === init.index ? undefined : viaCaller(key)))
     }
-    runtime = new CorpsRuntime({ name: init.envName, id: init.corps, resolved, scope, remote, partition })
-    for (const [worker, corps] of Object.entries(init.handleCorps)) runtime.handleCorps.set(worker, corps)
+    const handleCorps = new Map(Object.entries(init.handleCorps))
+    runtime = new CorpsRuntime({ name: init.envName, id: init.corps, resolved, scope, remote, partition, handleCorps })
     yield* runtime.build([...implementations.values()], Context.empty())
     runtime.publish()
   })
@@ -76,8 +88,8 @@ const main = Effect.gen(function* () {
     )
   )
 
-  const answer = (value: unknown): EncodedExit => ({ _tag: "Success", value })
-  const control = (method: string): Effect.Effect<EncodedExit> => {
+  const answer = Wire.success
+  const control = (method: string): Effect.Effect<Wire.Exit> => {
     switch (method) {
       case "ready":
         return Effect.map(Deferred.await(ready), (problem) => answer(problem ?? null))

@@ -7,8 +7,9 @@ import { DateTime, Effect, Exit, Schema } from "effect"
 import { CallError, SerializationError, UnknownMethod, WorkerDefect } from "../../src/CorpsError.ts"
 import { Worker } from "../../src/index.ts"
 import { ConcWorker } from "../../src/internal/conc.ts"
-import { Dispatcher, type Request, remoteTarget, type Served } from "../../src/internal/dispatch.ts"
+import { Dispatcher, remoteTarget, type Served } from "../../src/internal/dispatch.ts"
 import { LocalFunc } from "../../src/internal/func.ts"
+import type * as Wire from "../../src/internal/wire.ts"
 import type { AnyWorker } from "../../src/Worker.ts"
 import { Overdrawn } from "../fixtures/workers.ts"
 
@@ -65,7 +66,7 @@ const makeEnv = () => {
   return { dispatcher: new Dispatcher("env-1", served), stamp }
 }
 
-const request = (method: string, payload: unknown, key = "k"): Request => ({ worker: "Stamp", key, method, payload })
+const request = (method: string, payload: unknown, key = "k"): Wire.Call => ({ worker: "Stamp", key, method, payload })
 
 const newYear = "2026-01-01T00:00:00.000Z"
 const newYearMillis = 1767225600000
@@ -196,9 +197,9 @@ describe("remoteTarget", () => {
   /** The caller's side wired to a Dispatcher through JSON, as a transport would carry it. */
   const makeRemote = (key = "k") => {
     const { dispatcher } = makeEnv()
-    const sent: Array<Request> = []
+    const sent: Array<Wire.Call> = []
     const target = remoteTarget(Stamp as unknown as AnyWorker, key, (req) => {
-      const wire = JSON.parse(JSON.stringify(req)) as Request
+      const wire = JSON.parse(JSON.stringify(req)) as Wire.Call
       sent.push(wire)
       return Effect.map(dispatcher.dispatch(wire), (reply) => JSON.parse(JSON.stringify(reply)))
     })

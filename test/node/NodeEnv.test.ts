@@ -1,6 +1,7 @@
 /**
  * Thread and process Envs: lifecycle, crashes, spreading, start failures.
  */
+import { readdirSync, readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Stream } from "effect"
 import { Corps, type Placement } from "../../src/index.ts"
@@ -24,6 +25,21 @@ const isAlive = (pid: number): boolean => {
     return false
   }
 }
+
+/** The processes this one started that are still running (Linux: read from /proc). */
+const childPids = (): Array<number> =>
+  readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+        // The command name may hold spaces or parentheses: the fields after it start at the last ")".
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === process.pid
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
 
 /** Live worker threads and message ports of this thread. */
 const threadResources = (): number =>
@@ -138,6 +154,23 @@ describe("NodeEnv", () => {
             // The test runner itself holds some: compare with before the Corps started.
             assert.strictEqual(threadResources(), threadsBefore)
           }
+        })
+      )
+
+      it.live("closing the Corps while a crashed Env is being started again leaves no Env behind", () =>
+        Effect.gen(function* () {
+          const threadsBefore = threadResources()
+          const childrenBefore = childPids()
+          yield* Effect.scoped(
+            Effect.gen(function* () {
+              const probe = yield* Probe
+              const crash = yield* Effect.exit(probe.crash())
+              assert.isTrue(Exit.isFailure(crash))
+              // The Corps closes now, with the crashed Env's restart pending or under way.
+            }).pipe(Effect.provide(corps(kind)))
+          )
+          if (kind === "process") assert.deepStrictEqual(childPids(), childrenBefore)
+          else assert.strictEqual(threadResources(), threadsBefore)
         })
       )
 

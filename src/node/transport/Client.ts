@@ -2,28 +2,19 @@
  * The calling side of a Link: multiplexes many concurrent calls over one
  * channel by numeric id.
  *
- * Per call the hot path allocates the request frame, one pending entry and
- * the `Effect.callback` that suspends the caller (with its interrupt
- * handler); there is no Deferred, no forked fiber and no `Effect.fn` (which
- * costs ~3.5 µs a call, see docs/transport.md).
+ * Per call the hot path allocates one pending entry and the `Effect.callback`
+ * that suspends the caller (with its interrupt handler); the call itself is
+ * written straight into the link's batch. There is no Deferred, no forked
+ * fiber and no `Effect.fn` (which costs ~3.5 µs a call, see
+ * docs/transport.md).
  *
  * @since 0.1.0
  */
-import type { Transferable } from "node:worker_threads"
 import * as Effect from "effect/Effect"
 import { CallLost } from "../../CorpsError.ts"
+import type * as Wire from "../../internal/wire.ts"
 import * as Frame from "./Frame.ts"
 import type { Link } from "./Link.ts"
-
-/**
- * One call to send, with the objects to transfer rather than copy, if any.
- *
- * @since 0.1.0
- * @category models
- */
-export interface CallRequest extends Frame.Call {
-  readonly transfer?: ReadonlyArray<Transferable> | undefined
-}
 
 /**
  * The calling side of one Link.
@@ -40,7 +31,7 @@ export interface Client {
    * finalizers) finished. Fails with {@link CallLost} if the link closes first
    * or is already closed.
    */
-  readonly call: (request: CallRequest) => Effect.Effect<Frame.ReplyExit, CallLost>
+  readonly call: (request: Wire.Call) => Effect.Effect<Wire.Exit, CallLost>
   /** Calls sent and not yet answered (including interrupted ones awaiting confirmation). */
   readonly inFlight: number
   /** Why the link closed, or `undefined` while it is open. */
@@ -48,12 +39,12 @@ export interface Client {
   /** Closes the underlying link; every pending call fails with {@link CallLost}. */
   readonly close: Effect.Effect<void>
   /**
-   * The register function of {@link call}, for a dispatcher (the Pool) that
-   * chooses the client inside its own `Effect.callback`.
+   * The register function of {@link call}, for a caller that chooses the
+   * client inside its own `Effect.callback` (one suspension per call).
    */
   readonly register: (
-    request: CallRequest,
-    resume: (effect: Effect.Effect<Frame.ReplyExit, CallLost>) => void
+    request: Wire.Call,
+    resume: (effect: Effect.Effect<Wire.Exit, CallLost>) => void
   ) => Effect.Effect<void> | undefined
 }
 
@@ -80,12 +71,12 @@ export const makeClient = (link: Link, options: ClientOptions): Effect.Effect<Cl
 
 /** A call in flight. A class, so that every entry has the same shape. */
 class Pending {
-  readonly request: CallRequest
-  readonly resume: (effect: Effect.Effect<Frame.ReplyExit, CallLost>) => void
+  readonly request: Wire.Call
+  readonly resume: (effect: Effect.Effect<Wire.Exit, CallLost>) => void
   /** Set when the caller was interrupted: resumes the interrupt handler once the Env confirms. */
   confirm: ((effect: Effect.Effect<void>) => void) | undefined = undefined
 
-  constructor(request: CallRequest, resume: (effect: Effect.Effect<Frame.ReplyExit, CallLost>) => void) {
+  constructor(request: Wire.Call, resume: (effect: Effect.Effect<Wire.Exit, CallLost>) => void) {
     this.request = request
     this.resume = resume
   }
@@ -108,8 +99,9 @@ class ClientImpl implements Client {
     this.register = (request, resume) => this.start(request, resume)
     // One parameter only: with two, Effect.callback allocates an AbortController per call.
     this.call = (request) => Effect.callback((resume) => this.start(request, resume))
-    link.onMessage((frames) => this.receive(frames))
-    link.onUndeliverable((frame, error) => this.undeliverable(frame, error))
+    // The client owns the receiver: the calling side of a link only ever receives replies.
+    link.onMessage({ call: ignore, interrupt: ignore, reply: (id, exit) => this.reply(id, exit) })
+    link.onUndeliverable((tag, id, error) => this.undeliverable(tag, id, error))
     link.onClose((reason) => this.lost(reason))
   }
 
@@ -122,8 +114,8 @@ class ClientImpl implements Client {
   }
 
   start(
-    request: CallRequest,
-    resume: (effect: Effect.Effect<Frame.ReplyExit, CallLost>) => void
+    request: Wire.Call,
+    resume: (effect: Effect.Effect<Wire.Exit, CallLost>) => void
   ): Effect.Effect<void> | undefined {
     const reason = this.link.closeReason
     if (reason !== undefined) {
@@ -133,7 +125,7 @@ class ClientImpl implements Client {
     const id = this.nextId++
     const entry = new Pending(request, resume)
     this.pending.set(id, entry)
-    this.link.send([Frame.request(id, request)], request.transfer)
+    this.link.sendCall(id, request)
     return Effect.callback<void>((confirm) => this.interrupt(id, entry, confirm))
   }
 
@@ -144,29 +136,23 @@ class ClientImpl implements Client {
       return
     }
     entry.confirm = confirm
-    this.link.send([Frame.interrupt(id)])
+    this.link.sendInterrupt(id)
   }
 
-  receive(frames: ReadonlyArray<Frame.Frame>): void {
-    // A plain loop: each resume runs its fiber synchronously up to its next
-    // suspension and returns, so thousands of replies in one batch never nest.
-    for (let i = 0; i < frames.length; i++) {
-      const frame = frames[i]!
-      if (frame[0] !== Frame.REPLY) continue
-      const entry = this.pending.get(frame[1])
-      if (entry === undefined) continue
-      this.pending.delete(frame[1])
-      if (entry.confirm !== undefined) entry.confirm(Effect.void)
-      else entry.resume(Effect.succeed(Frame.exitOf(frame)))
-    }
+  reply(id: number, exit: Wire.Exit): void {
+    const entry = this.pending.get(id)
+    if (entry === undefined) return
+    this.pending.delete(id)
+    if (entry.confirm !== undefined) entry.confirm(Effect.void)
+    else entry.resume(Effect.succeed(exit))
   }
 
   /** A request could not be cloned: only its own call fails, with a defect (interrupt frames always clone). */
-  undeliverable(frame: Frame.Frame, error: unknown): void {
-    if (frame[0] !== Frame.REQUEST) return
-    const entry = this.pending.get(frame[1])
+  undeliverable(tag: Frame.Tag, id: number, error: unknown): void {
+    if (tag !== Frame.REQUEST) return
+    const entry = this.pending.get(id)
     if (entry === undefined) return
-    this.pending.delete(frame[1])
+    this.pending.delete(id)
     const defect = { name: "DataCloneError", message: `the request could not be sent: ${describeError(error)}` }
     if (entry.confirm !== undefined) entry.confirm(Effect.void)
     else entry.resume(Effect.succeed({ _tag: "Defect", defect }))
@@ -183,9 +169,11 @@ class ClientImpl implements Client {
     }
   }
 
-  callLost(request: CallRequest, reason: string): CallLost {
+  callLost(request: Wire.Call, reason: string): CallLost {
     return new CallLost({ worker: request.worker, method: request.method, env: this.envName, reason })
   }
 }
+
+const ignore = (): void => {}
 
 const describeError = (error: unknown): string => (error instanceof Error ? error.message : String(error))

@@ -3,18 +3,18 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import { CallLost } from "../../../src/CorpsError.ts"
-import * as Client from "../../../src/internal/transport/Client.ts"
-import type * as Frame from "../../../src/internal/transport/Frame.ts"
+import type * as Wire from "../../../src/internal/wire.ts"
+import * as Client from "../../../src/node/transport/Client.ts"
 import { child, children, type EnvKind, hasExited, inProcess, thread } from "../../fixtures/transport/envs.ts"
 
-const request = (method: string, payload: unknown = null, key = ""): Client.CallRequest => ({
+const request = (method: string, payload: unknown = null, key = ""): Wire.Call => ({
   worker: "Echo",
   key,
   method,
   payload
 })
 
-const success = (value: unknown): Frame.ReplyExit => ({ _tag: "Success", value })
+const success = (value: unknown): Wire.Exit => ({ _tag: "Success", value })
 
 // The same behavioural assertions over every kind of Env.
 const suite = (kind: EnvKind) =>
@@ -31,7 +31,7 @@ const suite = (kind: EnvKind) =>
         assert.deepStrictEqual(yield* client.call(request("inc", 41)), success(42))
         assert.deepStrictEqual(yield* client.call(request("fail", { code: 7 })), {
           _tag: "Failure",
-          error: { code: 7 }
+          error: [0, { code: 7 }]
         })
         const rich = { map: new Map([[1, "a"]]), bytes: new Uint8Array([1, 2, 3]), big: 10n }
         assert.deepStrictEqual(yield* client.call(request("echo", rich)), success(rich))

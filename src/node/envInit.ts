@@ -1,7 +1,7 @@
 /**
  * The control calls between a caller and its Envs, and what an Env is told
- * when it starts. (Call outcomes need no mapping: `EncodedExit` has the
- * shape of the transport's replies.)
+ * when it starts. Control calls are ordinary calls (`Wire.Call`) to a
+ * pseudo-Worker, answered with a `Wire.Exit`.
  */
 
 /** The pseudo-Worker of control calls (`ready`, `shutdown`): no user Worker can have this name. */

@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Schema from "effect/Schema"
+import * as Wire from "../../internal/wire.ts"
 import * as Frame from "./Frame.ts"
 import type { Link } from "./Link.ts"
 
@@ -21,7 +22,7 @@ import type { Link } from "./Link.ts"
  * @since 0.1.0
  * @category models
  */
-export type Handler<R> = (call: Frame.Call) => Effect.Effect<Frame.ReplyExit, never, R>
+export type Handler<R> = (call: Wire.Call) => Effect.Effect<Wire.Exit, never, R>
 
 /**
  * Serves calls arriving on `link` until it closes, running each in its own
@@ -46,7 +47,7 @@ class ServerImpl {
   readonly link: Link
   readonly handler: Handler<never>
   readonly runFork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
-  readonly running = new Map<number, Fiber.Fiber<Frame.ReplyExit>>()
+  readonly running = new Map<number, Fiber.Fiber<Wire.Exit>>()
   stopping = false
   readonly awaitClose: Effect.Effect<void>
   readonly stop: Effect.Effect<void>
@@ -60,36 +61,31 @@ class ServerImpl {
       this.stopping = true
       return Fiber.interruptAll(Array.from(this.running.values()))
     }).pipe(Effect.andThen(link.close))
-    link.onMessage((frames) => this.receive(frames))
-    link.onUndeliverable((frame, error) => this.undeliverable(frame, error))
+    // Fibers start (and often finish) synchronously one after the other as
+    // Frame.read walks a batch, so a batch of thousands of requests never nests.
+    link.onMessage({
+      call: (id, call) => this.start(id, call),
+      interrupt: (id) => this.running.get(id)?.interruptUnsafe(),
+      reply: ignore
+    })
+    link.onUndeliverable((tag, id, error) => this.undeliverable(tag, id, error))
   }
 
-  receive(frames: ReadonlyArray<Frame.Frame>): void {
-    // A plain loop: fibers start (and often finish) synchronously one after
-    // the other, so a batch of thousands of requests never nests.
-    for (let i = 0; i < frames.length; i++) {
-      const frame = frames[i]!
-      if (frame[0] === Frame.REQUEST) this.start(frame)
-      else if (frame[0] === Frame.INTERRUPT) this.running.get(frame[1])?.interruptUnsafe()
-    }
-  }
-
-  start(frame: Frame.Request): void {
-    const id = frame[1]
+  start(id: number, call: Wire.Call): void {
     if (this.stopping) {
-      this.link.send([Frame.reply(id, Frame.interrupted)])
+      this.link.sendReply(id, Wire.interrupted)
       return
     }
-    let effect: Effect.Effect<Frame.ReplyExit>
+    let effect: Effect.Effect<Wire.Exit>
     try {
-      effect = this.handler(Frame.callOf(frame))
+      effect = this.handler(call)
     } catch (defect) {
-      this.link.send([[Frame.REPLY, id, Frame.DEFECT, encodeDefect(defect)]])
+      this.link.sendReply(id, { _tag: "Defect", defect: encodeDefect(defect) })
       return
     }
     // A handler that answered eagerly (`Effect.succeed`, a decode failure…) needs no fiber.
     if (Exit.isExit(effect)) {
-      this.reply(id, effect as Exit.Exit<Frame.ReplyExit>)
+      this.reply(id, effect as Exit.Exit<Wire.Exit>)
       return
     }
     const fiber = this.runFork(effect)
@@ -106,21 +102,21 @@ class ServerImpl {
     })
   }
 
-  reply(id: number, exit: Exit.Exit<Frame.ReplyExit>): void {
-    let frame: Frame.Reply
-    if (exit._tag === "Success") frame = Frame.reply(id, exit.value)
-    else if (Cause.hasInterruptsOnly(exit.cause)) frame = [Frame.REPLY, id, Frame.INTERRUPTED, undefined]
-    else frame = [Frame.REPLY, id, Frame.DEFECT, encodeDefect(Cause.squash(exit.cause))]
-    this.link.send([frame])
+  reply(id: number, exit: Exit.Exit<Wire.Exit>): void {
+    if (exit._tag === "Success") this.link.sendReply(id, exit.value)
+    else if (Cause.hasInterruptsOnly(exit.cause)) this.link.sendReply(id, Wire.interrupted)
+    else this.link.sendReply(id, { _tag: "Defect", defect: encodeDefect(Cause.squash(exit.cause)) })
   }
 
   /** A reply could not be cloned: answer its call with a defect that says so. */
-  undeliverable(frame: Frame.Frame, error: unknown): void {
-    if (frame[0] !== Frame.REPLY) return
+  undeliverable(tag: Frame.Tag, id: number, error: unknown): void {
+    if (tag !== Frame.REPLY) return
     const message = `the reply could not be sent: ${error instanceof Error ? error.message : String(error)}`
-    this.link.send([[Frame.REPLY, frame[1], Frame.DEFECT, { name: "DataCloneError", message }]])
+    this.link.sendReply(id, { _tag: "Defect", defect: { name: "DataCloneError", message } })
   }
 }
+
+const ignore = (): void => {}
 
 const encodeDefectSync = Schema.encodeSync(Schema.Defect())
 

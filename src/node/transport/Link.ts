@@ -5,32 +5,37 @@
  * Each side queues the frames it sends and posts them as ONE array per
  * flush, scheduled with `queueMicrotask`. Batching is what makes the
  * transport fast: one structured clone and one wake-up of the other thread
- * carry every frame produced in a turn. On the wire the frames of a batch are
- * laid end to end in one flat array (each frame's length follows from its
- * tag), which clones faster than an array of tuples (docs/transport.md).
+ * carry every frame produced in a turn. Calls and replies are written straight
+ * into the batch, one flat array (see Frame.ts), which clones faster than an
+ * array of tuples or objects (docs/transport.md).
  *
  * @since 0.1.0
  */
 import type { ChildProcess } from "node:child_process"
 import { type MessagePort, parentPort, type Transferable, type Worker } from "node:worker_threads"
 import * as Effect from "effect/Effect"
-import { type Frame, INTERRUPT, REQUEST } from "./Frame.ts"
+import type * as Wire from "../../internal/wire.ts"
+import * as Frame from "./Frame.ts"
 
 /**
- * One bidirectional, batching message channel carrying {@link Frame}s.
+ * One bidirectional, batching message channel carrying calls and replies.
  *
  * @since 0.1.0
  * @category models
  */
 export interface Link {
   /**
-   * Queues frames for the next flush (same microtask turn). `transfer` lists
-   * objects to move rather than copy; child processes cannot transfer, so they
-   * copy them.
+   * Queues call `id` for the next flush (same microtask turn). Its `transfer`
+   * buffers are moved rather than copied; child processes cannot transfer, so
+   * they copy them.
    */
-  readonly send: (frames: ReadonlyArray<Frame>, transfer?: ReadonlyArray<Transferable> | undefined) => void
-  /** Sets the receiver of incoming batches; batches that arrived earlier are replayed to it at once. */
-  readonly onMessage: (cb: (frames: ReadonlyArray<Frame>) => void) => void
+  readonly sendCall: (id: number, call: Wire.Call) => void
+  /** Queues an interrupt of call `id` for the next flush. */
+  readonly sendInterrupt: (id: number) => void
+  /** Queues the reply to call `id` for the next flush. */
+  readonly sendReply: (id: number, exit: Wire.Exit) => void
+  /** Sets the receiver of incoming frames; batches that arrived earlier are replayed to it at once. */
+  readonly onMessage: (receiver: Frame.Receiver) => void
   /** Adds a listener called once when the channel closes or its peer dies (at once if already closed). */
   readonly onClose: (cb: (reason: string) => void) => void
   /**
@@ -38,7 +43,7 @@ export interface Link {
    * cannot be cloned (a function, a class instance with private state…). The
    * other frames of the batch are still delivered.
    */
-  readonly onUndeliverable: (cb: (frame: Frame, error: unknown) => void) => void
+  readonly onUndeliverable: (cb: (tag: Frame.Tag, id: number, error: unknown) => void) => void
   /** Why the link closed, or `undefined` while it is open. */
   readonly closeReason: string | undefined
   /**
@@ -201,10 +206,10 @@ class LinkImpl implements Link {
   out: Array<unknown> = []
   transfer: Array<Transferable> | undefined = undefined
   scheduled = false
-  messageCb: ((frames: ReadonlyArray<Frame>) => void) | undefined = undefined
-  early: Array<ReadonlyArray<Frame>> | undefined = undefined
+  receiver: Frame.Receiver | undefined = undefined
+  early: Array<ReadonlyArray<unknown>> | undefined = undefined
   closeCbs: Array<(reason: string) => void> = []
-  undeliverableCb: ((frame: Frame, error: unknown) => void) | undefined = undefined
+  undeliverableCb: ((tag: Frame.Tag, id: number, error: unknown) => void) | undefined = undefined
   closeReason: string | undefined = undefined
   readonly flush: () => void
   readonly receive: (batch: ReadonlyArray<unknown>) => void
@@ -219,9 +224,8 @@ class LinkImpl implements Link {
     // Bound once: these run for every batch and must not allocate a closure each time.
     this.flush = () => this.flushNow()
     this.receive = (batch) => {
-      const frames = unflatten(batch)
-      if (this.messageCb !== undefined) this.messageCb(frames)
-      else (this.early ??= []).push(frames)
+      if (this.receiver !== undefined) Frame.read(batch, this.receiver)
+      else (this.early ??= []).push(batch)
     }
     this.close = Effect.suspend(() => {
       this.flushNow()
@@ -232,17 +236,30 @@ class LinkImpl implements Link {
     })
   }
 
-  send(frames: ReadonlyArray<Frame>, transfer?: ReadonlyArray<Transferable> | undefined): void {
+  sendCall(id: number, call: Wire.Call): void {
     if (this.closeReason !== undefined) return
-    const out = this.out
-    for (let i = 0; i < frames.length; i++) {
-      const frame = frames[i]!
-      for (let j = 0; j < frame.length; j++) out.push(frame[j])
-    }
+    Frame.writeCall(this.out, id, call)
+    const transfer = call.transfer
     if (transfer !== undefined && transfer.length > 0) {
       const all = (this.transfer ??= [])
       for (let i = 0; i < transfer.length; i++) all.push(transfer[i]!)
     }
+    this.schedule()
+  }
+
+  sendInterrupt(id: number): void {
+    if (this.closeReason !== undefined) return
+    Frame.writeInterrupt(this.out, id)
+    this.schedule()
+  }
+
+  sendReply(id: number, exit: Wire.Exit): void {
+    if (this.closeReason !== undefined) return
+    Frame.writeReply(this.out, id, exit)
+    this.schedule()
+  }
+
+  schedule(): void {
     if (!this.scheduled) {
       this.scheduled = true
       queueMicrotask(this.flush)
@@ -262,22 +279,24 @@ class LinkImpl implements Link {
       // Posting throws synchronously only when a value cannot be cloned.
       // Retry frame by frame so that one bad frame fails only its own call;
       // the transfer list is dropped (its objects are copied instead).
-      for (const frame of unflatten(batch)) {
+      for (let i = 0; i < batch.length; ) {
+        const length = Frame.lengthOf(batch[i])
         try {
-          this.post(frame as unknown as Array<unknown>, undefined)
+          this.post(batch.slice(i, i + length), undefined)
         } catch (error) {
-          this.undeliverableCb?.(frame, error)
+          this.undeliverableCb?.(batch[i] as Frame.Tag, batch[i + 1] as number, error)
         }
+        i += length
       }
     }
   }
 
-  onMessage(cb: (frames: ReadonlyArray<Frame>) => void): void {
-    this.messageCb = cb
+  onMessage(receiver: Frame.Receiver): void {
+    this.receiver = receiver
     const early = this.early
     if (early === undefined) return
     this.early = undefined
-    for (const frames of early) cb(frames)
+    for (const batch of early) Frame.read(batch, receiver)
   }
 
   onClose(cb: (reason: string) => void): void {
@@ -285,7 +304,7 @@ class LinkImpl implements Link {
     else this.closeCbs.push(cb)
   }
 
-  onUndeliverable(cb: (frame: Frame, error: unknown) => void): void {
+  onUndeliverable(cb: (tag: Frame.Tag, id: number, error: unknown) => void): void {
     this.undeliverableCb = cb
   }
 
@@ -298,20 +317,6 @@ class LinkImpl implements Link {
     this.closeCbs = []
     for (const cb of cbs) cb(reason)
   }
-}
-
-/** The length of a frame with tag `tag`. */
-const frameLength = (tag: unknown): number => (tag === REQUEST ? 6 : tag === INTERRUPT ? 2 : 4)
-
-/** Cuts a flat batch back into frames. */
-const unflatten = (batch: ReadonlyArray<unknown>): Array<Frame> => {
-  const frames: Array<Frame> = []
-  for (let i = 0; i < batch.length; ) {
-    const length = frameLength(batch[i])
-    frames.push(batch.slice(i, i + length) as unknown as Frame)
-    i += length
-  }
-  return frames
 }
 
 /**

@@ -1,8 +1,8 @@
 import { MessageChannel } from "node:worker_threads"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Frame from "../../../src/internal/transport/Frame.ts"
-import * as Link from "../../../src/internal/transport/Link.ts"
+import type * as Frame from "../../../src/node/transport/Frame.ts"
+import * as Link from "../../../src/node/transport/Link.ts"
 
 // A channel whose far end is read raw, to see exactly what goes over the wire.
 const rawChannel = Effect.acquireRelease(
@@ -33,28 +33,31 @@ describe("Link", () => {
   it.live("sends every frame queued in one turn as ONE flat message", () =>
     Effect.gen(function* () {
       const { link, messages, next } = yield* rawChannel
-      link.send([Frame.interrupt(1)])
-      link.send([Frame.interrupt(2), Frame.interrupt(3)])
-      link.send([Frame.reply(4, { _tag: "Success", value: "x" })])
+      link.sendInterrupt(1)
+      link.sendInterrupt(2)
+      link.sendCall(3, { worker: "W", key: "k", method: "m", payload: { n: 1 } })
+      link.sendReply(4, { _tag: "Success", value: "x" })
+      link.sendReply(5, { _tag: "Failure", error: [0, "e"] })
       yield* next
-      assert.deepStrictEqual(messages, [[1, 1, 1, 2, 1, 3, 2, 4, 0, "x"]])
+      assert.deepStrictEqual(messages, [[1, 1, 1, 2, 0, 3, "W", "k", "m", { n: 1 }, 2, 4, 0, "x", 2, 5, 1, [0, "e"]]])
     })
   )
 
   it.live("delivers the other frames of a batch when one cannot be cloned", () =>
     Effect.gen(function* () {
       const { link, messages, next } = yield* rawChannel
-      const undeliverable: Array<Frame.Frame> = []
-      link.onUndeliverable((frame) => undeliverable.push(frame))
-      const bad = Frame.reply(2, { _tag: "Success", value: () => 1 })
-      link.send([Frame.interrupt(1), bad, Frame.interrupt(3)])
+      const undeliverable: Array<[Frame.Tag, number]> = []
+      link.onUndeliverable((tag, id) => undeliverable.push([tag, id]))
+      link.sendInterrupt(1)
+      link.sendReply(2, { _tag: "Success", value: () => 1 })
+      link.sendInterrupt(3)
       yield* next
       yield* next
       assert.deepStrictEqual(messages, [
         [1, 1],
         [1, 3]
       ])
-      assert.deepStrictEqual(undeliverable, [bad])
+      assert.deepStrictEqual(undeliverable, [[2, 2]])
     })
   )
 
@@ -71,17 +74,19 @@ describe("Link", () => {
         })
         channel.port2.postMessage([1, 7])
         channel.port2.postMessage([1, 8, 2, 5, 0, "y"])
-        channel.port2.postMessage([1, 9])
+        channel.port2.postMessage([0, 9, "W", "k", "m", null])
       })
-      const received: Array<ReadonlyArray<Frame.Frame>> = []
-      link.onMessage((frames) => received.push(frames))
+      const received: Array<unknown> = []
+      link.onMessage({
+        call: (id, call) => received.push(["call", id, call]),
+        interrupt: (id) => received.push(["interrupt", id]),
+        reply: (id, exit) => received.push(["reply", id, exit])
+      })
       assert.deepStrictEqual(received, [
-        [[1, 7]],
-        [
-          [1, 8],
-          [2, 5, 0, "y"]
-        ],
-        [[1, 9]]
+        ["interrupt", 7],
+        ["interrupt", 8],
+        ["reply", 5, { _tag: "Success", value: "y" }],
+        ["call", 9, { worker: "W", key: "k", method: "m", payload: null }]
       ])
       channel.port2.close()
       assert.strictEqual(yield* closed, "message port closed")
