@@ -33,8 +33,8 @@ import {
 } from "effect/cluster"
 import { RpcSerialization, RpcServer } from "effect/rpc"
 import { SqlClient } from "effect/sql"
-import * as Auth from "./Auth.ts"
-import * as LostCalls from "./LostCalls.ts"
+import * as Auth from "./internal/Auth.ts"
+import * as LostCalls from "./internal/LostCalls.ts"
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -113,8 +113,17 @@ export interface Settings {
    * Runners serve with `key` and `cert`; every process verifies runners
    * against `ca` (default: the system's CAs).
    */
-  readonly tls?: Auth.Tls | undefined
+  readonly tls?: Tls | undefined
 }
+
+/**
+ * TLS for runner traffic: PEM text of the runners' key and certificate, and
+ * of the CA that every process verifies runners against.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Tls = Auth.Tls
 
 /**
  * Reads {@link Settings} from the environment: `CORPS_DATABASE_URL`,

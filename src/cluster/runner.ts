@@ -15,43 +15,15 @@
  *
  * Prints `corps-runner ready <host:port>` on stdout once it serves.
  *
+ * The layer itself lives in `internal/Runner.ts`.
+ *
  * @since 0.1.0
  */
-import { isAbsolute, resolve } from "node:path"
-import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Redacted } from "effect"
 import * as Cluster from "./Cluster.ts"
-import * as Module from "./Module.ts"
-import { layerServe } from "./Serve.ts"
-
-/**
- * The layer of a runner serving `served`: one entity per implementation, on a
- * PostgreSQL-backed cluster process listening at `runner`. The builders get
- * the runner's `SqlClient` and a handle for every Worker the module exports
- * (reached through the cluster).
- *
- * @since 0.1.0
- * @category layers
- */
-export const layer = (
-  served: Module.Served,
-  options: { readonly settings: Cluster.Settings; readonly runner: Cluster.Runner }
-): Layer.Layer<Cluster.Services, Cluster.SettingsMismatch | Cluster.ClusterStartError> =>
-  layerServe({
-    serve: [...served.implementations.values()],
-    all: served.implementations,
-    options: served.options,
-    corps: Cluster.handleCorps(options.settings),
-    publish: true
-  }).pipe(Layer.provideMerge(Cluster.layerSql({ settings: options.settings, runner: options.runner }))) as Layer.Layer<
-    Cluster.Services,
-    Cluster.SettingsMismatch | Cluster.ClusterStartError
-  >
-
-const toUrl = (module: string): string =>
-  /^[a-z]+:/.test(module) ? module : pathToFileURL(isAbsolute(module) ? module : resolve(module)).href
+import * as Runner from "./internal/Runner.ts"
 
 const main = Effect.gen(function* () {
   const { values } = parseArgs({
@@ -88,8 +60,8 @@ const main = Effect.gen(function* () {
     ...(shards === undefined ? {} : { shardsPerGroup: shards }),
     ...(failover === "fast" || failover === "default" ? { failover } : {})
   }
-  const served = yield* Module.load(toUrl(module))
-  yield* Layer.build(layer(served, { settings, runner }))
+  const served = yield* Runner.load(module)
+  yield* Layer.build(Runner.layer(served, { settings, runner }))
   yield* Effect.logInfo(`serving ${[...served.implementations.keys()].join(", ")} from ${module}`)
   process.stdout.write(`corps-runner ready ${address}\n`)
   return yield* Effect.never

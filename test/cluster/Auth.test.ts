@@ -1,6 +1,6 @@
 import * as Net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
-import { acceptHandshake, dialHandshake } from "../../src/cluster/Auth.ts"
+import { acceptHandshake, dialHandshake } from "../../src/cluster/internal/Auth.ts"
 
 const SECRET = "auth-test-secret-0123456789"
 

@@ -6,10 +6,10 @@ import * as Net from "node:net"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, ManagedRuntime, Redacted, Schedule, Stream } from "effect"
 import { SqlClient } from "effect/sql"
-import { dialHandshake } from "../../src/cluster/Auth.ts"
 import * as Cluster from "../../src/cluster/Cluster.ts"
 import * as ClusterEnv from "../../src/cluster/ClusterEnv.ts"
-import { makeTargets } from "../../src/cluster/Entities.ts"
+import { dialHandshake } from "../../src/cluster/internal/Auth.ts"
+import { makeTargets, targetsOf } from "../../src/cluster/internal/Entities.ts"
 import { Corps } from "../../src/index.ts"
 import { lookup } from "../../src/internal/registry.ts"
 import { NodeEnv } from "../../src/node/index.ts"
@@ -19,11 +19,10 @@ import {
   AccountLive,
   Courier,
   CourierLive,
-  clusterOptions,
   Forwarder,
   ForwarderLive,
   Hasher,
-  Ledger,
+  LedgerLive,
   Teller
 } from "./workers.ts"
 
@@ -305,7 +304,7 @@ describe("cluster", () => {
   it("a caller's timeout interrupts the handler on the runner", async () => {
     const exit = await call(
       Effect.gen(function* () {
-        const ledger = (yield* makeTargets(Ledger, "conc", clusterOptions.Ledger))("ledger-hold")
+        const ledger = (yield* targetsOf(LedgerLive))("ledger-hold")
         return yield* Effect.exit(Effect.timeout(ledger.call("hold", { id: "h1" }), "500 millis"))
       })
     )
@@ -348,7 +347,7 @@ describe("cluster", () => {
     // A plain volatile call in flight on the victim: it must end with CallLost, not hang.
     const victimKey = await call(
       Effect.gen(function* () {
-        const ledgers = yield* makeTargets(Ledger, "conc", clusterOptions.Ledger)
+        const ledgers = yield* targetsOf(LedgerLive)
         for (let i = 0; i < 200; i++) {
           const key = `held-${i}`
           // `where` is a `once` method: right after the previous test's runner left, a call can
@@ -365,7 +364,7 @@ describe("cluster", () => {
     )
     const load = call(
       Effect.gen(function* () {
-        const ledgers = yield* makeTargets(Ledger, "conc", clusterOptions.Ledger)
+        const ledgers = yield* targetsOf(LedgerLive)
         const records = Effect.forEach(
           ledgerKeys,
           (key) =>
@@ -392,7 +391,7 @@ describe("cluster", () => {
     load.catch(() => {})
     const held = call(
       Effect.gen(function* () {
-        const ledgers = yield* makeTargets(Ledger, "conc", clusterOptions.Ledger)
+        const ledgers = yield* targetsOf(LedgerLive)
         return yield* Effect.exit(ledgers(victimKey).call("hold", { id: "lost" }))
       })
     )
