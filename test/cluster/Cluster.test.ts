@@ -13,7 +13,17 @@ import { makeTargets, targetsOf } from "../../src/cluster/internal/Entities.ts"
 import { Corps } from "../../src/index.ts"
 import { lookup } from "../../src/internal/registry.ts"
 import { NodeEnv } from "../../src/node/index.ts"
-import { dropTables, killAll, makeRun, ports, type RunnerProcess, startRunner, stop } from "./harness.ts"
+import {
+  dropTables,
+  killAll,
+  makeRun,
+  ports,
+  probeRunner,
+  type RunnerProcess,
+  secret,
+  startRunner,
+  stop
+} from "./harness.ts"
 import {
   Account,
   AccountLive,
@@ -23,6 +33,7 @@ import {
   ForwarderLive,
   Hasher,
   LedgerLive,
+  Loose,
   Teller
 } from "./workers.ts"
 
@@ -233,6 +244,22 @@ describe("cluster", () => {
     assert.strictEqual(balance, 1)
   })
 
+  it("functions and symbols in payloads and results are SerializationErrors across processes too", async () => {
+    const [payload, symbol, result] = await call(
+      Effect.gen(function* () {
+        const loose = (yield* makeTargets(Loose, "func"))("default")
+        return [
+          failureOf(yield* Effect.exit(loose.call("echo", { ok: 1, f: () => 1 }))),
+          failureOf(yield* Effect.exit(loose.call("echo", { ok: 1, s: Symbol("s") }))),
+          failureOf(yield* Effect.exit(loose.call("give", { what: "function" })))
+        ] as const
+      })
+    )
+    assert.deepStrictEqual([payload._tag, payload.part], ["SerializationError", "payload"])
+    assert.deepStrictEqual([symbol._tag, symbol.part], ["SerializationError", "payload"])
+    assert.deepStrictEqual([result._tag, result.part], ["SerializationError", "success"])
+  })
+
   it("a payload failing its Schema is a SerializationError, nothing is sent", async () => {
     const error = await call(
       Effect.gen(function* () {
@@ -267,17 +294,20 @@ describe("cluster", () => {
     assert.match(target.output(), /refused connection from 127\.0\.0\.1:\d+: wrong secret/)
   })
 
-  it("an authenticated peer sending a malformed frame does not bring the runner down", async () => {
+  it("an authenticated peer sending malformed frames gets one error frame and is dropped; the runner serves on", async () => {
     const target = runners[1]!
-    const socket = Net.createConnection({ host: "127.0.0.1", port: target.port })
-    await new Promise<void>((r) => socket.once("connect", () => r()))
-    socket.pause()
-    await dialHandshake(socket, "test-secret-0123456789abcdef")
-    // The junk is flushed to the runner before the calls below, which go through that same runner
-    // (a round trip it can only answer after reading what reached its socket first).
-    await new Promise<void>((r) =>
-      socket.end(Buffer.from("this is not a cluster frame, not even close\n".repeat(20)), r)
+    const garbage = await probeRunner(
+      target.port,
+      secret,
+      Buffer.from("this is not a cluster frame, not even close\n".repeat(20))
     )
+    assert.deepStrictEqual(garbage, { frames: 1, closed: true })
+    // Before: one error frame per chunk, and the connection kept. The tail of the flood is unread
+    // when the runner closes, so its one error frame may be lost to the reset.
+    const flood = await probeRunner(target.port, secret, Buffer.alloc(8 * 1024 * 1024, 0x41))
+    assert.isAtMost(flood.frames, 1)
+    await eventually(5_000, async () => (target.output().match(/dropped connection from/g) ?? []).length >= 2)
+    assert.match(target.output(), /dropped connection from 127\.0\.0\.1:\d+: malformed frame/)
     const pids = await wherePids(keys)
     assert.include(pids, target.pid)
     assert.strictEqual(target.child.exitCode, null)
@@ -299,6 +329,24 @@ describe("cluster", () => {
     const refused = failureOf(await Effect.runPromise(Effect.exit(Effect.scoped(Layer.build(impostor)))))
     assert.strictEqual(refused._tag, "ClusterSettingsMismatch")
     assert.strictEqual(refused.setting, "secretCheck")
+    assert.include(refused.message, "CORPS_CLUSTER_SECRET")
+    assert.include(refused.message, "set CORPS_CLUSTER_SECRET to the secret its runners and clients use")
+    assert.notInclude(refused.message, refused.stored)
+  })
+
+  it("a Corps or a runner with the wrong secret is told to fix CORPS_CLUSTER_SECRET", async () => {
+    const App = Corps.layer([AccountLive], {
+      module: new URL("./workers.ts", import.meta.url).href,
+      placement: { envs: { c: { kind: "cluster", storage: "sql" } }, default: "c" }
+    }).pipe(Layer.provide(ClusterEnv.layer({ ...run.settings, secret: Redacted.make("another-secret-0123456789") })))
+    const error = failureOf(await Effect.runPromise(Effect.exit(Effect.scoped(Layer.build(App)))))
+    assert.strictEqual(error._tag, "EnvStartError")
+    assert.include(error.reason, "set CORPS_CLUSTER_SECRET to the secret its runners and clients use")
+    const started = await startRunner(run, p4, { secret: "another-secret-0123456789" }).then(
+      () => "started",
+      (e: Error) => e.message
+    )
+    assert.include(started, "set CORPS_CLUSTER_SECRET to the secret its runners and clients use")
   })
 
   it("a caller's timeout interrupts the handler on the runner", async () => {

@@ -165,3 +165,19 @@ export const ForwarderLive = Forwarder.func(
     }
   })
 )
+
+/** A Worker with permissive Schemas: what they let through must still be plain data to cross the cluster. */
+export class Loose extends Worker.Service<Loose>()("Loose", {
+  /** Echoes its payload. */
+  echo: { payload: Schema.Unknown, success: Schema.Unknown },
+  /** Returns a value holding a function or a symbol. */
+  give: { payload: { what: Schema.Literals(["function", "symbol"]) }, success: Schema.Unknown },
+  /** A stream whose second element holds a function. */
+  items: { success: Schema.Unknown, stream: true }
+}) {}
+
+export const LooseLive = Loose.func({
+  echo: (payload) => payload,
+  give: ({ what }) => (what === "function" ? { ok: 1, f: () => 1 } : { ok: 1, s: Symbol("s") }),
+  items: () => Stream.make({ ok: 1 } as unknown, { ok: 2, f: () => 2 } as unknown)
+})
