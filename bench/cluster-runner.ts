@@ -12,8 +12,7 @@ import { Effect, Layer, Schema } from "effect"
 import { ClusterSchema, Entity } from "effect/cluster"
 import { Rpc } from "effect/rpc"
 import * as Cluster from "../src/cluster/Cluster.ts"
-import * as Module from "../src/cluster/Module.ts"
-import * as Runner from "../src/cluster/runner.ts"
+import * as Runner from "../src/cluster/internal/Runner.ts"
 import { Worker } from "../src/index.ts"
 
 /** The effect-corps side. */
@@ -67,7 +66,7 @@ if (import.meta.main) {
   if (runner === undefined) throw new Error("usage: cluster-runner.ts --address host:port")
   const main = Effect.gen(function* () {
     const settings = yield* Cluster.settingsFromEnv
-    const served = yield* Module.collect("bench/cluster-runner.ts", { BenchCounterLive, BenchEchoLive })
+    const served = yield* Runner.collect("bench/cluster-runner.ts", { BenchCounterLive, BenchEchoLive })
     yield* Layer.build(DirectLive.pipe(Layer.provideMerge(Runner.layer(served, { settings, runner }))))
     process.stdout.write(`corps-runner ready ${values.address}\n`)
     return yield* Effect.never

@@ -41,7 +41,7 @@
 import { PgClient } from "@effect/sql-pg"
 import { Config, Effect, Layer, Option, Schema } from "effect"
 import { SqlClient } from "effect/sql"
-import { ClusterEnv, Entities } from "../src/cluster/index.ts"
+import { ClusterEnv, DeliveryId } from "../src/cluster/index.ts"
 import { Corps, Worker } from "../src/index.ts"
 
 /** A typed error of the Wallet's contract: it crosses hosts like any value. */
@@ -82,7 +82,7 @@ export const GreeterLive = Greeter.func({
  * rebalancing, passivation): the reload pattern of docs/cluster.md.
  */
 export class Tally extends Worker.Service<Tally>()("Tally", {
-  /** Persisted (see `clusterOptions`): stored before delivery, so it waits out the loss of a runner. */
+  /** Persisted (see `TallyLive`'s `cluster` option): stored before delivery, so it waits out the loss of a runner. */
   add: { payload: { amount: Schema.Number }, success: Schema.Number },
   /** The count, the runner serving it, and the count this instance reloaded when it was built there. */
   read: {
@@ -101,48 +101,46 @@ const ensureTallyTables = Effect.gen(function* () {
   yield* sql`CREATE TABLE IF NOT EXISTS ${sql(`${tallyTable()}_applied`)} (delivery TEXT PRIMARY KEY)`
 }).pipe(Effect.retry({ times: 3 }), Effect.orDie)
 
-export const TallyLive = Tally.conc((key) =>
-  Effect.gen(function* () {
-    // The runner's own SqlClient: the builder runs on whichever runner hosts this key now.
-    const sql = yield* SqlClient.SqlClient
-    yield* ensureTallyTables
-    const counts = sql(tallyTable())
-    const applied = sql(`${tallyTable()}_applied`)
-    // Reload: the instance may have lived on another runner before.
-    const rows = yield* sql<{ count: number }>`SELECT count FROM ${counts} WHERE key = ${key}`.pipe(Effect.orDie)
-    let count = rows[0]?.count ?? 0
-    const reloaded = count
-    return {
-      add: ({ amount }) =>
-        Effect.gen(function* () {
-          // Persisted means at least once: a message redelivered after a runner loss keeps its id, count it once.
-          const delivery = Option.getOrUndefined(yield* Effect.serviceOption(Entities.DeliveryId))
-          const next = count + amount
-          const counted = yield* sql.withTransaction(
-            Effect.gen(function* () {
-              if (delivery !== undefined) {
-                const fresh =
-                  yield* sql`INSERT INTO ${applied} (delivery) VALUES (${delivery}) ON CONFLICT DO NOTHING RETURNING delivery`
-                if (fresh.length === 0) return false
-              }
-              yield* sql`INSERT INTO ${counts} (key, count) VALUES (${key}, ${next})
+export const TallyLive = Tally.conc(
+  (key) =>
+    Effect.gen(function* () {
+      // The runner's own SqlClient: the builder runs on whichever runner hosts this key now.
+      const sql = yield* SqlClient.SqlClient
+      yield* ensureTallyTables
+      const counts = sql(tallyTable())
+      const applied = sql(`${tallyTable()}_applied`)
+      // Reload: the instance may have lived on another runner before.
+      const rows = yield* sql<{ count: number }>`SELECT count FROM ${counts} WHERE key = ${key}`.pipe(Effect.orDie)
+      let count = rows[0]?.count ?? 0
+      const reloaded = count
+      return {
+        add: ({ amount }) =>
+          Effect.gen(function* () {
+            // Persisted means at least once: a message redelivered after a runner loss keeps its id, count it once.
+            const delivery = Option.getOrUndefined(yield* Effect.serviceOption(DeliveryId))
+            const next = count + amount
+            const counted = yield* sql.withTransaction(
+              Effect.gen(function* () {
+                if (delivery !== undefined) {
+                  const fresh =
+                    yield* sql`INSERT INTO ${applied} (delivery) VALUES (${delivery}) ON CONFLICT DO NOTHING RETURNING delivery`
+                  if (fresh.length === 0) return false
+                }
+                yield* sql`INSERT INTO ${counts} (key, count) VALUES (${key}, ${next})
                 ON CONFLICT (key) DO UPDATE SET count = EXCLUDED.count`
-              return true
-            })
-          )
-          // Write through first, then update memory: the reply is what the caller relies on.
-          if (counted) count = next
-          return count
-        }).pipe(Effect.orDie),
-      read: () => ({ count, runner: process.pid, reloaded })
-    }
-  })
+                return true
+              })
+            )
+            // Write through first, then update memory: the reply is what the caller relies on.
+            if (counted) count = next
+            return count
+          }).pipe(Effect.orDie),
+        read: () => ({ count, runner: process.pid, reloaded })
+      }
+    }),
+  // Read by runners and clients alike (both import this module): `add` is stored before delivery.
+  { cluster: { persisted: ["add"] } }
 )
-
-/** Per-Worker cluster options, read by runners and clients alike. */
-export const clusterOptions = {
-  Tally: { persisted: ["add"] }
-}
 
 const fruits = ["apples", "pears", "plums", "figs"]
 

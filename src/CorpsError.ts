@@ -31,10 +31,13 @@ export class WorkerDefect extends Schema.TaggedError<WorkerDefect>()("WorkerDefe
  * A Conc instance's mailbox was full and its policy is `"fail"`.
  * The call was not run; the caller may retry later.
  *
+ * Its tag is `CorpsMailboxFull` (since 0.2.0; `MailboxFull` before), so that
+ * `Effect.catchTag` never confuses it with effect/cluster's own `MailboxFull`.
+ *
  * @since 0.1.0
  * @category errors
  */
-export class MailboxFull extends Schema.TaggedError<MailboxFull>()("MailboxFull", {
+export class MailboxFull extends Schema.TaggedError<MailboxFull>()("CorpsMailboxFull", {
   worker: Schema.String,
   key: Schema.String,
   capacity: Schema.Number

@@ -24,7 +24,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Schema, SchemaGetter, type Scope, Stream } from "effect"
+import { Context, type Duration, Effect, Schema, SchemaGetter, type Scope, Stream } from "effect"
 import { Rpc, RpcGroup, type RpcSchema } from "effect/rpc"
 import type { CallError } from "./CorpsError.ts"
 import { type HandleBase, type HandleClass, isHandleOf, makeHandleClass } from "./internal/handle.ts"
@@ -201,6 +201,60 @@ export interface ConcOptions<M extends Methods> {
   readonly onFull?: "suspend" | "fail" | undefined
   /** Methods that skip the mailbox and may run beside other calls (read-only queries, say). */
   readonly concurrent?: ReadonlyArray<keyof M & string> | undefined
+  /** How the Worker's calls travel when it is placed in a `cluster` Env (ignored elsewhere). */
+  readonly cluster?: ClusterOptions<M> | undefined
+}
+
+/**
+ * The names of the methods of `M` that are not streams (only those can be
+ * persisted by the cluster).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type NonStreamMethods<M extends Methods> = {
+  readonly [K in keyof M & string]: M[K]["stream"] extends true ? never : K
+}[keyof M & string]
+
+/**
+ * Delivery options of a Worker placed in a `cluster` Env, given on its
+ * implementation: runners and callers import the same module, so they always
+ * agree on them (they decide the wire annotations). Ignored in other Envs.
+ *
+ * By default a method declared `idempotent: true` is persisted and any other
+ * is delivered once (see docs/cluster.md).
+ *
+ * @example
+ * ```ts
+ * export const LedgerLive = Ledger.conc(build, {
+ *   cluster: { persisted: ["close"], volatile: ["ping"], maxIdleTime: "10 minutes" }
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ClusterOptions<M extends Methods> {
+  /** Methods stored in cluster storage before delivery (they survive a runner loss and run once). Streams cannot be. */
+  readonly persisted?: ReadonlyArray<NonStreamMethods<M>> | undefined
+  /** Idempotent methods to keep volatile: re-sent on a runner loss instead of stored. */
+  readonly volatile?: ReadonlyArray<keyof M & string> | undefined
+  /** Entities idle this long are passivated (a Conc's state is dropped). Default: the cluster's (1 minute). */
+  readonly maxIdleTime?: Duration.Input | undefined
+  /** How long a call of an idempotent `volatile` method keeps being re-sent after a loss (default 30 s). */
+  readonly retryWithin?: Duration.Input | undefined
+}
+
+/**
+ * Cluster options of a Func: those of {@link ClusterOptions}, plus the number
+ * of slot entities serving it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface FuncClusterOptions<M extends Methods> extends ClusterOptions<M> {
+  /** The slot entities serving the Func (default 64); callers spread their calls over them. */
+  readonly funcSlots?: number | undefined
 }
 
 /**
@@ -215,6 +269,17 @@ export interface FuncOptions {
 }
 
 /**
+ * Options of a Func implementation of a Worker with methods `M`: the
+ * {@link FuncOptions} and how its calls travel when it is placed in a
+ * `cluster` Env (ignored elsewhere).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface FuncImplementationOptions<M extends Methods> extends FuncOptions {
+  readonly cluster?: FuncClusterOptions<M> | undefined
+}
+/**
  * An implementation of Worker `Self`, needing `R` from its Corps' context.
  * Give it to `Corps.layer` (or make it a Corps with `Corps.make`).
  *
@@ -228,7 +293,7 @@ export interface Implementation<in out Self, out R = never> {
   /** Conc: builds one instance's handlers; Func: builds the handlers once per replica. */
   readonly build: (key: string) => Effect.Effect<Record<string, any>, never, any>
   readonly conc: ConcOptions<any>
-  readonly func: FuncOptions
+  readonly func: FuncImplementationOptions<Methods>
   /** Private members, when the implementation is a Corps (see `Corps.make`). */
   readonly members: ReadonlyArray<AnyImplementation>
 }
@@ -329,7 +394,7 @@ export interface WorkerClass<Self, Name extends string, M extends Methods>
    */
   func<B extends Handlers<M> | Effect.Effect<Handlers<M>, never, any>>(
     handlers: B,
-    options?: FuncOptions
+    options?: FuncImplementationOptions<M>
   ): Implementation<Self, B extends Effect.Effect<any, any, infer R> ? Exclude<R, Scope.Scope> : never>
 }
 
@@ -471,9 +536,11 @@ export const Service =
           conc: options ?? {}
         })
       }
-      static func(handlers: any, options?: FuncOptions): AnyImplementation {
+      static func(handlers: any, options?: FuncImplementationOptions<M>): AnyImplementation {
         const build: Effect.Effect<any> = Effect.isEffect(handlers) ? (handlers as any) : Effect.succeed(handlers)
-        return makeImplementation(Worker as any, "func", () => build, { func: options ?? {} })
+        return makeImplementation(Worker as any, "func", () => build, {
+          func: (options ?? {}) as FuncImplementationOptions<any>
+        })
       }
     }
     for (const [method, spec] of Object.entries(methods)) {
@@ -499,7 +566,7 @@ export const makeImplementation = (
   build: (key: string) => Effect.Effect<Record<string, any>, never, any>,
   options: {
     readonly conc?: ConcOptions<any>
-    readonly func?: FuncOptions
+    readonly func?: FuncImplementationOptions<Methods>
     readonly members?: ReadonlyArray<AnyImplementation>
   }
 ): AnyImplementation => ({

@@ -23,8 +23,7 @@ import { pathToFileURL } from "node:url"
 import { Config, Effect, FileSystem, Layer, Option, Redacted, Schema } from "effect"
 import { CliError, Command, Flag } from "effect/cli"
 import * as Cluster from "../cluster/Cluster.ts"
-import * as Module from "../cluster/Module.ts"
-import { layer as runnerLayer } from "../cluster/runner.ts"
+import * as Runner from "../cluster/internal/Runner.ts"
 
 /**
  * The runner could not start: its module could not be served, the secret file
@@ -220,8 +219,8 @@ export const plan = (input: Input): Effect.Effect<Plan, RunnerStartError, FileSy
  */
 export const serve = (plan: Plan): Effect.Effect<never, RunnerStartError> =>
   Effect.gen(function* () {
-    const served = yield* Module.load(plan.moduleUrl)
-    yield* Layer.build(runnerLayer(served, { settings: plan.settings, runner: plan.runner }))
+    const served = yield* Runner.load(plan.moduleUrl)
+    yield* Layer.build(Runner.layer(served, { settings: plan.settings, runner: plan.runner }))
     yield* Effect.logInfo(`serving ${[...served.implementations.keys()].join(", ")} from ${plan.moduleUrl}`)
     process.stdout.write(`corps-runner ready ${plan.runner.host}:${plan.runner.port}\n`)
     return yield* Effect.never

@@ -31,10 +31,10 @@ import {
   SqlRunnerStorage,
   TestRunner
 } from "effect/cluster"
-import { RpcSerialization, RpcServer } from "effect/rpc"
+import { RpcSerialization } from "effect/rpc"
 import { SqlClient } from "effect/sql"
-import * as Auth from "./Auth.ts"
-import * as LostCalls from "./LostCalls.ts"
+import * as Auth from "./internal/Auth.ts"
+import * as LostCalls from "./internal/LostCalls.ts"
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -55,6 +55,10 @@ export class SettingsMismatch extends Schema.TaggedError<SettingsMismatch>()("Cl
   local: Schema.String
 }) {
   override get message(): string {
+    // The stored value is a keyed hash of the secret: useless to show, and the fix is not "use that value".
+    if (this.setting === "secretCheck") {
+      return "this process' cluster secret (CORPS_CLUSTER_SECRET) is not the one the cluster was started with: set CORPS_CLUSTER_SECRET to the secret its runners and clients use (or use another CORPS_CLUSTER_PREFIX to start a separate cluster)"
+    }
     return `cluster setting ${this.setting} is ${this.stored} in the cluster but ${this.local} here`
   }
 }
@@ -113,8 +117,17 @@ export interface Settings {
    * Runners serve with `key` and `cert`; every process verifies runners
    * against `ca` (default: the system's CAs).
    */
-  readonly tls?: Auth.Tls | undefined
+  readonly tls?: Tls | undefined
 }
+
+/**
+ * TLS for runner traffic: PEM text of the runners' key and certificate, and
+ * of the CA that every process verifies runners against.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Tls = Auth.Tls
 
 /**
  * Reads {@link Settings} from the environment: `CORPS_DATABASE_URL`,
@@ -335,8 +348,7 @@ export const layerSql = (options: {
       : RunnerServer.layer.pipe(
           Layer.provideMerge(Sharding.layer),
           Layer.provideMerge(runners),
-          Layer.provide(RpcServer.layerProtocolSocketServer),
-          Layer.provide(Auth.layerSocketServer(settings.secret, settings.tls)),
+          Layer.provide(Auth.layerServerProtocol(settings.secret, settings.tls)),
           Layer.provide(RunnerHealth.layerPing.pipe(Layer.provide(Runners.layerRpc), Layer.provide(clientProtocol)))
         )
   const Sql = PgClient.layer({

@@ -11,7 +11,7 @@
  * ```
  *
  * - `storage: "sql"`: this process joins the cluster as a **client**; the
- *   Workers are served by runner processes (`src/cluster/runner.ts`) that
+ *   Workers are served by runner processes (the runner command) that
  *   import the same module. Settings come from the environment
  *   (`CORPS_DATABASE_URL`, `CORPS_CLUSTER_SECRET`, …) or the layer's options.
  * - `storage: "local"`: an embedded cluster in this process (memory storage,
@@ -33,9 +33,9 @@ import { type EnvOf, type EnvProvider, layer as EnvProviderLayer, type StartRequ
 import type { Target } from "../internal/handle.ts"
 import type { AnyImplementation } from "../Worker.ts"
 import * as Cluster from "./Cluster.ts"
-import { makeTargets, type WorkerOptions } from "./Entities.ts"
-import * as Module from "./Module.ts"
-import { layerServe } from "./Serve.ts"
+import { targetsOf } from "./internal/Entities.ts"
+import * as Module from "./internal/Module.ts"
+import { layerServe } from "./internal/Serve.ts"
 
 const describe = (error: unknown): string =>
   error instanceof Error
@@ -70,9 +70,8 @@ const provider = (overrides: Cluster.Settings): EnvProvider<"cluster"> => ({
     Effect.gen(function* () {
       const fail = (reason: string) => new EnvStartError({ env: request.envName, module: request.module, reason })
       const { settings, storage } = yield* settingsOf(overrides, request.env, fail)
-      // Runners and callers must agree on per-Worker options: both read them from the module.
+      // Runners and callers must agree on per-Worker options: both read them from the module's implementations.
       const served = yield* Effect.mapError(Module.load(request.module), (e) => fail(e.reason))
-      const optionsOf = (worker: string): WorkerOptions | undefined => served.options[worker]
 
       let layer: Layer.Layer<Cluster.Services, unknown>
       if (storage === "sql") {
@@ -89,7 +88,6 @@ const provider = (overrides: Cluster.Settings): EnvProvider<"cluster"> => ({
         layer = layerServe({
           serve: here,
           all,
-          options: served.options,
           corps: request.corps,
           elsewhere: (impl) =>
             placedHere.has(impl.worker.key)
@@ -107,8 +105,7 @@ const provider = (overrides: Cluster.Settings): EnvProvider<"cluster"> => ({
       yield* Effect.addFinalizer(() => Effect.sync(() => (closed = true)))
       const targets = new Map<string, (key: string) => Target>()
       for (const { impl } of request.workers) {
-        const make = makeTargets(impl.worker, impl.kind, optionsOf(impl.worker.key), impl.conc)
-        const targetOf = yield* Effect.provideContext(make, context as Context.Context<any>)
+        const targetOf = yield* Effect.provideContext(targetsOf(impl), context as Context.Context<any>)
         const closedError = new CorpsClosed({ corps: request.corps })
         targets.set(impl.worker.key, (key) => {
           const target = targetOf(key)

@@ -1,18 +1,20 @@
 /**
  * `effect-corps/cluster`: Workers across hosts, on `effect/cluster`.
  *
+ * - `ClusterEnv.layer()` provides the `cluster` Env kind to a Corps.
+ * - `Cluster` holds the settings and the layers that make a process a client
+ *   (`layerSql`) or an embedded single-process cluster (`layerLocal`).
+ * - `DeliveryId` de-duplicates redelivered persisted messages.
+ *
+ * Delivery options (`persisted`, `volatile`, …) are given on the
+ * implementation: `Worker.conc(build, { cluster: { … } })`.
+ *
  * @since 0.1.0
  */
 
-/** @since 0.1.0 */
-export * as Auth from "./Auth.ts"
 /** @since 0.1.0 */
 export * as Cluster from "./Cluster.ts"
 /** @since 0.1.0 */
 export * as ClusterEnv from "./ClusterEnv.ts"
 /** @since 0.1.0 */
-export * as Entities from "./Entities.ts"
-/** @since 0.1.0 */
-export * as Module from "./Module.ts"
-/** @since 0.1.0 */
-export * as Runner from "./runner.ts"
+export { DeliveryId } from "./DeliveryId.ts"

@@ -6,24 +6,35 @@ import * as Net from "node:net"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, ManagedRuntime, Redacted, Schedule, Stream } from "effect"
 import { SqlClient } from "effect/sql"
-import { dialHandshake } from "../../src/cluster/Auth.ts"
 import * as Cluster from "../../src/cluster/Cluster.ts"
 import * as ClusterEnv from "../../src/cluster/ClusterEnv.ts"
-import { makeTargets } from "../../src/cluster/Entities.ts"
+import { dialHandshake } from "../../src/cluster/internal/Auth.ts"
+import { makeTargets, targetsOf } from "../../src/cluster/internal/Entities.ts"
 import { Corps } from "../../src/index.ts"
 import { lookup } from "../../src/internal/registry.ts"
 import { NodeEnv } from "../../src/node/index.ts"
-import { dropTables, killAll, makeRun, ports, postgres, type RunnerProcess, startRunner, stop } from "./harness.ts"
+import {
+  dropTables,
+  killAll,
+  makeRun,
+  ports,
+  postgres,
+  probeRunner,
+  type RunnerProcess,
+  secret,
+  startRunner,
+  stop
+} from "./harness.ts"
 import {
   Account,
   AccountLive,
   Courier,
   CourierLive,
-  clusterOptions,
   Forwarder,
   ForwarderLive,
   Hasher,
-  Ledger,
+  LedgerLive,
+  Loose,
   Teller
 } from "./workers.ts"
 
@@ -234,6 +245,22 @@ describe.runIf(postgres)("cluster", () => {
     assert.strictEqual(balance, 1)
   })
 
+  it("functions and symbols in payloads and results are SerializationErrors across processes too", async () => {
+    const [payload, symbol, result] = await call(
+      Effect.gen(function* () {
+        const loose = (yield* makeTargets(Loose, "func"))("default")
+        return [
+          failureOf(yield* Effect.exit(loose.call("echo", { ok: 1, f: () => 1 }))),
+          failureOf(yield* Effect.exit(loose.call("echo", { ok: 1, s: Symbol("s") }))),
+          failureOf(yield* Effect.exit(loose.call("give", { what: "function" })))
+        ] as const
+      })
+    )
+    assert.deepStrictEqual([payload._tag, payload.part], ["SerializationError", "payload"])
+    assert.deepStrictEqual([symbol._tag, symbol.part], ["SerializationError", "payload"])
+    assert.deepStrictEqual([result._tag, result.part], ["SerializationError", "success"])
+  })
+
   it("a payload failing its Schema is a SerializationError, nothing is sent", async () => {
     const error = await call(
       Effect.gen(function* () {
@@ -268,17 +295,20 @@ describe.runIf(postgres)("cluster", () => {
     assert.match(target.output(), /refused connection from 127\.0\.0\.1:\d+: wrong secret/)
   })
 
-  it("an authenticated peer sending a malformed frame does not bring the runner down", async () => {
+  it("an authenticated peer sending malformed frames gets one error frame and is dropped; the runner serves on", async () => {
     const target = runners[1]!
-    const socket = Net.createConnection({ host: "127.0.0.1", port: target.port })
-    await new Promise<void>((r) => socket.once("connect", () => r()))
-    socket.pause()
-    await dialHandshake(socket, "test-secret-0123456789abcdef")
-    // The junk is flushed to the runner before the calls below, which go through that same runner
-    // (a round trip it can only answer after reading what reached its socket first).
-    await new Promise<void>((r) =>
-      socket.end(Buffer.from("this is not a cluster frame, not even close\n".repeat(20)), r)
+    const garbage = await probeRunner(
+      target.port,
+      secret,
+      Buffer.from("this is not a cluster frame, not even close\n".repeat(20))
     )
+    assert.deepStrictEqual(garbage, { frames: 1, closed: true })
+    // Before: one error frame per chunk, and the connection kept. The tail of the flood is unread
+    // when the runner closes, so its one error frame may be lost to the reset.
+    const flood = await probeRunner(target.port, secret, Buffer.alloc(8 * 1024 * 1024, 0x41))
+    assert.isAtMost(flood.frames, 1)
+    await eventually(5_000, async () => (target.output().match(/dropped connection from/g) ?? []).length >= 2)
+    assert.match(target.output(), /dropped connection from 127\.0\.0\.1:\d+: malformed frame/)
     const pids = await wherePids(keys)
     assert.include(pids, target.pid)
     assert.strictEqual(target.child.exitCode, null)
@@ -300,12 +330,30 @@ describe.runIf(postgres)("cluster", () => {
     const refused = failureOf(await Effect.runPromise(Effect.exit(Effect.scoped(Layer.build(impostor)))))
     assert.strictEqual(refused._tag, "ClusterSettingsMismatch")
     assert.strictEqual(refused.setting, "secretCheck")
+    assert.include(refused.message, "CORPS_CLUSTER_SECRET")
+    assert.include(refused.message, "set CORPS_CLUSTER_SECRET to the secret its runners and clients use")
+    assert.notInclude(refused.message, refused.stored)
+  })
+
+  it("a Corps or a runner with the wrong secret is told to fix CORPS_CLUSTER_SECRET", async () => {
+    const App = Corps.layer([AccountLive], {
+      module: new URL("./workers.ts", import.meta.url).href,
+      placement: { envs: { c: { kind: "cluster", storage: "sql" } }, default: "c" }
+    }).pipe(Layer.provide(ClusterEnv.layer({ ...run.settings, secret: Redacted.make("another-secret-0123456789") })))
+    const error = failureOf(await Effect.runPromise(Effect.exit(Effect.scoped(Layer.build(App)))))
+    assert.strictEqual(error._tag, "EnvStartError")
+    assert.include(error.reason, "set CORPS_CLUSTER_SECRET to the secret its runners and clients use")
+    const started = await startRunner(run, p4, { secret: "another-secret-0123456789" }).then(
+      () => "started",
+      (e: Error) => e.message
+    )
+    assert.include(started, "set CORPS_CLUSTER_SECRET to the secret its runners and clients use")
   })
 
   it("a caller's timeout interrupts the handler on the runner", async () => {
     const exit = await call(
       Effect.gen(function* () {
-        const ledger = (yield* makeTargets(Ledger, "conc", clusterOptions.Ledger))("ledger-hold")
+        const ledger = (yield* targetsOf(LedgerLive))("ledger-hold")
         return yield* Effect.exit(Effect.timeout(ledger.call("hold", { id: "h1" }), "500 millis"))
       })
     )
@@ -348,7 +396,7 @@ describe.runIf(postgres)("cluster", () => {
     // A plain volatile call in flight on the victim: it must end with CallLost, not hang.
     const victimKey = await call(
       Effect.gen(function* () {
-        const ledgers = yield* makeTargets(Ledger, "conc", clusterOptions.Ledger)
+        const ledgers = yield* targetsOf(LedgerLive)
         for (let i = 0; i < 200; i++) {
           const key = `held-${i}`
           // `where` is a `once` method: right after the previous test's runner left, a call can
@@ -365,7 +413,7 @@ describe.runIf(postgres)("cluster", () => {
     )
     const load = call(
       Effect.gen(function* () {
-        const ledgers = yield* makeTargets(Ledger, "conc", clusterOptions.Ledger)
+        const ledgers = yield* targetsOf(LedgerLive)
         const records = Effect.forEach(
           ledgerKeys,
           (key) =>
@@ -392,7 +440,7 @@ describe.runIf(postgres)("cluster", () => {
     load.catch(() => {})
     const held = call(
       Effect.gen(function* () {
-        const ledgers = yield* makeTargets(Ledger, "conc", clusterOptions.Ledger)
+        const ledgers = yield* targetsOf(LedgerLive)
         return yield* Effect.exit(ledgers(victimKey).call("hold", { id: "lost" }))
       })
     )

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, Stream } from "effect"
 import { TestRunner } from "effect/cluster"
-import { deliveryOf, layerEntity, makeTargets } from "../../src/cluster/Entities.ts"
+import { deliveryOf, layerEntity, makeTargets } from "../../src/cluster/internal/Entities.ts"
 import { Account, AccountLive, Hasher, HasherLive, Ledger } from "./workers.ts"
 
 // TestRunner: the whole cluster in memory, in this process. Cluster layers

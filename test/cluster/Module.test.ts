@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, Redacted } from "effect"
 import * as Cluster from "../../src/cluster/Cluster.ts"
-import * as Module from "../../src/cluster/Module.ts"
-import { Account, AccountLive, HasherLive } from "./workers.ts"
+import { clusterOptionsOf } from "../../src/cluster/internal/Entities.ts"
+import * as Module from "../../src/cluster/internal/Module.ts"
+import { Account, AccountLive, Hasher, HasherLive, LedgerLive } from "./workers.ts"
 
 const failureOf = (exit: Exit.Exit<unknown, unknown>): any => {
   if (Exit.isSuccess(exit)) return assert.fail("expected a failure")
@@ -11,16 +12,25 @@ const failureOf = (exit: Exit.Exit<unknown, unknown>): any => {
 }
 
 describe("cluster/Module", () => {
-  it.effect("collects exported implementations by Worker name, and clusterOptions", () =>
+  it.effect("collects exported implementations by Worker name, with the cluster options given on them", () =>
     Effect.gen(function* () {
-      const served = yield* Module.collect("m", {
-        AccountLive,
-        HasherLive,
-        helper: 42,
-        clusterOptions: { Account: { persisted: ["deposit"] } }
-      })
-      assert.deepStrictEqual([...served.implementations.keys()].sort(), ["Account", "Hasher"])
-      assert.deepStrictEqual(served.options.Account, { persisted: ["deposit"] })
+      const served = yield* Module.collect("m", { AccountLive, HasherLive, LedgerLive, helper: 42 })
+      assert.deepStrictEqual([...served.implementations.keys()].sort(), ["Account", "Hasher", "Ledger"])
+      assert.deepStrictEqual(clusterOptionsOf(served.implementations.get("Ledger")!), { volatile: ["ping"] })
+      assert.isUndefined(clusterOptionsOf(served.implementations.get("Account")!))
+    })
+  )
+
+  it.effect("a module still exporting clusterOptions is refused, with the way to migrate", () =>
+    Effect.gen(function* () {
+      const old = failureOf(
+        yield* Effect.exit(
+          Module.collect("m", { AccountLive, clusterOptions: { Account: { persisted: ["deposit"] } } })
+        )
+      )
+      assert.strictEqual(old._tag, "ClusterModuleError")
+      assert.include(old.reason, "clusterOptions export is no longer read")
+      assert.include(old.reason, "{ cluster: { persisted:")
     })
   )
 
@@ -39,21 +49,31 @@ describe("cluster/Module", () => {
 })
 
 describe("cluster/Cluster settings", () => {
-  it.effect("clusterOptions naming an unknown Worker or method, or persisting a stream, are a ClusterModuleError", () =>
+  it.effect("cluster options naming an unknown method, or persisting a stream, are a ClusterModuleError", () =>
     Effect.gen(function* () {
-      const collect = (clusterOptions: unknown) =>
-        Effect.exit(Module.collect("m", { AccountLive, clusterOptions })).pipe(Effect.map(failureOf))
-      const worker = yield* collect({ Acount: { persisted: ["deposit"] } })
-      assert.strictEqual(worker._tag, "ClusterModuleError")
-      assert.include(worker.reason, "no Worker named Acount")
-      const method = yield* collect({ Account: { volatile: ["depsit"] } })
+      // Typed code cannot write these (the casts stand for untyped JavaScript callers).
+      const collect = (cluster: unknown) =>
+        Effect.exit(Module.collect("m", { live: Account.conc(Effect.succeed({} as any), { cluster } as any) })).pipe(
+          Effect.map(failureOf)
+        )
+      const method = yield* collect({ volatile: ["depsit"] })
+      assert.strictEqual(method._tag, "ClusterModuleError")
       assert.include(method.reason, "Account.volatile names depsit")
-      const both = yield* collect({ Account: { persisted: ["deposit"], volatile: ["deposit"] } })
+      const both = yield* collect({ persisted: ["deposit"], volatile: ["deposit"] })
       assert.include(both.reason, "both as persisted and as volatile")
-      const stream = yield* collect({ Account: { persisted: ["countdown"] } })
+      const stream = yield* collect({ persisted: ["countdown"] })
       assert.include(stream.reason, "streams cannot be persisted")
     })
   )
+
+  it("cluster options are typed by the Worker's methods", () => {
+    // @ts-expect-error: no method `depsit`
+    Account.conc(Effect.succeed({} as any), { cluster: { persisted: ["depsit"] } })
+    // @ts-expect-error: streams cannot be persisted
+    Account.conc(Effect.succeed({} as any), { cluster: { persisted: ["countdown"] } })
+    const ok = Hasher.func({ hash: () => "", pid: () => 0 }, { cluster: { volatile: ["hash"], funcSlots: 8 } })
+    assert.deepStrictEqual(clusterOptionsOf(ok), { volatile: ["hash"], funcSlots: 8 })
+  })
 
   it.effect("an invalid table prefix is a ClusterStartError, not a defect", () =>
     Effect.gen(function* () {

@@ -4,11 +4,13 @@
  * SIGKILL after a timeout: Node 24 sometimes hangs in process.exit).
  */
 import { type ChildProcess, spawn } from "node:child_process"
+import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
 import { Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { inject } from "vitest"
 import type * as Cluster from "../../src/cluster/Cluster.ts"
+import { dialHandshake } from "../../src/cluster/internal/Auth.ts"
 import { databaseUrl } from "./postgres.ts"
 
 export { databaseUrl }
@@ -139,3 +141,62 @@ export const dropTables = (prefix: string) =>
     }>`SELECT tablename FROM pg_tables WHERE tablename LIKE ${`${prefix}%`}`
     for (const { tablename } of tables) yield* sql`DROP TABLE IF EXISTS ${sql(tablename)} CASCADE`
   })
+
+/** A frame header: `n` as an unsigned LEB128 varint. */
+export const uvarint = (n: number): Buffer => {
+  const bytes: Array<number> = []
+  while (n >= 0x80) {
+    bytes.push((n % 0x80) | 0x80)
+    n = Math.floor(n / 0x80)
+  }
+  bytes.push(n)
+  return Buffer.from(bytes)
+}
+
+/** Counts SchemaBinary frames (`<uvarint length><body>`) in `bytes`. */
+export const countFrames = (bytes: Buffer): number => {
+  let pos = 0
+  let frames = 0
+  while (pos < bytes.length) {
+    let length = 0
+    let scale = 1
+    while (pos < bytes.length) {
+      const byte = bytes[pos++]!
+      length += (byte & 0x7f) * scale
+      scale *= 128
+      if ((byte & 0x80) === 0) break
+    }
+    pos += length
+    frames++
+  }
+  return frames
+}
+
+/** Connects to a runner's port and proves `secret`; the socket is paused, ready to send frames. */
+export const authenticatedSocket = async (port: number, secret: string): Promise<Net.Socket> => {
+  const socket = Net.createConnection({ host: "127.0.0.1", port })
+  socket.on("error", () => {})
+  await new Promise<void>((r) => socket.once("connect", () => r()))
+  socket.pause()
+  await dialHandshake(socket, secret)
+  return socket
+}
+
+/**
+ * Sends `bytes` to a runner after the handshake and collects every byte until
+ * the runner closes the connection: how many frames it answered with.
+ */
+export const probeRunner = async (
+  port: number,
+  secret: string,
+  bytes: Buffer
+): Promise<{ readonly frames: number; readonly closed: true }> => {
+  const socket = await authenticatedSocket(port, secret)
+  const received: Array<Buffer> = []
+  socket.on("data", (d: Buffer) => received.push(d))
+  const closed = new Promise<void>((r) => socket.once("close", () => r()))
+  socket.resume()
+  socket.write(bytes)
+  await closed
+  return { frames: countFrames(Buffer.concat(received)), closed: true }
+}

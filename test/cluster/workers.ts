@@ -4,7 +4,7 @@
  */
 import { Effect, Option, Schema, Stream } from "effect"
 import { SqlClient } from "effect/sql"
-import { DeliveryId } from "../../src/cluster/Entities.ts"
+import { DeliveryId } from "../../src/cluster/index.ts"
 import { Worker } from "../../src/index.ts"
 
 /** A typed error of the Account's own contract. */
@@ -96,16 +96,9 @@ export const LedgerLive = Ledger.conc(
           )
       }
     }),
-  { concurrent: ["ping", "where", "hold"] }
+  // `ping` is idempotent but kept volatile (re-sent on loss, not stored); runners and callers read it here.
+  { concurrent: ["ping", "where", "hold"], cluster: { volatile: ["ping"] } }
 )
-
-/**
- * Cluster options of the Workers above, shared by runners and callers:
- * `Ledger.ping` is idempotent but kept volatile (re-sent on loss, not stored).
- */
-export const clusterOptions = {
-  Ledger: { volatile: ["ping"] }
-} as const
 
 /** A Func that uses another Worker: on a runner, its Account handle goes through the cluster. */
 export class Teller extends Worker.Service<Teller>()("Teller", {
@@ -172,3 +165,19 @@ export const ForwarderLive = Forwarder.func(
     }
   })
 )
+
+/** A Worker with permissive Schemas: what they let through must still be plain data to cross the cluster. */
+export class Loose extends Worker.Service<Loose>()("Loose", {
+  /** Echoes its payload. */
+  echo: { payload: Schema.Unknown, success: Schema.Unknown },
+  /** Returns a value holding a function or a symbol. */
+  give: { payload: { what: Schema.Literals(["function", "symbol"]) }, success: Schema.Unknown },
+  /** A stream whose second element holds a function. */
+  items: { success: Schema.Unknown, stream: true }
+}) {}
+
+export const LooseLive = Loose.func({
+  echo: (payload) => payload,
+  give: ({ what }) => (what === "function" ? { ok: 1, f: () => 1 } : { ok: 1, s: Symbol("s") }),
+  items: () => Stream.make({ ok: 1 } as unknown, { ok: 2, f: () => 2 } as unknown)
+})

@@ -351,7 +351,7 @@ describe("ConcInstance", () => {
           assert.deepStrictEqual([full.worker, full.key, full.capacity], ["W", "k", capacity])
           // A synchronous method is refused the same way.
           const refusedSync = yield* Effect.flip(instance.call("push", 99))
-          assert.strictEqual((refusedSync as { _tag: string })._tag, "MailboxFull")
+          assert.strictEqual((refusedSync as { _tag: string })._tag, "CorpsMailboxFull")
           yield* state.release("b")
           yield* Fiber.join(blocker)
           assert.deepStrictEqual(

@@ -148,7 +148,7 @@ export const behaviourSuite = (
           const waiting = yield* Effect.forEach([1, 2], () => Effect.forkChild(bounded.ping()))
           yield* Effect.yieldNow
           const refused = yield* Effect.flip(bounded.ping())
-          assert.strictEqual(refused._tag, "MailboxFull")
+          assert.strictEqual(refused._tag, "CorpsMailboxFull")
           yield* gate.release({ id: "m1" })
           yield* Fiber.join(running)
           assert.deepStrictEqual(yield* Effect.forEach(waiting, Fiber.join), ["pong", "pong"])

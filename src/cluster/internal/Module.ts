@@ -3,15 +3,13 @@
  *
  * A runner cannot receive closures, so it imports the module that defines the
  * implementations (by URL, as every other Env does) and serves each exported
- * implementation under its Worker's name. A module may also export
- * `clusterOptions` (per-Worker {@link WorkerOptions}); runners and callers
- * import the same module, so they agree on them.
- *
- * @since 0.1.0
+ * implementation under its Worker's name. Delivery options travel on the
+ * implementations (`{ cluster: … }`): runners and callers import the same
+ * module, so they agree on them.
  */
 import { Effect, Schema } from "effect"
-import { type AnyImplementation, implementationsIn } from "../Worker.ts"
-import type { WorkerOptions } from "./Entities.ts"
+import { type AnyImplementation, implementationsIn } from "../../Worker.ts"
+import { clusterOptionsOf } from "./Entities.ts"
 
 /**
  * The module could not be imported, or it exports two implementations of the
@@ -30,7 +28,7 @@ export class ModuleError extends Schema.TaggedError<ModuleError>()("ClusterModul
 }
 
 /**
- * The implementations and options of one module.
+ * The implementations of one module.
  *
  * @since 0.1.0
  * @category models
@@ -39,7 +37,6 @@ export interface Served {
   readonly module: string
   /** By Worker name; Corps members (`Corps.make`) are served as their own Workers too. */
   readonly implementations: ReadonlyMap<string, AnyImplementation>
-  readonly options: Readonly<Record<string, WorkerOptions>>
 }
 
 /**
@@ -59,10 +56,21 @@ export const collect = (
     if (implementations.size === 0) {
       return Effect.fail(new ModuleError({ module, reason: "it exports no Worker implementation" }))
     }
-    const options = (exports.clusterOptions ?? {}) as Record<string, WorkerOptions>
-    const problem = checkOptions(implementations, options)
-    if (problem !== undefined) return Effect.fail(new ModuleError({ module, reason: `clusterOptions: ${problem}` }))
-    return Effect.succeed({ module, implementations, options })
+    if (exports.clusterOptions !== undefined) {
+      // Read until 0.1; silently ignoring it now would change delivery without a word.
+      return Effect.fail(
+        new ModuleError({
+          module,
+          reason:
+            'the clusterOptions export is no longer read: give each Worker\'s options on its implementation, e.g. Account.conc(build, { cluster: { persisted: ["deposit"] } })'
+        })
+      )
+    }
+    for (const impl of implementations.values()) {
+      const problem = checkOptions(impl)
+      if (problem !== undefined) return Effect.fail(new ModuleError({ module, reason: `cluster options: ${problem}` }))
+    }
+    return Effect.succeed({ module, implementations })
   })
 
 /**
@@ -77,24 +85,24 @@ export const load = (url: string): Effect.Effect<Served, ModuleError> =>
     catch: (cause) => new ModuleError({ module: url, reason: cause instanceof Error ? cause.message : String(cause) })
   }).pipe(Effect.flatMap((exports) => collect(url, exports)))
 
-/** A misspelled Worker or method, or a method both persisted and volatile, in `clusterOptions`: never silently ignored. */
-const checkOptions = (
-  implementations: ReadonlyMap<string, AnyImplementation>,
-  options: Readonly<Record<string, WorkerOptions>>
-): string | undefined => {
-  for (const [worker, option] of Object.entries(options)) {
-    const impl = implementations.get(worker)
-    if (impl === undefined) return `no Worker named ${worker} is exported`
-    const methods = impl.worker.methods
-    for (const list of ["persisted", "volatile"] as const) {
-      for (const method of option[list] ?? []) {
-        if (!(method in methods)) return `${worker}.${list} names ${method}, which ${worker} does not declare`
-      }
+/**
+ * A misspelled method (untyped callers), a method both persisted and
+ * volatile, or a persisted stream, in an implementation's cluster options:
+ * never silently ignored.
+ */
+export const checkOptions = (impl: AnyImplementation): string | undefined => {
+  const option = clusterOptionsOf(impl)
+  if (option === undefined) return undefined
+  const worker = impl.worker.key
+  const methods = impl.worker.methods
+  for (const list of ["persisted", "volatile"] as const) {
+    for (const method of option[list] ?? []) {
+      if (!(method in methods)) return `${worker}.${list} names ${method}, which ${worker} does not declare`
     }
-    for (const method of option.persisted ?? []) {
-      if (option.volatile?.includes(method)) return `${worker}.${method} is listed both as persisted and as volatile`
-      if (methods[method]?.stream === true) return `${worker}.${method} is a stream: streams cannot be persisted`
-    }
+  }
+  for (const method of option.persisted ?? []) {
+    if (option.volatile?.includes(method)) return `${worker}.${method} is listed both as persisted and as volatile`
+    if (methods[method]?.stream === true) return `${worker}.${method} is a stream: streams cannot be persisted`
   }
   return undefined
 }

@@ -6,16 +6,13 @@
  * the cluster (every Worker the module exports is an entity type of the
  * cluster), except Workers the caller keeps elsewhere (`elsewhere`), which the
  * embedded cluster reaches through the caller's dispatcher.
- *
- * @since 0.1.0
  */
-
 import { type Context, Effect, Layer } from "effect"
 import type { Sharding } from "effect/cluster/Sharding"
-import type { Target } from "../internal/handle.ts"
-import { CorpsRuntime } from "../internal/runtime.ts"
-import type { AnyImplementation } from "../Worker.ts"
-import { layerEntity, makeTargets, type WorkerOptions } from "./Entities.ts"
+import type { Target } from "../../internal/handle.ts"
+import { CorpsRuntime } from "../../internal/runtime.ts"
+import type { AnyImplementation } from "../../Worker.ts"
+import { layerEntity, targetsOf } from "./Entities.ts"
 
 /**
  * What to serve and with which siblings.
@@ -28,7 +25,6 @@ export interface ServeOptions {
   readonly serve: ReadonlyArray<AnyImplementation>
   /** Every Worker the builders may use, by name (the module's exports). */
   readonly all: ReadonlyMap<string, AnyImplementation>
-  readonly options: Readonly<Record<string, WorkerOptions>>
   /** The Corps id handles made here carry (a caller's id, or one of the runner's own). */
   readonly corps: string
   /** Workers not served by the cluster, and how to reach them; the rest go through the cluster. */
@@ -52,14 +48,13 @@ export const layerServe = (options: ServeOptions): Layer.Layer<never, never, Sha
       const remote = new Map<string, (key: string) => Target>()
       for (const [name, impl] of options.all) {
         const elsewhere = options.elsewhere?.(impl)
-        remote.set(name, elsewhere ?? (yield* makeTargets(impl.worker, impl.kind, options.options[name], impl.conc)))
+        remote.set(name, elsewhere ?? (yield* targetsOf(impl)))
       }
       const runtime = new CorpsRuntime({ name: "cluster", id: options.corps, resolved: new Map(), scope, remote })
       const handles = yield* runtime.build([...options.all.values()], outer)
       if (options.publish) runtime.publish()
-      return Layer.mergeAll(
-        Layer.empty,
-        ...options.serve.map((impl) => layerEntity(impl, options.options[impl.worker.key]))
-      ).pipe(Layer.provide(Layer.succeedContext(handles as Context.Context<any>)))
+      return Layer.mergeAll(Layer.empty, ...options.serve.map((impl) => layerEntity(impl))).pipe(
+        Layer.provide(Layer.succeedContext(handles as Context.Context<any>))
+      )
     })
   ) as Layer.Layer<never, never, Sharding>

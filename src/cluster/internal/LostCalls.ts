@@ -9,8 +9,6 @@
  * defect carrying `RunnerUnavailable` instead, which the caller's Target turns
  * into `CallLost` (see `Entities.toCallError`). Persisted and idempotent
  * methods keep effect/cluster's behaviour.
- *
- * @since 0.1.0
  */
 import { Context, Effect, Exit, Layer } from "effect"
 import { type MessageStorage, Reply, Runners, type ShardingConfig, Snowflake } from "effect/cluster"

@@ -25,16 +25,23 @@
  * | `idempotent: true` and in `volatile`      | `retry`     | re-sent until re-homed (bounded)       |
  * | otherwise                                 | `once`      | `CallLost`                             |
  *
- * @since 0.1.0
+ * The wire: each entity RPC carries the **encoded** side of the method's
+ * Schemas. The caller encodes a payload once with the method's codec (which is
+ * also its check, before anything is sent or stored) and the cluster only
+ * frames it; the runner decodes it once, and encodes the handler's outcome
+ * once, the same way (see `serveOutcome`). Before that change both sides ran
+ * each value through its Schema twice: once to check it, once in the cluster's
+ * serializer.
  */
-import { Cause, Context, Duration, Effect, Exit, Layer, Schedule, Stream } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Layer, Schedule, Schema, Stream } from "effect"
 import { ClusterSchema, Entity } from "effect/cluster"
 import type { Sharding } from "effect/cluster/Sharding"
 import { Rpc } from "effect/rpc"
-import { CallLost, MailboxFull, SerializationError, UnknownMethod, WorkerDefect } from "../CorpsError.ts"
-import { codecsOf, type MethodCodec, run } from "../internal/codec.ts"
-import type { Target } from "../internal/handle.ts"
-import type { AnyImplementation, AnyWorker, Methods } from "../Worker.ts"
+import { CallLost, MailboxFull, SerializationError, UnknownMethod, WorkerDefect } from "../../CorpsError.ts"
+import { codecsOf, type MethodCodec, run } from "../../internal/codec.ts"
+import type { Target } from "../../internal/handle.ts"
+import type { AnyImplementation, AnyWorker, FuncClusterOptions, Methods } from "../../Worker.ts"
+import { DeliveryId } from "../DeliveryId.ts"
 
 /**
  * What the cluster needs of a Worker class: its name, methods and RPC group.
@@ -58,24 +65,15 @@ export interface Contract {
 export type Delivery = "persisted" | "retry" | "once"
 
 /**
- * Per-Worker cluster options, shared by runners and callers (both must use
- * the same `persisted` / `volatile` lists: they decide the wire annotations).
- *
- * @since 0.1.0
- * @category models
+ * A Worker's cluster options, as given on its implementation (`{ cluster: … }`
+ * of `Worker.conc` / `Worker.func`). Runners and callers read them from the
+ * same implementation, so they agree on the wire annotations.
  */
-export interface WorkerOptions {
-  /** Methods stored in cluster storage before delivery (survive a runner loss, run once). */
-  readonly persisted?: ReadonlyArray<string> | undefined
-  /** Idempotent methods to keep volatile: re-sent on loss instead of stored. */
-  readonly volatile?: ReadonlyArray<string> | undefined
-  /** Entities idle this long are passivated (Conc state is dropped). Default: the cluster's. */
-  readonly maxIdleTime?: Duration.Input | undefined
-  /** Func only: the slot entities serving the Func (default 64); a caller spreads its calls over this many. */
-  readonly funcSlots?: number | undefined
-  /** How long a `retry` call keeps re-sending after a loss (default 30 s). */
-  readonly retryWithin?: Duration.Input | undefined
-}
+export type WorkerOptions = FuncClusterOptions<Methods>
+
+/** The cluster options given on an implementation. */
+export const clusterOptionsOf = (impl: AnyImplementation): WorkerOptions | undefined =>
+  impl.kind === "conc" ? impl.conc.cluster : impl.func.cluster
 
 /**
  * The delivery of each method of `worker`.
@@ -127,37 +125,90 @@ export const DeliveryAnnotation = Context.Reference<Delivery | undefined>("effec
 export const entityOf = (worker: Contract, options?: WorkerOptions): Entity.Entity<string, Rpc.Any> => {
   const delivery = deliveryOf(worker, options)
   const rpcs = [...worker.group.requests.values()].map((rpc) => {
-    const annotated = (rpc as unknown as Rpc.Rpc<string>).annotate(DeliveryAnnotation, delivery.get(rpc._tag))
+    const spec = worker.methods[rpc._tag]!
+    // The encoded side only: values are encoded (and checked) once, by the method's codec.
+    const wire = Rpc.make(rpc._tag, {
+      payload: Schema.toEncoded(rpc.payloadSchema as Schema.Top),
+      success: Schema.toEncoded((spec.success ?? Schema.Void) as Schema.Top),
+      error: Schema.toEncoded((spec.error ?? Schema.Never) as Schema.Top),
+      stream: spec.stream === true
+    }) as unknown as Rpc.Rpc<string>
+    const annotated = wire.annotate(DeliveryAnnotation, delivery.get(rpc._tag))
     return delivery.get(rpc._tag) === "persisted" ? annotated.annotate(ClusterSchema.Persisted, true) : annotated
   })
   return Entity.make(worker.key, rpcs as Array<Rpc.Any>)
 }
 
-/**
- * The id of the message a handler is processing, in the handler's context on
- * cluster runners. A persisted message is delivered **at least once**: when a
- * runner dies after running a handler but before its reply was stored, the
- * message is delivered again, with the same id, by the entity's next home.
- * A handler whose effect must happen exactly once records this id with its
- * effect (a unique column, `ON CONFLICT DO NOTHING`) — see docs/cluster.md.
- *
- * @example
- * ```ts
- * const id = yield* Effect.serviceOption(DeliveryId) // Option<string>: None outside a cluster
- * ```
- *
- * @since 0.1.0
- * @category services
- */
-export class DeliveryId extends Context.Service<DeliveryId, string>()("effect-corps/cluster/DeliveryId") {}
-
 /** Entity ids of a Func's slots: `~` cannot collide with a user's key by accident of naming. */
 const slotId = (slot: number): string => `~${slot}`
 
 /**
- * Runs one handler for the cluster: a plain value, an Effect or a Stream.
- * A throw becomes a die, which the cluster (with `disableFatalDefects`)
- * carries back to the caller as a defect instead of replaying the message.
+ * Where `value` holds a function or a symbol (a path such as `.f` or `[2].g`),
+ * or undefined when it is plain data. A permissive Schema (`Schema.Unknown`,
+ * `Schema.Any`) lets them through its encoding, the cluster's serializer then
+ * drops them silently or fails with an opaque `MalformedMessage`, where a
+ * thread's structured clone refuses them: so the cluster path refuses them
+ * too, with a SerializationError.
+ */
+export const unserializable = (value: unknown): string | undefined => walk(value, "", undefined)
+
+const walk = (value: unknown, path: string, seen: Set<object> | undefined): string | undefined => {
+  switch (typeof value) {
+    case "function":
+      return `${path || "the value"} is a function`
+    case "symbol":
+      return `${path || "the value"} is a symbol`
+    case "object": {
+      if (value === null) return undefined
+      const seenHere = seen ?? new Set<object>()
+      if (seenHere.has(value)) return undefined
+      seenHere.add(value)
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const found = walk(value[i], `${path}[${i}]`, seenHere)
+          if (found !== undefined) return found
+        }
+        return undefined
+      }
+      const proto = Object.getPrototypeOf(value)
+      // Dates, byte arrays and the like are the serializer's business; only plain records are walked.
+      if (proto !== Object.prototype && proto !== null) return undefined
+      for (const key in value) {
+        const found = walk((value as Record<string, unknown>)[key], `${path}.${key}`, seenHere)
+        if (found !== undefined) return found
+      }
+      if (Object.getOwnPropertySymbols(value).length > 0) return `${path || "the value"} has a symbol key`
+      return undefined
+    }
+    default:
+      return undefined
+  }
+}
+
+/** Encodes `value` with `codec` and checks that the result is plain data: once, on the side that has the value. */
+export const encodeChecked = (
+  codec: MethodCodec,
+  part: "payload" | "success" | "error",
+  value: unknown
+): Exit.Exit<unknown, SerializationError> => {
+  const encoded = run(
+    part === "payload" ? codec.encodePayload : part === "success" ? codec.encodeSuccess : codec.encodeError,
+    value,
+    part,
+    codec
+  )
+  if (Exit.isFailure(encoded)) return encoded
+  const problem = unserializable(encoded.value)
+  return problem === undefined
+    ? encoded
+    : Exit.fail(new SerializationError({ worker: codec.worker, method: codec.method, part, issue: problem }))
+}
+
+/**
+ * Runs one handler for the cluster: decodes the payload, runs the handler
+ * (a plain value, an Effect or a Stream) and encodes its outcome. A throw
+ * becomes a die, which the cluster (with `disableFatalDefects`) carries back
+ * to the caller as a defect instead of replaying the message.
  */
 const runHandler = (
   handler: (payload: unknown) => unknown,
@@ -166,14 +217,23 @@ const runHandler = (
   persisted: boolean,
   codec: MethodCodec
 ): unknown => {
+  const decoded = run(codec.decodePayload, request.payload, "payload", codec)
   if (stream) {
-    return Stream.suspend(() => handler(request.payload) as Stream.Stream<unknown, unknown>)
+    if (Exit.isFailure(decoded)) return Stream.die(Cause.squash(decoded.cause))
+    return Stream.suspend(() => handler(decoded.value) as Stream.Stream<unknown, unknown>).pipe(
+      Stream.mapEffect((value) => Effect.orDie(encodeChecked(codec, "success", value))),
+      Stream.catchCause((cause) => {
+        const error = Cause.findErrorOption(cause)
+        return error._tag === "Some" ? Stream.fromEffect(serveError(codec, error.value)) : Stream.failCause(cause)
+      })
+    )
   }
+  if (Exit.isFailure(decoded)) return Effect.die(Cause.squash(decoded.cause))
   return Effect.suspend(() => {
-    const result = handler(request.payload)
+    const result = handler(decoded.value)
     const effect = Effect.isEffect(result) ? (result as Effect.Effect<unknown, unknown>) : Effect.succeed(result)
     // Only persisted messages can be redelivered, so only they need an id to de-duplicate by.
-    return checkedOutcome(
+    return serveOutcome(
       persisted ? Effect.provideService(effect, DeliveryId, String(request.requestId)) : effect,
       codec
     )
@@ -181,22 +241,27 @@ const runHandler = (
 }
 
 /**
- * A result or an error that its Schema cannot carry becomes a defect naming
- * the SerializationError, here on the runner, as threads and processes do —
- * rather than an opaque cluster encoding failure (or, on the embedded
- * cluster, no check at all). The caller turns it back into the typed error.
+ * The handler's outcome, encoded for the wire. A result or an error that its
+ * Schema cannot carry becomes a defect naming the SerializationError, here on
+ * the runner, as threads and processes do; the caller turns it back into the
+ * typed error.
  */
-const checkedOutcome = (effect: Effect.Effect<unknown, unknown>, codec: MethodCodec) =>
+const serveOutcome = (effect: Effect.Effect<unknown, unknown>, codec: MethodCodec) =>
   Effect.matchEffect(effect, {
-    onSuccess: (value) =>
-      Exit.isSuccess(codec.encodeSuccess(value))
-        ? Effect.succeed(value)
-        : Effect.die(serializationFailure(codec, "success", "the handler's result does not fit its Schema")),
-    onFailure: (error) =>
-      codec.isError(error) && Exit.isSuccess(codec.encodeError(error))
-        ? Effect.fail(error)
-        : Effect.die(serializationFailure(codec, "error", `undeclared or unencodable error: ${describe(error)}`))
+    onSuccess: (value) => {
+      const encoded = encodeChecked(codec, "success", value)
+      return Exit.isSuccess(encoded) ? encoded : Effect.die(Cause.squash(encoded.cause))
+    },
+    onFailure: (error) => serveError(codec, error)
   })
+
+const serveError = (codec: MethodCodec, error: unknown): Effect.Effect<never, unknown> => {
+  if (!codec.isError(error)) {
+    return Effect.die(serializationFailure(codec, "error", `undeclared or unencodable error: ${describe(error)}`))
+  }
+  const encoded = encodeChecked(codec, "error", error)
+  return Exit.isSuccess(encoded) ? Effect.fail(encoded.value) : Effect.die(Cause.squash(encoded.cause))
+}
 
 const serializationFailure = (codec: MethodCodec, part: "success" | "error", issue: string) =>
   new SerializationError({ worker: codec.worker, method: codec.method, part, issue })
@@ -224,13 +289,12 @@ const entityHandlers = (
     }
     const stream = spec.stream === true
     const persisted = delivery.get(method) === "persisted"
+    const codec = codecs.get(method)!
     out[method] =
       concurrent.has(method) && !stream
         ? (request) =>
-            Rpc.fork(
-              runHandler(handler, request, false, persisted, codecs.get(method)!) as Effect.Effect<unknown, unknown>
-            )
-        : (request) => runHandler(handler, request, stream, persisted, codecs.get(method)!)
+            Rpc.fork(runHandler(handler, request, false, persisted, codec) as Effect.Effect<unknown, unknown>)
+        : (request) => runHandler(handler, request, stream, persisted, codec)
   }
   return out
 }
@@ -251,7 +315,10 @@ const entityHandlers = (
  * @since 0.1.0
  * @category layers
  */
-export const layerEntity = (impl: AnyImplementation, options?: WorkerOptions): Layer.Layer<never, never, Sharding> => {
+export const layerEntity = (
+  impl: AnyImplementation,
+  options: WorkerOptions | undefined = clusterOptionsOf(impl)
+): Layer.Layer<never, never, Sharding> => {
   const entity = entityOf(impl.worker, options)
   const delivery = deliveryOf(impl.worker, options)
   const common = {
@@ -282,19 +349,17 @@ export const layerEntity = (impl: AnyImplementation, options?: WorkerOptions): L
 }
 
 /**
- * Turns the outcome of an entity call into what an effect-corps caller
- * expects: the method's own errors pass through; the cluster's and the
- * transport's become {@link CallError}s.
- *
- * @since 0.1.0
- * @category errors
+ * Turns the failure of an entity call into what an effect-corps caller
+ * expects: the method's own errors are decoded (they travel encoded); the
+ * cluster's and the transport's become {@link CallError}s.
  */
 export const toCallError = (
   worker: string,
   key: string,
   method: string,
   cause: Cause.Cause<unknown>,
-  capacity = -1
+  capacity = -1,
+  codec?: MethodCodec
 ): Cause.Cause<unknown> => {
   if (Cause.hasInterruptsOnly(cause)) return cause
   const failure = Cause.findErrorOption(cause)
@@ -304,6 +369,12 @@ export const toCallError = (
       switch (error._tag) {
         case "MailboxFull":
           return Cause.fail(new MailboxFull({ worker, key, capacity }))
+        // A value the cluster's serializer refused: a payload that got past its Schema (the caller
+        // checks it first, so this is rare), or a reply this side cannot read.
+        case "MalformedMessage":
+          return Cause.fail(
+            new SerializationError({ worker, method, part: "payload", issue: describeMalformed(error) })
+          )
         default:
           return Cause.fail(new CallLost({ worker, method, env: "cluster", reason: String(error._tag) }))
       }
@@ -314,11 +385,16 @@ export const toCallError = (
     if (isTag(error, "SchemaError")) {
       return Cause.fail(new SerializationError({ worker, method, part: "payload", issue: describe(error) }))
     }
+    if (codec !== undefined) {
+      // The method's declared error, encoded on the runner.
+      const decoded = run(codec.decodeError, error, "error", codec)
+      return Exit.isSuccess(decoded) ? Cause.fail(decoded.value) : decoded.cause
+    }
     return cause
   }
   const die = cause.reasons.find(Cause.isDieReason)
   if (die !== undefined) {
-    // A SerializationError raised on the runner (see checkedOutcome), which crossed as a defect.
+    // A SerializationError raised on the runner (see serveOutcome), which crossed as a defect.
     const named = die.defect as { readonly name?: unknown; readonly _tag?: unknown; readonly message?: unknown }
     if (
       named !== null &&
@@ -337,11 +413,21 @@ export const toCallError = (
       return Cause.fail(new SerializationError({ worker, method, part: "payload", issue: describe(die.defect) }))
     }
     if (isClusterError(die.defect)) {
+      if (die.defect._tag === "MalformedMessage") {
+        return Cause.fail(
+          new SerializationError({ worker, method, part: "success", issue: describeMalformed(die.defect) })
+        )
+      }
       return Cause.fail(new CallLost({ worker, method, env: "cluster", reason: String(die.defect._tag) }))
     }
     return Cause.fail(new WorkerDefect({ worker, method, defect: die.defect }))
   }
   return cause
+}
+
+const describeMalformed = (error: { readonly [k: string]: unknown }): string => {
+  const cause = error.cause
+  return cause instanceof Error && cause.message !== "" ? cause.message : "the cluster could not serialize it"
 }
 
 const isTag = (u: unknown, tag: string): u is { readonly _tag: string } =>
@@ -387,19 +473,7 @@ const isLoss = (u: unknown): boolean => u instanceof CallLost
 /**
  * The caller side: `(key) => Target` for `worker`, through the cluster's
  * entity client. Needs `Sharding` (a runner or a client-only cluster layer).
- * `ClusterEnv` wraps these in ordinary handles; use them directly only to
- * build other Envs.
- *
- * @example
- * ```ts
- * const deposit = Effect.gen(function* () {
- *   const accounts = yield* makeTargets(Account, "conc")
- *   return yield* accounts("alice").call("deposit", { amount: 5 })
- * })
- * ```
- *
- * @since 0.1.0
- * @category constructors
+ * `ClusterEnv` wraps these in ordinary handles.
  */
 export const makeTargets = (
   worker: Contract,
@@ -423,19 +497,23 @@ export const makeTargets = (
       call(method, payload) {
         const codec = codecs.get(method)
         if (codec === undefined) return Effect.fail(new UnknownMethod({ worker: worker.key, method }))
-        // Checked here so a bad payload is a SerializationError before anything is sent or stored.
-        const encoded = run(codec.encodePayload, payload, "payload", codec)
+        // Encoded once, here: the check before anything is sent or stored, and what the wire carries.
+        const encoded = encodeChecked(codec, "payload", payload)
         if (Exit.isFailure(encoded)) return encoded
+        const decodeSuccess = (value: unknown) => run(codec.decodeSuccess, value, "success", codec)
         // One wrapper on the way back: cluster failures become CallErrors, and a full
         // mailbox under `suspend` waits and sends again (the only case set up per failure).
         const send = (): Effect.Effect<unknown, unknown> =>
-          Effect.catchCause(
-            Effect.suspend(() => pick()[method]!(payload) as Effect.Effect<unknown, unknown>),
-            (cause) => {
-              const mapped = toCallError(worker.key, key, method, cause, capacity)
-              return suspendWhenFull && isFullCause(mapped)
-                ? Effect.flatMap(Effect.sleep(FULL_RETRY), send)
-                : Effect.failCause(mapped)
+          Effect.matchCauseEffect(
+            Effect.suspend(() => pick()[method]!(encoded.value) as Effect.Effect<unknown, unknown>),
+            {
+              onSuccess: decodeSuccess,
+              onFailure: (cause) => {
+                const mapped = toCallError(worker.key, key, method, cause, capacity, codec)
+                return suspendWhenFull && isFullCause(mapped)
+                  ? Effect.flatMap(Effect.sleep(FULL_RETRY), send)
+                  : Effect.failCause(mapped)
+              }
             }
           )
         return delivery.get(method) === "retry" ? retryOn(send(), isLoss, retry) : send()
@@ -443,10 +521,11 @@ export const makeTargets = (
       stream(method, payload) {
         const codec = codecs.get(method)
         if (codec === undefined) return Stream.fail(new UnknownMethod({ worker: worker.key, method }))
-        const encoded = run(codec.encodePayload, payload, "payload", codec)
+        const encoded = encodeChecked(codec, "payload", payload)
         if (Exit.isFailure(encoded)) return Stream.fromEffect(encoded)
-        return Stream.suspend(() => pick()[method]!(payload) as Stream.Stream<unknown, unknown>).pipe(
-          Stream.catchCause((cause) => Stream.failCause(toCallError(worker.key, key, method, cause)))
+        return Stream.suspend(() => pick()[method]!(encoded.value) as Stream.Stream<unknown, unknown>).pipe(
+          Stream.catchCause((cause) => Stream.failCause(toCallError(worker.key, key, method, cause, -1, codec))),
+          Stream.mapEffect((value) => run(codec.decodeSuccess, value, "success", codec))
         )
       }
     })
@@ -467,3 +546,10 @@ export const makeTargets = (
     const target = targetOf("default", pick)
     return () => target
   })
+
+/**
+ * The Targets of an implementation's Worker, with the cluster and mailbox
+ * options given on the implementation.
+ */
+export const targetsOf = (impl: AnyImplementation): Effect.Effect<(key: string) => Target, never, Sharding> =>
+  makeTargets(impl.worker, impl.kind, clusterOptionsOf(impl), impl.kind === "conc" ? impl.conc : undefined)

@@ -1,0 +1,47 @@
+/**
+ * A runner, as a layer: the module's implementations served as entities on a
+ * PostgreSQL-backed cluster process. The runner command (`corps runner`, and
+ * `src/cluster/runner.ts` until it replaces it) builds this layer.
+ */
+import { isAbsolute, resolve } from "node:path"
+import { pathToFileURL } from "node:url"
+import { type Effect, Layer } from "effect"
+import * as Cluster from "../Cluster.ts"
+import * as Module from "./Module.ts"
+import { layerServe } from "./Serve.ts"
+
+/** What a runner serves (the implementations of one module). */
+export type Served = Module.Served
+
+/** The error of a module that cannot be served. */
+export const ModuleError = Module.ModuleError
+
+/**
+ * The layer of a runner serving `served`: one entity per implementation, on a
+ * PostgreSQL-backed cluster process listening at `runner`. The builders get
+ * the runner's `SqlClient` and a handle for every Worker the module exports
+ * (reached through the cluster).
+ */
+export const layer = (
+  served: Module.Served,
+  options: { readonly settings: Cluster.Settings; readonly runner: Cluster.Runner }
+): Layer.Layer<Cluster.Services, Cluster.SettingsMismatch | Cluster.ClusterStartError> =>
+  layerServe({
+    serve: [...served.implementations.values()],
+    all: served.implementations,
+    corps: Cluster.handleCorps(options.settings),
+    publish: true
+  }).pipe(Layer.provideMerge(Cluster.layerSql({ settings: options.settings, runner: options.runner }))) as Layer.Layer<
+    Cluster.Services,
+    Cluster.SettingsMismatch | Cluster.ClusterStartError
+  >
+
+/** A module given as a path (relative to the working directory) or a URL, as a URL. */
+export const toUrl = (module: string): string =>
+  /^[a-z]+:/.test(module) ? module : pathToFileURL(isAbsolute(module) ? module : resolve(module)).href
+
+/** Imports the module named by a path or URL and collects what it serves. */
+export const load = (module: string): Effect.Effect<Module.Served, Module.ModuleError> => Module.load(toUrl(module))
+
+/** Collects what a module's exports serve (for runners that import it themselves). */
+export const collect = Module.collect
