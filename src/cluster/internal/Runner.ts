@@ -1,7 +1,7 @@
 /**
  * A runner, as a layer: the module's implementations served as entities on a
- * PostgreSQL-backed cluster process. The runner command (`corps runner`, and
- * `src/cluster/runner.ts` until it replaces it) builds this layer.
+ * PostgreSQL-backed cluster process. The `corps runner` command
+ * (src/cli/Runner.ts) builds this layer.
  */
 import { isAbsolute, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
