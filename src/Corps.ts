@@ -146,7 +146,7 @@ const startEnvs = (
       if (found._tag === "None") {
         return yield* new PlacementError({
           key: placement.envs?.[envName] !== undefined ? `envs.${envName}` : `workers.${impls[0]!.worker.key}`,
-          reason: `no provider for Env kind "${kind}" is in context: provide its layer (threads and processes: NodeEnv.layer from "effect-corps/node"; the cluster: ClusterEnv.layer() from "effect-corps/cluster")`
+          reason: kind === "host" ? hostNotAvailable : noProvider(kind)
         })
       }
       toStart.push({ envName, impls, provider: found.value })
@@ -179,6 +179,15 @@ const startEnvs = (
       }
     }
   })
+
+// No layer provides `host` in this version: naming one to provide would send the user looking for it.
+const hostNotAvailable =
+  `the "host" Env kind is not available yet in this version of effect-corps (a later release provides it): ` +
+  `place these Workers on "thread" or "process" (NodeEnv.layer from "effect-corps/node") or on "cluster" ` +
+  `(ClusterEnv.layer() from "effect-corps/cluster"), which also runs on several hosts`
+
+const noProvider = (kind: string) =>
+  `no provider for Env kind "${kind}" is in context: provide its layer (threads and processes: NodeEnv.layer from "effect-corps/node"; the cluster: ClusterEnv.layer() from "effect-corps/cluster")`
 
 /**
  * Workers of enclosing Corps that the module also exports (a Worker built
@@ -236,7 +245,8 @@ export const make = <Self, R, const Members extends ReadonlyArray<AnyImplementat
 
 const currentPlacement: Effect.Effect<Placement.Placement, PlacementError> = Effect.flatMap(
   Effect.serviceOption(Placement.CurrentPlacement),
-  (option) => (option._tag === "Some" ? Effect.succeed(option.value) : Placement.fromConfig)
+  // Checked again: the service may have been provided without Placement.layer's check.
+  (option) => (option._tag === "Some" ? Placement.decode(option.value) : Placement.fromConfig)
 )
 
 /** Every Worker name, nested members included: a placement may name any of them. */
