@@ -18,6 +18,7 @@ import { Context, Effect, Layer } from "effect"
 import { EnvStartError, PlacementError } from "./CorpsError.ts"
 import * as EnvProvider from "./EnvProvider.ts"
 import type { HandleBase } from "./internal/handle.ts"
+import { type CorpsRecord, recordKey } from "./internal/provided.ts"
 import { CorpsRuntime } from "./internal/runtime.ts"
 import * as Placement from "./Placement.ts"
 import { type AnyImplementation, type Implementation, implementationsIn, makeImplementation } from "./Worker.ts"
@@ -98,9 +99,12 @@ export const layer = <const Members extends ReadonlyArray<AnyImplementation>>(
       const outer = yield* Effect.context<never>()
       const corps = new CorpsRuntime({ name: options?.name ?? "corps", resolved, scope })
       yield* startEnvs(corps, members, options?.module, outer, placement)
-      const context = yield* corps.build(members, outer)
+      // The record lets a lookup of a Worker the Corps lacks name the Corps (WorkerNotProvided), its members' builders included.
+      const record = recordKey(corps.id)
+      const info = corpsRecord(corps.name, members)
+      const context = yield* corps.build(members, Context.add(outer, record, info))
       corps.publish()
-      return Context.pick(...members.map((m) => m.worker))(context)
+      return Context.add(Context.pick(...members.map((m) => m.worker))(context), record, info)
     })
   ) as any
 
@@ -213,6 +217,20 @@ const serveOuterWorkers = (corps: CorpsRuntime, module: string, outer: Context.C
       }
     }
   })
+
+const corpsRecord = (name: string, members: ReadonlyArray<AnyImplementation>): CorpsRecord => {
+  const privateTo = new Map<string, Array<string>>()
+  const visit = (owner: AnyImplementation) => {
+    for (const inner of owner.members) {
+      const owners = privateTo.get(inner.worker.key) ?? []
+      owners.push(owner.worker.key)
+      privateTo.set(inner.worker.key, owners)
+      visit(inner)
+    }
+  }
+  for (const impl of members) visit(impl)
+  return { name, members: members.map((m) => m.worker.key), privateTo }
+}
 
 const allMembers = (members: ReadonlyArray<AnyImplementation>): Array<AnyImplementation> =>
   members.flatMap((m) => [m, ...allMembers(m.members)])
