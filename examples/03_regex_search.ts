@@ -1,7 +1,7 @@
 /**
  * 03 — Parallel search: every core searches, only configuration says where.
  *
- * The program generates a corpus (20,000 lines of made-up words, the same for
+ * The program generates a corpus (16,000 lines of made-up words, the same for
  * a given seed) and searches every line for six patterns that make the
  * regular-expression engine backtrack: a word said twice, a long word that
  * comes back later in the line, letters that recur, and so on. Searcher
@@ -9,15 +9,20 @@
  * program runs with its Workers in threads, in processes or local, and only
  * the placement changes. It checks the result against a sequential search in
  * this thread (and exits with code 1 if they differ), then prints the
- * speedup; on 2 idle cores it is about ×1.9:
+ * speedup, the best of two interleaved rounds each. On 2 idle cores it
+ * printed ×1.7–×2.0 (a busy machine prints less):
  *
- *   corpus: 20,000 generated lines (4.1 MB, seed 2026), 6 patterns
+ *   corpus: 16,000 generated lines (3.3 MB, seed 2026), 6 patterns
  *   placement: {"envs":{"cores":{"kind":"thread"}},"workers":{"Searcher":{"env":"cores","strategy":"per-env"}}}
- *   2 Searchers: 16,526 matches in 531 ms; sequential: 16,526 matches in 1,018 ms
- *   identical to the sequential search: yes; speedup ×1.92
+ *   2 Searchers: 21,032 matches in 405 ms; sequential: 21,032 matches in 798 ms (best of 2 rounds each)
+ *   identical to the sequential search: yes; speedup ×1.97
  *   matches by pattern:
- *       1,334  a word said twice in a row              /\b(\w+) \1\b/
- *   ...
+ *       1,807  a word said twice in a row             /\b(\w+) \1\b/
+ *         112  a long word that comes back later      /\b(\w{5,})\b.*\b\1\b/
+ *      14,947  four letters that recur later          /(\w{4})\w*(?: \w+)* \w*\1/
+ *       2,392  a word ending in its start reversed    /\b(\w)(\w)\w*\2\1\b/
+ *       1,709  a word whose halves come back swapped  /\b(\w\w)(\w\w) (?:\w+ )*\2\1\b/
+ *          65  three letters in three words           /\b(\w{3})\w* (?:\w+ )*?\w*\1 (?:\w+ )*?\w*\1\b/
  *
  * Run: npm run example:grep [-- LINES [SEED]]
  * Other placements: CORPS_PLACEMENT='{"envs":{"cores":{"kind":"process"}},"workers":{"Searcher":{"env":"cores","strategy":"per-env"}}}'
