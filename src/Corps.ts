@@ -19,6 +19,7 @@ import { EnvStartError, PlacementError } from "./CorpsError.ts"
 import type * as Env from "./Env.ts"
 import * as EnvProvider from "./internal/envProvider.ts"
 import type { HandleBase } from "./internal/handle.ts"
+import { type CorpsRecord, recordKey } from "./internal/provided.ts"
 import { CorpsRuntime } from "./internal/runtime.ts"
 import * as Placement from "./Placement.ts"
 import { type AnyImplementation, type Implementation, implementationsIn, makeImplementation } from "./Worker.ts"
@@ -109,9 +110,12 @@ export const layer = <const Members extends ReadonlyArray<AnyImplementation>>(
       const outer = yield* Effect.context<never>()
       const corps = new CorpsRuntime({ name: options?.name ?? "corps", resolved, scope, handleCorps })
       if (envs.length > 0) yield* startEnvs(corps, envs, options!.module!, outer)
-      const context = yield* corps.build(members, outer)
+      // The record lets a lookup of a Worker the Corps lacks name the Corps (WorkerNotProvided), its members' builders included.
+      const record = recordKey(corps.id)
+      const info = corpsRecord(corps.name, members)
+      const context = yield* corps.build(members, Context.add(outer, record, info))
       corps.publish()
-      return Context.pick(...members.map((m) => m.worker))(context)
+      return Context.add(Context.pick(...members.map((m) => m.worker))(context), record, info)
     })
   ) as any
 
@@ -164,7 +168,7 @@ const planEnvs = (
       if (found._tag === "None") {
         return yield* new PlacementError({
           key: placement.envs?.[envName] !== undefined ? `envs.${envName}` : `workers.${impls[0]!.worker.key}`,
-          reason: `no provider for Env kind "${env.kind}" is in context: provide its layer (threads and processes: NodeEnv.layer from "effect-corps/node"; the cluster: ClusterEnv.layer() from "effect-corps/cluster")`
+          reason: env.kind === "host" ? hostNotAvailable : noProvider(env.kind)
         })
       }
       planned.push({ envName, env, impls, provider: found.value })
@@ -213,6 +217,15 @@ const startEnvs = (
     }
   })
 
+// No layer provides `host` in this version: naming one to provide would send the user looking for it.
+const hostNotAvailable =
+  `the "host" Env kind is not available yet in this version of effect-corps (a later release provides it): ` +
+  `place these Workers on "thread" or "process" (NodeEnv.layer from "effect-corps/node") or on "cluster" ` +
+  `(ClusterEnv.layer() from "effect-corps/cluster"), which also runs on several hosts`
+
+const noProvider = (kind: string) =>
+  `no provider for Env kind "${kind}" is in context: provide its layer (threads and processes: NodeEnv.layer from "effect-corps/node"; the cluster: ClusterEnv.layer() from "effect-corps/cluster")`
+
 /**
  * Workers of enclosing Corps that the module also exports (a Worker built
  * in an Env may use them, as it would locally): calls an Env makes to them
@@ -237,6 +250,20 @@ const serveOuterWorkers = (corps: CorpsRuntime, module: string, outer: Context.C
       }
     }
   })
+
+const corpsRecord = (name: string, members: ReadonlyArray<AnyImplementation>): CorpsRecord => {
+  const privateTo = new Map<string, Array<string>>()
+  const visit = (owner: AnyImplementation) => {
+    for (const inner of owner.members) {
+      const owners = privateTo.get(inner.worker.key) ?? []
+      owners.push(owner.worker.key)
+      privateTo.set(inner.worker.key, owners)
+      visit(inner)
+    }
+  }
+  for (const impl of members) visit(impl)
+  return { name, members: members.map((m) => m.worker.key), privateTo }
+}
 
 const allMembers = (members: ReadonlyArray<AnyImplementation>): Array<AnyImplementation> =>
   members.flatMap((m) => [m, ...allMembers(m.members)])
@@ -269,7 +296,8 @@ export const make = <Self, R, const Members extends ReadonlyArray<AnyImplementat
 
 const currentPlacement: Effect.Effect<Placement.Placement, PlacementError> = Effect.flatMap(
   Effect.serviceOption(Placement.CurrentPlacement),
-  (option) => (option._tag === "Some" ? Effect.succeed(option.value) : Placement.fromConfig)
+  // Checked again: the service may have been provided without Placement.layer's check.
+  (option) => (option._tag === "Some" ? Placement.decode(option.value) : Placement.fromConfig)
 )
 
 /** Every Worker name, nested members included: a placement may name any of them. */

@@ -205,3 +205,34 @@ const describeDefect = (defect: unknown): string => {
     return String(defect)
   }
 }
+
+/**
+ * A Worker was asked for (`yield* Counter`, `Counter.increment(…)`,
+ * `Counter.instance(…)`) where no Corps provides it. The types prevent this
+ * (the Worker stays a requirement until a Corps provides it), so it happens
+ * only when they were bypassed — a cast, or an untyped caller — and it is
+ * raised as a defect. `corps` names the Corps in context (none: empty),
+ * `provided` the Workers they provide, `privateTo` the members whose private
+ * member it is (nested Corps made with `Corps.make`).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class WorkerNotProvided extends Schema.TaggedError<WorkerNotProvided>()("WorkerNotProvided", {
+  worker: Schema.String,
+  corps: Schema.Array(Schema.String),
+  provided: Schema.Array(Schema.String),
+  privateTo: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    if (this.privateTo.length > 0) {
+      const owners = this.privateTo.join(" and ")
+      return `Worker ${this.worker} is a private member of ${owners}: only the implementation of ${owners} can use it`
+    }
+    if (this.corps.length === 0) {
+      return `Worker ${this.worker} is not provided: no Corps is in context; provide Corps.layer([...]) with an implementation of ${this.worker}`
+    }
+    const names = this.corps.map((name) => `"${name}"`).join(", ")
+    return `Worker ${this.worker} is not in Corps ${names} (it provides: ${this.provided.join(", ") || "no Worker"}): add an implementation of ${this.worker} to its members`
+  }
+}

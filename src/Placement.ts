@@ -22,6 +22,7 @@
 import { Config, Context, Effect, Exit, FileSystem, Layer, Option, Schema, SchemaIssue } from "effect"
 import { PlacementError } from "./CorpsError.ts"
 import * as Env from "./Env.ts"
+import { didYouMean } from "./internal/suggest.ts"
 
 /**
  * How a Worker is spread over the Envs of its Env reference: `auto` spreads
@@ -47,6 +48,8 @@ export const WorkerPlacement = Schema.Union([
     replicas: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)))
   })
 ])
+
+const workerPlacementKeys = Object.keys(WorkerPlacement.members[1].fields)
 
 /**
  * A placement, as written in a file or an environment variable.
@@ -90,7 +93,9 @@ export interface Resolved {
 export const local: Placement = {}
 
 /**
- * Builds a placement from a value, checked by the type system.
+ * Builds a placement from a value, checked by the type system. A Corps
+ * checks it again when it is built, like one read from a file (unknown keys
+ * included), so a value that got past the types is refused there.
  *
  * @since 0.1.0
  * @category constructors
@@ -102,7 +107,9 @@ const decodePlacement = Schema.decodeUnknownExit(Placement)
 
 /**
  * Validates an unknown value (parsed JSON, say) as a placement. The error
- * names the first bad key, as a dotted path.
+ * names the first bad key, as a dotted path. Keys the schema does not know
+ * are refused (a misspelt `"replica"` would otherwise be silently ignored),
+ * with the intended key when the typo is close.
  *
  * @since 0.1.0
  * @category decoding
@@ -110,15 +117,62 @@ const decodePlacement = Schema.decodeUnknownExit(Placement)
 export const decode = (input: unknown): Effect.Effect<Placement, PlacementError> => {
   const badKind = findUnknownKind(input)
   if (badKind !== undefined) return Effect.fail(badKind)
-  const exit = decodePlacement(input, { errors: "all" })
+  const exit = decodePlacement(input, { errors: "all", onExcessProperty: "error" })
   if (Exit.isSuccess(exit)) return Effect.succeed(exit.value)
   const error = Exit.findErrorOption(exit)
   if (error._tag === "None") return Effect.fail(new PlacementError({ key: "(root)", reason: "invalid placement" }))
+  const unexpected = findUnexpectedKey(error.value.issue, [])
+  if (unexpected !== undefined) {
+    const name = unexpected[unexpected.length - 1]!
+    const known = knownKeys(input, unexpected.slice(0, -1))
+    return Effect.fail(
+      new PlacementError({
+        key: unexpected.join("."),
+        reason: `unknown key "${name}"${didYouMean(name, known)}; known keys here: ${known.join(", ")}`
+      })
+    )
+  }
   const issues = formatter(error.value.issue).issues
-  const first = issues[0]
-  const path = first?.path ?? []
+  const path = issues[0]?.path ?? []
   const key = path.length === 0 ? "(root)" : path.map((p) => String(typeof p === "object" ? p.key : p)).join(".")
   return Effect.fail(new PlacementError({ key, reason: issues.map((i) => i.message).join("; ") }))
+}
+
+/**
+ * The path of the first unknown key, reported before any other issue: a
+ * misspelt key often causes a second one (`"evn"` also leaves `env`
+ * missing), and the typo is what the user must fix.
+ */
+const findUnexpectedKey = (issue: SchemaIssue.Issue, path: ReadonlyArray<string>): Array<string> | undefined => {
+  switch (issue._tag) {
+    case "UnexpectedKey":
+      return [...path]
+    case "Pointer":
+      return findUnexpectedKey(issue.issue, [...path, ...issue.path.map(String)])
+    case "Composite":
+    case "AnyOf":
+      for (const inner of issue.issues) {
+        const found = findUnexpectedKey(inner, path)
+        if (found !== undefined) return found
+      }
+      return undefined
+    default:
+      return undefined
+  }
+}
+
+/** The keys the object at `path` may have: the root, an Env (by its kind) or a Worker's entry. */
+const knownKeys = (input: unknown, path: ReadonlyArray<string>): ReadonlyArray<string> => {
+  if (path.length === 0) return Object.keys(Placement.fields)
+  if (path.length === 2 && path[0] === "workers") return workerPlacementKeys
+  if (path.length === 2 && path[0] === "envs") {
+    const env = (input as { envs: Record<string, { kind?: unknown }> }).envs[path[1]!]
+    const member = Env.Env.members.find((m) => m.fields.kind.literal === env?.kind)
+    return member === undefined
+      ? [...new Set(Env.Env.members.flatMap((m) => Object.keys(m.fields)))]
+      : Object.keys(member.fields)
+  }
+  return []
 }
 
 const knownKinds: ReadonlyArray<string> = ["local", "thread", "process", "host", "cluster"]
@@ -128,11 +182,18 @@ const findUnknownKind = (input: unknown): PlacementError | undefined => {
   const envs = typeof input === "object" && input !== null ? (input as { envs?: unknown }).envs : undefined
   if (typeof envs !== "object" || envs === null) return undefined
   for (const [name, env] of Object.entries(envs)) {
-    const kind = typeof env === "object" && env !== null ? (env as { kind?: unknown }).kind : undefined
+    if (typeof env !== "object" || env === null) continue
+    const kind = (env as { kind?: unknown }).kind
+    if (kind === undefined) {
+      return new PlacementError({
+        key: `envs.${name}.kind`,
+        reason: `missing: every Env names its kind (${knownKinds.join(", ")})`
+      })
+    }
     if (typeof kind === "string" && !knownKinds.includes(kind)) {
       return new PlacementError({
         key: `envs.${name}.kind`,
-        reason: `unknown kind "${kind}" (known: ${knownKinds.join(", ")})`
+        reason: `unknown kind "${kind}"${didYouMean(kind, knownKinds)} (known: ${knownKinds.join(", ")})`
       })
     }
   }
@@ -195,12 +256,15 @@ export const fromConfig: Effect.Effect<Placement, PlacementError> = Effect.gen(f
 export class CurrentPlacement extends Context.Service<CurrentPlacement, Placement>()("effect-corps/Placement") {}
 
 /**
- * Provides a placement to the Corps built below it.
+ * Provides a placement to the Corps built below it. The placement is checked
+ * like one read from a file: a bad entry (an unknown key, say) fails the
+ * layer with its `PlacementError`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (placement: Placement): Layer.Layer<CurrentPlacement> => Layer.succeed(CurrentPlacement, placement)
+export const layer = (placement: Placement): Layer.Layer<CurrentPlacement, PlacementError> =>
+  Layer.effect(CurrentPlacement, decode(placement))
 
 /**
  * Provides the placement named by configuration (`CORPS_PLACEMENT`).

@@ -28,6 +28,7 @@ import { Context, type Duration, Effect, Schema, SchemaGetter, type Scope, Strea
 import { Rpc, RpcGroup, type RpcSchema } from "effect/rpc"
 import type { CallError } from "./CorpsError.ts"
 import { type HandleBase, type HandleClass, isHandleOf, makeHandleClass } from "./internal/handle.ts"
+import { withLookup } from "./internal/provided.ts"
 import { resolveHandle, unreachableEntry } from "./internal/registry.ts"
 
 // ---------------------------------------------------------------------------
@@ -503,6 +504,8 @@ export const Service =
       }
     }
     const Base = Context.Service<Self, Handle<M>>()(name) as any
+    // A Worker no Corps provides is a WorkerNotProvided naming the Corps in context, not `Service not found`.
+    withLookup(Base)
     const HandleClass = makeHandleClass(name, methods)
     const rpcs = Object.entries(methods).map(([method, spec]) =>
       Rpc.make(method, {

@@ -167,6 +167,68 @@ describe("Placement", () => {
       })
     )
 
+    it.effect("an unknown key at the root is refused, naming the key it resembles", () =>
+      Effect.gen(function* () {
+        const worker = yield* Effect.flip(Placement.decode({ worker: { Counter: "local" } }))
+        assert.strictEqual(worker._tag, "PlacementError")
+        assert.strictEqual(worker.key, "worker")
+        assert.include(worker.reason, `unknown key "worker"`)
+        assert.include(worker.reason, `did you mean "workers"?`)
+        const defualt = yield* Effect.flip(Placement.decode({ defualt: "local" }))
+        assert.strictEqual(defualt.key, "defualt")
+        assert.include(defualt.reason, `did you mean "default"?`)
+      })
+    )
+
+    it.effect("an unknown key in an Env is refused at envs.<name>.<key>, with the kind's own keys", () =>
+      Effect.gen(function* () {
+        const cuont = yield* Effect.flip(Placement.decode({ envs: { cpu: { kind: "thread", cuont: 2 } } }))
+        assert.strictEqual(cuont.key, "envs.cpu.cuont")
+        assert.strictEqual(cuont.reason, `unknown key "cuont" (did you mean "count"?); known keys here: kind, count`)
+        const nested = yield* Effect.flip(
+          Placement.decode({ envs: { checked: { kind: "local", checkSerialisation: true } } })
+        )
+        assert.strictEqual(nested.key, "envs.checked.checkSerialisation")
+        assert.include(nested.reason, `did you mean "checkSerialization"?`)
+      })
+    )
+
+    it.effect("an unknown key in a Worker's entry is refused at workers.<name>.<key>", () =>
+      Effect.gen(function* () {
+        const replica = yield* Effect.flip(
+          Placement.decode({ envs: { cpu: { kind: "thread" } }, workers: { Hasher: { env: "cpu", replica: 2 } } })
+        )
+        assert.strictEqual(replica.key, "workers.Hasher.replica")
+        assert.strictEqual(
+          replica.reason,
+          `unknown key "replica" (did you mean "replicas"?); known keys here: env, strategy, replicas`
+        )
+        // The typo is reported, not the missing `env` it leaves behind.
+        const evn = yield* Effect.flip(Placement.decode({ workers: { Hasher: { evn: "local" } } }))
+        assert.strictEqual(evn.key, "workers.Hasher.evn")
+        assert.include(evn.reason, `did you mean "env"?`)
+      })
+    )
+
+    it.effect("an unknown key that resembles no known key is refused without a guess", () =>
+      Effect.gen(function* () {
+        const error = yield* Effect.flip(Placement.decode({ workers: {}, priority: "high" }))
+        assert.strictEqual(error.key, "priority")
+        assert.strictEqual(error.reason, `unknown key "priority"; known keys here: default, envs, workers`)
+      })
+    )
+
+    it.effect("a misspelt or missing kind names the kind it resembles, or the known kinds", () =>
+      Effect.gen(function* () {
+        const typo = yield* Effect.flip(Placement.decode({ envs: { cpu: { kind: "thraed" } } }))
+        assert.strictEqual(typo.key, "envs.cpu.kind")
+        assert.include(typo.reason, `did you mean "thread"?`)
+        const missing = yield* Effect.flip(Placement.decode({ envs: { cpu: { count: 2 } } }))
+        assert.strictEqual(missing.key, "envs.cpu.kind")
+        assert.include(missing.reason, "missing")
+      })
+    )
+
     it.effect("a value that is not an object is refused at the root", () =>
       Effect.gen(function* () {
         const error = yield* Effect.flip(Placement.decode(42))
@@ -236,6 +298,18 @@ describe("Placement", () => {
       })
     )
 
+    it.effect("an unknown key in CORPS_PLACEMENT is refused", () =>
+      Effect.gen(function* () {
+        const error = yield* Effect.flip(
+          Placement.fromConfig.pipe(
+            provideConfig({ CORPS_PLACEMENT: `{"workers":{"Counter":{"env":"local","replica":2}}}` })
+          )
+        )
+        assert.strictEqual(error.key, "workers.Counter.replica")
+        assert.include(error.reason, `did you mean "replicas"?`)
+      })
+    )
+
     it.effect("a bad entry in CORPS_PLACEMENT names the entry", () =>
       Effect.gen(function* () {
         const error = yield* Effect.flip(
@@ -262,6 +336,18 @@ describe("Placement", () => {
         const error = yield* Effect.flip(Placement.fromFile(path))
         assert.strictEqual(error.key, path)
         assert.include(error.reason, "not valid JSON")
+      }).pipe(Effect.scoped, Effect.provide(NodeFileSystem.layer))
+    )
+
+    it.effect("an unknown key in a file is refused", () =>
+      Effect.gen(function* () {
+        const fs = yield* FileSystem.FileSystem
+        const dir = yield* fs.makeTempDirectoryScoped()
+        const path = `${dir}/placement.json`
+        yield* fs.writeFileString(path, `{"envs":{"cpu":{"kind":"process","cuont":2}}}`)
+        const error = yield* Effect.flip(Placement.fromFile(path))
+        assert.strictEqual(error.key, "envs.cpu.cuont")
+        assert.include(error.reason, `did you mean "count"?`)
       }).pipe(Effect.scoped, Effect.provide(NodeFileSystem.layer))
     )
 
@@ -308,6 +394,62 @@ describe("Placement", () => {
         )
         assert.strictEqual(error._tag, "PlacementError")
         assert.strictEqual((error as PlacementError).key, "workers.Nope")
+      })
+    )
+
+    /** The PlacementError that building `layer` fails with. */
+    const buildError = (layer: Layer.Layer<any, any, any>) =>
+      Effect.flip(Layer.build(layer.pipe(Layer.provide(gateCorps))).pipe(Effect.scoped)) as Effect.Effect<
+        PlacementError,
+        never,
+        never
+      >
+
+    it.effect("a placement written in code is checked for unknown keys", () =>
+      Effect.gen(function* () {
+        // A value that got past the type-checker (built elsewhere, cast, or read by other means).
+        const untyped: any = { workers: { Counter: { env: "local", replica: 2 } } }
+        const error = yield* buildError(Corps.layer(members, { placement: Placement.make(untyped) }))
+        assert.strictEqual(error._tag, "PlacementError")
+        assert.strictEqual(error.key, "workers.Counter.replica")
+        assert.include(error.reason, `did you mean "replicas"?`)
+      })
+    )
+
+    it.effect("Placement.layer checks its placement", () =>
+      Effect.gen(function* () {
+        const untyped: any = { defualt: "local" }
+        const fromLayer = yield* buildError(Corps.layer(members).pipe(Layer.provide(Placement.layer(untyped))))
+        assert.strictEqual(fromLayer.key, "defualt")
+        assert.include(fromLayer.reason, `did you mean "default"?`)
+        // The service provided directly, without Placement.layer, is checked by the Corps.
+        const direct = yield* buildError(
+          Corps.layer(members).pipe(Layer.provide(Layer.succeed(Placement.CurrentPlacement, untyped)))
+        )
+        assert.strictEqual(direct.key, "defualt")
+      })
+    )
+
+    it.effect("placing a Worker on the host kind says that the kind is not available yet", () =>
+      Effect.gen(function* () {
+        const named = yield* buildError(
+          Corps.layer(members, {
+            placement: { envs: { far: { kind: "host", address: "10.0.0.5:4000" } }, workers: { Counter: "far" } },
+            module: new URL("./fixtures/workers.ts", import.meta.url).href
+          })
+        )
+        assert.strictEqual(named._tag, "PlacementError")
+        assert.strictEqual(named.key, "envs.far")
+        assert.include(named.reason, `the "host" Env kind is not available yet`)
+        assert.notInclude(named.reason, "provide its layer")
+        // Without the module option too: the kind is what must change first.
+        const byKind = yield* buildError(
+          Corps.layer(members, {
+            placement: { envs: { far: { kind: "host", address: "h:1" } }, workers: { Relay: "far" } }
+          })
+        )
+        assert.strictEqual(byKind.key, "envs.far")
+        assert.include(byKind.reason, "not available yet")
       })
     )
 
