@@ -18,11 +18,11 @@ import { Context, Effect, Layer } from "effect"
 import { EnvStartError, PlacementError } from "./CorpsError.ts"
 import type * as Env from "./Env.ts"
 import * as EnvProvider from "./internal/envProvider.ts"
-import type { HandleBase } from "./internal/handle.ts"
+import { contractOf, HandleBase } from "./internal/handle.ts"
 import { type CorpsRecord, recordKey } from "./internal/provided.ts"
 import { CorpsRuntime } from "./internal/runtime.ts"
 import * as Placement from "./Placement.ts"
-import { type AnyImplementation, type Implementation, implementationsIn, makeImplementation } from "./Worker.ts"
+import { type AnyImplementation, type Implementation, makeImplementation } from "./Worker.ts"
 
 /**
  * The Workers a list of implementations provides.
@@ -202,7 +202,7 @@ const startEnvs = (
   outer: Context.Context<never>
 ) =>
   Effect.gen(function* () {
-    yield* serveOuterWorkers(corps, module, outer)
+    serveOuterWorkers(corps, outer)
     for (const { envName, env, impls, provider } of envs) {
       const targets = yield* provider.start({
         corps: corps.id,
@@ -227,29 +227,21 @@ const noProvider = (kind: string) =>
   `no provider for Env kind "${kind}" is in context: provide its layer (threads and processes: NodeEnv.layer from "effect-corps/node"; the cluster: ClusterEnv.layer() from "effect-corps/cluster")`
 
 /**
- * Workers of enclosing Corps that the module also exports (a Worker built
- * in an Env may use them, as it would locally): calls an Env makes to them
- * come to this Corps' dispatcher, which forwards them to the handle in context.
+ * Workers of enclosing Corps (a Worker built in an Env may use them, as it
+ * would locally): calls an Env makes to them come to this Corps' dispatcher,
+ * which forwards them to the handle in context.
+ *
+ * They are read from the handles in context, not by importing the module:
+ * the module is often the program's own entry, still evaluating (a top-level
+ * `await` on this very Corps), and importing it here would wait for itself.
  */
-const serveOuterWorkers = (corps: CorpsRuntime, module: string, outer: Context.Context<never>) =>
-  Effect.gen(function* () {
-    const exports = yield* Effect.tryPromise({
-      try: () => import(module) as Promise<Record<string, unknown>>,
-      catch: (cause) =>
-        new EnvStartError({ env: "caller", module, reason: `cannot import: ${(cause as Error)?.message ?? cause}` })
-    })
-    const implementations = implementationsIn(exports)
-    if (typeof implementations === "string")
-      return yield* new EnvStartError({ env: "caller", module, reason: implementations })
-    for (const [name, impl] of implementations) {
-      if (corps.resolved.has(name)) continue
-      const handle = Context.getOption(outer, impl.worker)
-      if (handle._tag === "Some") {
-        const base = handle.value as HandleBase
-        corps.served.set(name, { worker: impl.worker, target: (key) => base.instance(key).target })
-      }
-    }
-  })
+const serveOuterWorkers = (corps: CorpsRuntime, outer: Context.Context<never>): void => {
+  for (const value of outer.mapUnsafe.values()) {
+    if (!(value instanceof HandleBase) || corps.resolved.has(value.worker)) continue
+    const worker = contractOf(value)
+    if (worker !== undefined) corps.served.set(value.worker, { worker, target: (key) => value.instance(key).target })
+  }
+}
 
 const corpsRecord = (name: string, members: ReadonlyArray<AnyImplementation>): CorpsRecord => {
   const privateTo = new Map<string, Array<string>>()

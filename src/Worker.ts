@@ -27,7 +27,7 @@
 import { Context, type Duration, Effect, Schema, SchemaGetter, type Scope, Stream } from "effect"
 import { Rpc, RpcGroup, type RpcSchema } from "effect/rpc"
 import type { CallError } from "./CorpsError.ts"
-import { type HandleBase, type HandleClass, isHandleOf, makeHandleClass } from "./internal/handle.ts"
+import { type HandleBase, type HandleClass, isHandleOf, makeHandleClass, registerContract } from "./internal/handle.ts"
 import { withLookup } from "./internal/provided.ts"
 import { resolveHandle, unreachableEntry } from "./internal/registry.ts"
 
@@ -556,6 +556,7 @@ export const Service =
         enumerable: false
       })
     }
+    registerContract(HandleClass, Worker as any)
     return Worker as any
   }
 

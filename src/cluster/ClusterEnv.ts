@@ -70,8 +70,8 @@ const provider = (overrides: Cluster.Settings): EnvProvider<"cluster"> => ({
     Effect.gen(function* () {
       const fail = (reason: string) => new EnvStartError({ env: request.envName, module: request.module, reason })
       const { settings, storage } = yield* settingsOf(overrides, request.env, fail)
-      // Runners and callers must agree on per-Worker options: both read them from the module's implementations.
-      const served = yield* Effect.mapError(Module.load(request.module), (e) => fail(e.reason))
+      // Runners and callers agree on per-Worker options: both read them from the implementations
+      // (the caller from those it was given, runners from the module they import).
 
       let layer: Layer.Layer<Cluster.Services, unknown>
       if (storage === "sql") {
@@ -80,6 +80,9 @@ const provider = (overrides: Cluster.Settings): EnvProvider<"cluster"> => ({
         // The embedded cluster: the Workers placed here become entities of this process; the
         // module's other Workers stay where the caller placed them, reached through its dispatcher.
         // Private members (Corps.make) live with their Corps: served here too.
+        // Only the embedded cluster imports the module here (for the handles of the module's other
+        // Workers): a caller of runners never does, so a program may await its Corps at top level.
+        const served = yield* Effect.mapError(Module.load(request.module), (e) => fail(e.reason))
         const here = withMembers(request.workers.map(({ impl }) => impl))
         const placedHere = new Set(here.map((impl) => impl.worker.key))
         const all = new Map(served.implementations)

@@ -7,6 +7,7 @@
  */
 import { Effect, Stream } from "effect"
 import { UnknownWorker } from "../CorpsError.ts"
+import type { AnyWorker } from "../Worker.ts"
 
 /** Where a handle's calls go: the FastPath, a serialization check, or another Env. */
 export interface Target {
@@ -23,6 +24,17 @@ export interface WorkerEntry {
   /** The generated handle class of the Worker's contract. */
   readonly HandleClass: HandleClass
 }
+
+/** The Worker contract of each generated handle class (set by `Worker.Service`). */
+const contracts = new WeakMap<HandleClass, AnyWorker>()
+
+/** Records the Worker contract whose handles `HandleClass` makes. */
+export const registerContract = (HandleClass: HandleClass, worker: AnyWorker): void => {
+  contracts.set(HandleClass, worker)
+}
+
+/** The Worker contract of a handle, when its class was made by `Worker.Service`. */
+export const contractOf = (handle: HandleBase): AnyWorker | undefined => contracts.get(handle.entry.HandleClass)
 
 /** The constructor of a generated handle class. */
 export type HandleClass = new (entry: WorkerEntry, key: string, target: Target) => HandleBase

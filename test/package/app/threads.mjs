@@ -47,7 +47,7 @@ if (import.meta.main) {
       `mjs process: total=${yield* ledger.add({ n: 0 })} ${inProcess.pid !== process.pid ? "in another process" : "NOT in a process"}`
     )
   })
-  // Not a top-level await: the Corps imports this module while it starts (see the package test).
+  // A promise handled without a top-level await (the .ts program uses one).
   Effect.runPromise(program.pipe(Effect.provide(App))).catch((error) => {
     console.error(error)
     process.exitCode = 1

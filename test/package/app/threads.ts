@@ -51,9 +51,6 @@ if (import.meta.main) {
       `ts process: total=${yield* ledger.add({ n: 0 })} ${inProcess.pid !== process.pid ? "in another process" : "NOT in a process"}`
     )
   })
-  // Not a top-level await: the Corps imports this module while it starts (see the package test).
-  Effect.runPromise(program.pipe(Effect.provide(App))).catch((error) => {
-    console.error(error)
-    process.exitCode = 1
-  })
+  // A top-level await, as users write it: the Corps starts while this module is still evaluating.
+  await Effect.runPromise(program.pipe(Effect.provide(App)))
 }
