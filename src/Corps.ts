@@ -14,10 +14,12 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Stream } from "effect"
 import { EnvStartError, PlacementError } from "./CorpsError.ts"
+import type { CorpsEvent } from "./CorpsEvent.ts"
 import type * as Env from "./Env.ts"
 import * as EnvProvider from "./internal/envProvider.ts"
+import { CorpsEvents, type EventHub, makeHub } from "./internal/events.ts"
 import { contractOf, HandleBase } from "./internal/handle.ts"
 import { type CorpsRecord, recordKey } from "./internal/provided.ts"
 import { CorpsRuntime } from "./internal/runtime.ts"
@@ -89,7 +91,11 @@ export interface Options {
 export const layer = <const Members extends ReadonlyArray<AnyImplementation>>(
   members: Members,
   options?: Options
-): Layer.Layer<Provided<Members>, PlacementError | EnvStartError, Exclude<Requirements<Members>, Provided<Members>>> =>
+): Layer.Layer<
+  Provided<Members> | Events,
+  PlacementError | EnvStartError,
+  Exclude<Requirements<Members>, Provided<Members>>
+> =>
   Layer.effectContext(
     Effect.gen(function* () {
       // A placement written in code is checked like one read from a file.
@@ -108,16 +114,57 @@ export const layer = <const Members extends ReadonlyArray<AnyImplementation>>(
       }
       const scope = yield* Effect.scope
       const outer = yield* Effect.context<never>()
-      const corps = new CorpsRuntime({ name: options?.name ?? "corps", resolved, scope, handleCorps })
-      if (envs.length > 0) yield* startEnvs(corps, envs, options!.module!, outer)
+      // A nested Corps reports to the hub of the Corps around it: one stream shows the whole tree.
+      const around = Context.getOption(outer, Events)
+      const events = around._tag === "Some" ? around.value : yield* makeHub
+      const corps = new CorpsRuntime({ name: options?.name ?? "corps", resolved, scope, handleCorps, events })
+      if (envs.length > 0) yield* startEnvs(corps, envs, options!.module!, outer, events)
       // The record lets a lookup of a Worker the Corps lacks name the Corps (WorkerNotProvided), its members' builders included.
       const record = recordKey(corps.id)
       const info = corpsRecord(corps.name, members)
       const context = yield* corps.build(members, Context.add(outer, record, info))
       corps.publish()
-      return Context.add(Context.pick(...members.map((m) => m.worker))(context), record, info)
+      return Context.add(
+        Context.add(Context.pick(...members.map((m) => m.worker))(context), record, info),
+        Events,
+        events
+      )
     })
   ) as any
+
+/**
+ * The event hub of the Corps tree in context; every `Corps.layer` provides
+ * it (a nested Corps shares the hub of the Corps around it).
+ *
+ * @since 0.2.0
+ * @category services
+ */
+export const Events: typeof CorpsEvents = CorpsEvents
+
+/**
+ * @since 0.2.0
+ * @category services
+ */
+export type Events = CorpsEvents
+
+/**
+ * What the Corps in context reports about itself from now on: Envs started,
+ * crashed, restarted or given up on, calls sent again or quarantined,
+ * instances rebuilt (see `CorpsEvent`). Each event is also logged once,
+ * annotated with its Worker and Env. A subscriber that falls behind by more
+ * than 4,096 events loses the oldest; nothing waits for subscribers.
+ *
+ * @example
+ * ```ts
+ * const watch = Corps.events.pipe(Stream.runForEach((event) => Console.log(event._tag)))
+ * ```
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export const events: Stream.Stream<CorpsEvent, never, Events> = Stream.unwrap(
+  Effect.map(Effect.service(CorpsEvents), (hub) => hub.stream)
+)
 
 /** The Workers placed in one Env name, and the provider of its kind. */
 interface PlannedEnv {
@@ -199,7 +246,8 @@ const startEnvs = (
   corps: CorpsRuntime,
   envs: ReadonlyArray<PlannedEnv>,
   module: string,
-  outer: Context.Context<never>
+  outer: Context.Context<never>,
+  events: EventHub
 ) =>
   Effect.gen(function* () {
     serveOuterWorkers(corps, outer)
@@ -211,7 +259,8 @@ const startEnvs = (
         env,
         workers: impls.map((impl) => ({ impl, resolved: corps.resolved.get(impl.worker.key)! })),
         dispatcher: corps.dispatcher,
-        handleCorps: corps.handleCorps
+        handleCorps: corps.handleCorps,
+        events
       })
       for (const [worker, target] of targets) corps.remote.set(worker, target)
     }

@@ -19,6 +19,13 @@ export * as Corps from "./Corps.ts"
 export * as CorpsError from "./CorpsError.ts"
 
 /**
+ * The typed events a running Corps reports about itself (`Corps.events`).
+ *
+ * @since 0.2.0
+ */
+export * as CorpsEvent from "./CorpsEvent.ts"
+
+/**
  * Envs: where Workers live.
  *
  * @since 0.1.0

@@ -13,6 +13,7 @@ import type * as Env from "../Env.ts"
 import type * as Placement from "../Placement.ts"
 import type { AnyImplementation } from "../Worker.ts"
 import type { Dispatcher } from "./dispatch.ts"
+import type { EventHub } from "./events.ts"
 import type { Target } from "./handle.ts"
 
 /** The settings of an Env of kind `K`, as the placement gives them. */
@@ -37,6 +38,8 @@ export interface StartRequest<K extends Env.Kind = Env.Kind> {
    * handles must give them the same id.
    */
   readonly handleCorps: ReadonlyMap<string, string>
+  /** Where the provider reports what its Envs do on their own (started, crashed, restarted…). */
+  readonly events: EventHub
 }
 
 /** How to reach each Worker placed in the started Envs: a Target factory per Worker name. */

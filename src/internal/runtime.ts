@@ -12,6 +12,7 @@ import type * as Placement from "../Placement.ts"
 import type { AnyImplementation } from "../Worker.ts"
 import { ConcWorker } from "./conc.ts"
 import { Dispatcher, remoteTarget, type Served } from "./dispatch.ts"
+import type { EventHub } from "./events.ts"
 import { LocalFunc } from "./func.ts"
 import type { HandleBase, Target, WorkerEntry } from "./handle.ts"
 import { register } from "./registry.ts"
@@ -38,6 +39,8 @@ export interface RuntimeOptions {
    * under that id too.
    */
   readonly handleCorps?: ReadonlyMap<string, string> | undefined
+  /** Where the runtime reports what it does on its own (restarts, re-deliveries…); absent in Envs. */
+  readonly events?: EventHub | undefined
 }
 
 /** One built Corps: its Workers' entries, and the closing of all of them. */
@@ -55,6 +58,8 @@ export class CorpsRuntime {
   readonly remote: Map<string, (key: string) => Target>
   /** Workers whose handles carry another Corps id than this one (see {@link RuntimeOptions.handleCorps}). */
   readonly handleCorps: ReadonlyMap<string, string>
+  /** The Corps tree's event hub (`Corps.events`); undefined inside an Env. */
+  readonly events: EventHub | undefined
   private readonly partition: Map<string, (key: string) => Target | undefined>
   /** Serves every Worker of this runtime, built here or not (Envs call in through it). */
   readonly dispatcher: Dispatcher
@@ -67,6 +72,7 @@ export class CorpsRuntime {
     this.remote = options.remote ?? new Map()
     this.partition = options.partition ?? new Map()
     this.handleCorps = options.handleCorps ?? new Map()
+    this.events = options.events
     this.dispatcher = new Dispatcher(this.id, this.served)
   }
 

@@ -1,0 +1,151 @@
+/**
+ * What a running Corps reports about itself: one typed event for each thing
+ * its runtime does on its own (an Env starts, crashes, is restarted or given
+ * up on; a call is sent again or quarantined; an instance is rebuilt). The
+ * events are Schemas, so they can cross Envs and be shown by monitoring.
+ *
+ * ```ts
+ * import { Corps } from "effect-corps"
+ *
+ * const watch = Corps.events.pipe(Stream.runForEach((event) => Effect.log(event._tag)))
+ * ```
+ *
+ * @since 0.2.0
+ */
+import { Schema } from "effect"
+
+const common = {
+  /** The Corps' id. */
+  corps: Schema.String,
+  /** When it happened, in epoch milliseconds. */
+  at: Schema.Number
+}
+
+/**
+ * A thread or process of an Env is serving.
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export const EnvStarted = Schema.TaggedStruct("EnvStarted", {
+  ...common,
+  env: Schema.String,
+  index: Schema.Number,
+  /** A restart's attempt number; 0 at the Corps' start. */
+  attempt: Schema.Number
+})
+
+/**
+ * Why an Env was found unhealthy.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const CrashReason = Schema.Literals(["crashed", "exited", "memory", "hang"])
+
+/**
+ * A thread or process of an Env was lost (its calls in flight are re-sent or
+ * fail with `CallLost`).
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export const EnvCrashed = Schema.TaggedStruct("EnvCrashed", {
+  ...common,
+  env: Schema.String,
+  index: Schema.Number,
+  reason: CrashReason,
+  detail: Schema.String
+})
+
+/**
+ * A lost Env will be started again after `delayMillis`.
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export const EnvRestarting = Schema.TaggedStruct("EnvRestarting", {
+  ...common,
+  env: Schema.String,
+  index: Schema.Number,
+  attempt: Schema.Number,
+  delayMillis: Schema.Number
+})
+
+/**
+ * An Env (or a Worker) was given up on: its supervision policy's intensity
+ * limit was reached, and its outcome (`stop` or `escalate`) applied.
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export const SupervisionExhausted = Schema.TaggedStruct("SupervisionExhausted", {
+  ...common,
+  env: Schema.optional(Schema.String),
+  worker: Schema.optional(Schema.String),
+  outcome: Schema.Literals(["stop", "escalate"]),
+  restarts: Schema.Number,
+  withinMillis: Schema.Number,
+  detail: Schema.String
+})
+
+/**
+ * A call lost with its Env was sent again (an `idempotent` method).
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export const CallRedelivered = Schema.TaggedStruct("CallRedelivered", {
+  ...common,
+  worker: Schema.String,
+  method: Schema.String,
+  attempt: Schema.Number
+})
+
+/**
+ * A call that took down its Env too many times is never sent again.
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export const CallQuarantined = Schema.TaggedStruct("CallQuarantined", {
+  ...common,
+  worker: Schema.String,
+  method: Schema.String,
+  crashes: Schema.Number
+})
+
+/**
+ * A Conc instance was rebuilt with fresh state (`onDefect: "restart"`).
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export const InstanceRestarted = Schema.TaggedStruct("InstanceRestarted", {
+  ...common,
+  worker: Schema.String,
+  key: Schema.String,
+  detail: Schema.String
+})
+
+/**
+ * Every event a Corps reports.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const CorpsEvent = Schema.Union([
+  EnvStarted,
+  EnvCrashed,
+  EnvRestarting,
+  SupervisionExhausted,
+  CallRedelivered,
+  CallQuarantined,
+  InstanceRestarted
+])
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type CorpsEvent = typeof CorpsEvent.Type
