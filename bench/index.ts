@@ -7,6 +7,7 @@ import { runBaselines } from "./baselines.bench.ts"
 import { runCluster } from "./cluster.bench.ts"
 import { runFastPath } from "./fastpath.bench.ts"
 import { printJson } from "./lib/report.ts"
+import { runState } from "./state.bench.ts"
 
 // A benchmark must never hang CI or a terminal: child processes are killed by
 // their pools, and this guard ends the run whatever happens.
@@ -36,5 +37,7 @@ await runFastPath()
 await runBaselines()
 if (await postgresUp()) await runCluster()
 else console.log("\n== cluster: skipped (no PostgreSQL at 127.0.0.1:5432)")
+if (await postgresUp()) await runState()
+else console.log("\n== state: skipped (no PostgreSQL at 127.0.0.1:5432)")
 printJson()
 process.exit(0)

@@ -236,3 +236,32 @@ export class WorkerNotProvided extends Schema.TaggedError<WorkerNotProvided>()("
     return `Worker ${this.worker} is not in Corps ${names} (it provides: ${this.provided.join(", ") || "no Worker"}): add an implementation of ${this.worker} to its members`
   }
 }
+
+/**
+ * The persisted state of a Conc could not be used (see docs/state.md):
+ *
+ * - `options`: the `state` option is invalid (an `initial` value its Schema
+ *   refuses, a `commit: { every }` that is not a positive integer). Raised
+ *   where the implementation is defined.
+ * - `load`: the store could not be read when an instance started, or what it
+ *   holds does not decode with the Schema (the state's Schema changed).
+ * - `commit`: the store refused a write. The call's change is rolled back.
+ *
+ * `load` and `commit` reach the caller as the `defect` of a
+ * {@link WorkerDefect}: the instance cannot go on from a state it cannot read
+ * or keep (under `onDefect: "restart"` it is rebuilt from the store).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class StateError extends Schema.TaggedError<StateError>()("StateError", {
+  worker: Schema.String,
+  key: Schema.optional(Schema.String),
+  reason: Schema.Literals(["options", "load", "commit"]),
+  detail: Schema.String
+}) {
+  override get message(): string {
+    const where = this.key === undefined ? this.worker : `${this.worker}[${this.key}]`
+    return `${where}: persisted state ${this.reason === "options" ? "option is invalid" : `${this.reason} failed`}: ${this.detail}`
+  }
+}

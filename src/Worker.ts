@@ -30,6 +30,8 @@ import type { CallError } from "./CorpsError.ts"
 import { type HandleBase, type HandleClass, isHandleOf, makeHandleClass, registerContract } from "./internal/handle.ts"
 import { withLookup } from "./internal/provided.ts"
 import { resolveHandle, unreachableEntry } from "./internal/registry.ts"
+import { checkOptions as checkStateOptions, persistedBuild } from "./internal/state.ts"
+import type * as State from "./State.ts"
 
 // ---------------------------------------------------------------------------
 // Contracts
@@ -204,6 +206,25 @@ export interface ConcOptions<M extends Methods> {
   readonly concurrent?: ReadonlyArray<keyof M & string> | undefined
   /** How the Worker's calls travel when it is placed in a `cluster` Env (ignored elsewhere). */
   readonly cluster?: ClusterOptions<M> | undefined
+  /**
+   * What a handler's defect (a throw or a die) does to its instance. Either
+   * way the caller gets `WorkerDefect`. `"resume"` (the default) keeps the
+   * instance and its state. `"restart"` retires it: its finalizers run (its
+   * Scope closes), then the next call — calls already queued included, in
+   * their order — meets a fresh instance made by the builder (from the last
+   * committed state, for a persisted Conc; see docs/state.md). A Corps
+   * reports each restart as an `InstanceRestarted` event.
+   *
+   * @since 0.2.0
+   */
+  readonly onDefect?: "resume" | "restart" | undefined
+  /**
+   * A persisted state (see the `State` module and docs/state.md): given, the
+   * builder receives the instance's `State.Ref`, loaded from the store.
+   *
+   * @since 0.2.0
+   */
+  readonly state?: State.Options<Schema.Top> | undefined
 }
 
 /**
@@ -316,7 +337,7 @@ export type AnyImplementation = Implementation<any, any>
 export type BuildRequirements<B> =
   B extends Effect.Effect<any, any, infer R>
     ? Exclude<R, Scope.Scope>
-    : B extends (key: string) => Effect.Effect<any, any, infer R>
+    : B extends (key: string, ...rest: Array<any>) => Effect.Effect<any, any, infer R>
       ? Exclude<R, Scope.Scope>
       : never
 
@@ -384,10 +405,18 @@ export interface WorkerClass<Self, Name extends string, M extends Methods>
    * A stateful implementation. `build` runs once per instance key, on the
    * instance's first call, in a Scope closed when the Corps closes; it
    * returns the instance's handlers, which close over its state.
+   *
+   * With a `state` option the state is persisted (see the `State` module):
+   * `build` then takes the key and the instance's `State.Ref`, loaded from
+   * the store, and each call's change is committed when the call ends.
    */
   conc<B extends Effect.Effect<Handlers<M>, never, any> | ((key: string) => Effect.Effect<Handlers<M>, never, any>)>(
     build: B,
-    options?: ConcOptions<M>
+    options?: ConcOptions<M> & { readonly state?: undefined }
+  ): Implementation<Self, BuildRequirements<B>>
+  conc<S extends Schema.Top, B extends Effect.Effect<Handlers<M>, never, any>>(
+    build: (key: string, state: State.Ref<S["Type"]>) => B,
+    options: ConcOptions<M> & { readonly state: State.Options<S> }
   ): Implementation<Self, BuildRequirements<B>>
   /**
    * A stateless implementation: plain handlers, or an Effect that builds them
@@ -535,9 +564,15 @@ export const Service =
         return Effect.map(Worker as any, (handle: HandleBase) => handle.instance(key))
       }
       static conc(build: any, options?: ConcOptions<M>): AnyImplementation {
-        return makeImplementation(Worker as any, "conc", typeof build === "function" ? build : () => build, {
-          conc: options ?? {}
-        })
+        const state = options?.state
+        if (state !== undefined) checkStateOptions(name, state)
+        const plain = typeof build === "function" ? build : () => build
+        return makeImplementation(
+          Worker as any,
+          "conc",
+          state === undefined ? plain : persistedBuild(name, new Set(options?.concurrent ?? []), state, plain),
+          { conc: options ?? {} }
+        )
       }
       static func(handlers: any, options?: FuncImplementationOptions<M>): AnyImplementation {
         const build: Effect.Effect<any> = Effect.isEffect(handlers) ? (handlers as any) : Effect.succeed(handlers)

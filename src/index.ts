@@ -38,6 +38,12 @@ export * as Env from "./Env.ts"
  */
 export * as Placement from "./Placement.ts"
 /**
+ * Persisted state for Concs: stores (memory, PostgreSQL) and the state Ref.
+ *
+ * @since 0.2.0
+ */
+export * as State from "./State.ts"
+/**
  * Workers: contracts, Conc and Func implementations, handles.
  *
  * @since 0.1.0

@@ -11,7 +11,7 @@
  * symptom is a silent hang (test/internal/conc.test.ts queues 20,000).
  */
 import { Cause, Effect, Effectable, Exit, Scope, Stream } from "effect"
-import { CorpsClosed, MailboxFull, UnknownMethod } from "../CorpsError.ts"
+import { CorpsClosed, MailboxFull, UnknownMethod, WorkerDefect } from "../CorpsError.ts"
 import { localStream } from "./func.ts"
 import {
   type AnyHandler,
@@ -41,6 +41,11 @@ export interface ConcShared {
   /** The Corps' id, and whether it has been closed (no instance is built after that). */
   readonly corps: string
   closed: boolean
+  /**
+   * `onDefect: "restart"`: called after an instance's handler died and its
+   * scope was closed (reports `InstanceRestarted`); absent under `resume`.
+   */
+  readonly onRestart?: ((key: string, defect: unknown) => Effect.Effect<void>) | undefined
 }
 
 /** FIFO queue with a moving head: O(1) at both ends, no `shift`. */
@@ -147,6 +152,8 @@ ExclusiveRun.prototype = ExclusiveRunProto
 
 const MODE_MAILBOX = 1
 const MODE_CONCURRENT = 2
+/** A mailbox method of a Conc with `onDefect: "restart"`: always under the flag, so a restart is too. */
+const MODE_RESTARTING = 3
 
 const BUSY = 1
 const HANDING_OFF = 2
@@ -188,10 +195,12 @@ export class ConcInstance {
    * no lock at all — nothing can interleave with synchronous code.
    */
   step(method: string, payload: unknown): Effect.Effect<unknown, unknown> {
-    if (this.owner.modeOf(method) === MODE_CONCURRENT) {
-      return this.handlers !== undefined
-        ? this.invokeOwned(method, payload)
-        : this.runExclusive(method, undefined, payload)
+    const mode = this.owner.modeOf(method)
+    if (mode !== MODE_MAILBOX) {
+      if (mode === MODE_RESTARTING) return this.runExclusive(method, undefined, payload)
+      if (this.handlers === undefined) return this.runExclusive(method, undefined, payload)
+      const effect = this.invokeOwned(method, payload)
+      return this.owner.shared.onRestart === undefined ? effect : this.restartAfter(effect)
     }
     if ((this.flags & BUSY) === 0 && this.handlers !== undefined) {
       const handler = this.handlers[method]
@@ -220,9 +229,52 @@ export class ConcInstance {
   ): Effect.Effect<unknown, unknown> {
     const run = new ExclusiveRun(this, method, effect, payload)
     // Not `interruptible: true`: an interruptible exit frame is skipped by an interruption.
-    return Effect.onExitPrimitive(run, () => {
-      if (run.owned) this.release()
+    return Effect.onExitPrimitive(run, (exit) => {
+      if (!run.owned) return undefined
+      if (exit._tag === "Failure" && this.owner.shared.onRestart !== undefined) {
+        const defect = this.owner.diedIn(exit.cause)
+        // Still under the flag: queued calls wait for the old instance's finalizers, then meet a new one.
+        if (defect !== undefined)
+          return Effect.ensuring(
+            this.restart(defect),
+            Effect.sync(() => this.release())
+          )
+      }
+      this.release()
       return undefined
+    })
+  }
+
+  /**
+   * `onDefect: "restart"`: retires the instance after one of its handlers
+   * died. Runs under the flag: closes the instance's scope (its finalizers),
+   * then reports; the next call builds a fresh instance.
+   */
+  private restart(defect: WorkerDefect): Effect.Effect<void> {
+    const scope = this.scope
+    this.scope = undefined
+    this.handlers = undefined
+    const closed = scope === undefined ? Effect.void : Scope.close(scope, Exit.die(defect.defect))
+    return Effect.andThen(closed, this.owner.shared.onRestart!(this.key, defect.defect))
+  }
+
+  /** A concurrent method (no flag held) whose handler died: takes the flag to restart, then fails as it did. */
+  private restartAfter(effect: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> {
+    return Effect.catchCause(effect, (cause) => {
+      const defect = this.owner.diedIn(cause)
+      if (defect === undefined) return Effect.failCause(cause)
+      const restart = new ExclusiveRun(this, "~restart", Effect.void, undefined)
+      return Effect.andThen(
+        Effect.onExitPrimitive(restart, () => {
+          if (!restart.owned) return undefined
+          // Another call may have restarted it already: only the built instance is retired.
+          return Effect.ensuring(
+            this.handlers === undefined ? Effect.void : this.restart(defect),
+            Effect.sync(() => this.release())
+          )
+        }),
+        Effect.failCause(cause)
+      )
     })
   }
 
@@ -360,13 +412,47 @@ export class ConcWorker {
   /** Whether a method goes through the mailbox (made once per method). */
   private readonly modes: Record<string, number> = {}
   modeOf(method: string): number {
-    return (this.modes[method] ??= this.shared.concurrent.has(method) ? MODE_CONCURRENT : MODE_MAILBOX)
+    return (this.modes[method] ??= this.shared.concurrent.has(method)
+      ? MODE_CONCURRENT
+      : this.shared.onRestart === undefined
+        ? MODE_MAILBOX
+        : MODE_RESTARTING)
   }
 
   /** One defect mapper per method, made once. */
   private readonly mappers: Record<string, DefectMapper> = {}
   mapperOf(method: string): DefectMapper {
-    return (this.mappers[method] ??= defectMapper(this.shared.worker, method))
+    return (this.mappers[method] ??=
+      this.shared.onRestart === undefined ? defectMapper(this.shared.worker, method) : this.restartingMapper(method))
+  }
+
+  /**
+   * Under `onDefect: "restart"`, the WorkerDefects made from a handler's die
+   * (not those a handler fails with as a typed error, say from a Worker it
+   * called): only these restart the instance.
+   */
+  private readonly died = new WeakSet<object>()
+
+  private restartingMapper(method: string): DefectMapper {
+    const map = defectMapper(this.shared.worker, method)
+    return (cause) => {
+      const mapped = map(cause)
+      if (Exit.isExit(mapped) && mapped._tag === "Failure") {
+        const error = Cause.findErrorOption(mapped.cause)
+        if (error._tag === "Some" && error.value instanceof WorkerDefect && mapped.cause !== cause) {
+          this.died.add(error.value)
+        }
+      }
+      return mapped
+    }
+  }
+
+  /** The WorkerDefect in `cause` made from a handler's die, if any (restart mode). */
+  diedIn(cause: Cause.Cause<unknown>): WorkerDefect | undefined {
+    const error = Cause.findErrorOption(cause)
+    return error._tag === "Some" && error.value instanceof WorkerDefect && this.died.has(error.value)
+      ? error.value
+      : undefined
   }
 
   /** The instance for `key`, created (not yet built) on first use. */

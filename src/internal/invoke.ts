@@ -69,7 +69,8 @@ export const invokeWith = (
   try {
     result = handler(payload)
   } catch (defect) {
-    return Exit.fail(defectError(mappers.worker, method, defect))
+    // Through the method's mapper, which may note the defect (a Conc under `onDefect: "restart"`).
+    return mappers.mapperOf(method)(Cause.die(defect))
   }
   return settle(result, mappers, method)
 }

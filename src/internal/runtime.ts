@@ -17,6 +17,8 @@ import { LocalFunc } from "./func.ts"
 import type { HandleBase, Target, WorkerEntry } from "./handle.ts"
 import { register } from "./registry.ts"
 
+const describeDefect = (defect: unknown): string => (defect instanceof Error ? defect.message : String(defect))
+
 /** How to build a runtime. */
 export interface RuntimeOptions {
   readonly name: string
@@ -135,6 +137,7 @@ export class CorpsRuntime {
         closed: false,
         mailbox: { capacity: impl.conc.capacity ?? 1024, onFull: impl.conc.onFull ?? "suspend" },
         concurrent: new Set(impl.conc.concurrent ?? []),
+        onRestart: impl.conc.onDefect === "restart" ? this.reportRestart(worker.key) : undefined,
         // The builder sees the Corps' context and its instance's Scope — not its first caller's context
         // (so no merge with it: one context copy per instance).
         build: (key, scope) =>
@@ -162,6 +165,22 @@ export class CorpsRuntime {
     }
     this.entries.set(worker.key, entry)
     return entry
+  }
+
+  /**
+   * What a Conc under `onDefect: "restart"` reports when an instance is
+   * retired: an `InstanceRestarted` event where the Corps has its hub, a log
+   * line inside an Env (which has none).
+   */
+  private reportRestart(worker: string): (key: string, defect: unknown) => Effect.Effect<void> {
+    return (key, defect) => {
+      const detail = `a handler died (${describeDefect(defect)}); finalizers ran, the next call builds a fresh instance`
+      return this.events === undefined
+        ? Effect.logWarning(`effect-corps: ${worker}[${key}] rebuilt: ${detail}`).pipe(
+            Effect.annotateLogs({ corps: this.id, worker })
+          )
+        : this.events.emit({ _tag: "InstanceRestarted", corps: this.id, at: Date.now(), worker, key, detail })
+    }
   }
 
   private buildFunc(impl: AnyImplementation, context: Context.Context<never>): Effect.Effect<void> {

@@ -5,7 +5,7 @@
 import { Effect, Option, Schema, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { DeliveryId } from "../../src/cluster/index.ts"
-import { Worker } from "../../src/index.ts"
+import { State, Worker } from "../../src/index.ts"
 
 /** A typed error of the Account's own contract. */
 export class Overdrawn extends Schema.TaggedError<Overdrawn>()("Overdrawn", {
@@ -181,3 +181,36 @@ export const LooseLive = Loose.func({
   give: ({ what }) => (what === "function" ? { ok: 1, f: () => 1 } : { ok: 1, s: Symbol("s") }),
   items: () => Stream.make({ ok: 1 } as unknown, { ok: 2, f: () => 2 } as unknown)
 })
+
+/** A persisted counter (PostgreSQL, `<ledger table>_state`): re-homed after a runner loss, it resumes. */
+export class Vault extends Worker.Service<Vault>()("Vault", {
+  increment: { payload: { by: Schema.Number }, success: Schema.Number },
+  get: { success: Schema.Number },
+  /** Adds `by`, then dies: rolled back, and the instance is rebuilt from the store. */
+  boom: { payload: { by: Schema.Number } },
+  where: { success: Schema.Number }
+}) {}
+
+export const VaultLive = Vault.conc(
+  (_key, state) =>
+    Effect.succeed({
+      increment: ({ by }) => state.update((s) => ({ n: s.n + by })).n,
+      get: () => state.get().n,
+      boom: ({ by }) => {
+        state.set({ n: state.get().n + by })
+        throw new Error("vault boom")
+      },
+      where: () => process.pid
+    }),
+  {
+    onDefect: "restart",
+    state: {
+      schema: Schema.Struct({ n: Schema.Number }),
+      initial: { n: 0 },
+      store: State.postgres({
+        url: process.env.CORPS_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test",
+        table: `${ledgerTable()}_state`
+      })
+    }
+  }
+)

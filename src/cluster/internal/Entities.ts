@@ -33,13 +33,14 @@
  * each value through its Schema twice: once to check it, once in the cluster's
  * serializer.
  */
-import { Cause, Context, Duration, Effect, Exit, Layer, Schedule, Schema, Stream } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Layer, Schedule, Schema, Scope, Stream } from "effect"
 import { ClusterSchema, Entity } from "effect/cluster"
 import type { Sharding } from "effect/cluster/Sharding"
 import { Rpc } from "effect/rpc"
 import { CallLost, MailboxFull, SerializationError, UnknownMethod, WorkerDefect } from "../../CorpsError.ts"
 import { codecsOf, type MethodCodec, run } from "../../internal/codec.ts"
 import type { Target } from "../../internal/handle.ts"
+import type { AnyHandler } from "../../internal/invoke.ts"
 import type { AnyImplementation, AnyWorker, FuncClusterOptions, Methods } from "../../Worker.ts"
 import { DeliveryId } from "../DeliveryId.ts"
 
@@ -300,6 +301,68 @@ const entityHandlers = (
 }
 
 /**
+ * A Conc entity under `onDefect: "restart"`: each incarnation of the instance
+ * lives in a scope of its own inside the entity's; a handler that dies closes
+ * it (its finalizers run) and the next message builds a fresh one. The
+ * entity's mailbox already runs calls one at a time, so queued messages meet
+ * the new incarnation in order. (effect/cluster's own restart replays the
+ * message that died, forever: `disableFatalDefects` stays on.)
+ */
+const restartingHandlers = (
+  impl: AnyImplementation,
+  key: string
+): Effect.Effect<Record<string, (payload: unknown) => unknown>, never, any> =>
+  Effect.gen(function* () {
+    const entityScope = yield* Effect.scope
+    const context = yield* Effect.context<any>()
+    let current: { readonly scope: Scope.Closeable; readonly handlers: Record<string, AnyHandler> } | undefined
+    const incarnation = Effect.suspend(() => {
+      if (current !== undefined) return Effect.succeed(current.handlers)
+      return Effect.flatMap(Scope.fork(entityScope), (scope) =>
+        Effect.map(
+          Effect.provideContext(impl.build(key), Context.add(context, Scope.Scope, scope)) as Effect.Effect<
+            Record<string, AnyHandler>
+          >,
+          (handlers) => {
+            current = { scope, handlers }
+            return handlers
+          }
+        )
+      )
+    })
+    const retire = (defect: unknown) =>
+      Effect.suspend(() => {
+        const retired = current
+        current = undefined
+        return retired === undefined
+          ? Effect.void
+          : Effect.andThen(
+              Scope.close(retired.scope, Exit.die(defect)),
+              Effect.logWarning(
+                `effect-corps: ${impl.worker.key}[${key}] rebuilt: a handler died; finalizers ran, the next call builds a fresh instance`
+              )
+            )
+      })
+    const out: Record<string, (payload: unknown) => unknown> = {}
+    for (const [method, spec] of Object.entries(impl.worker.methods as Methods)) {
+      out[method] =
+        spec.stream === true
+          ? (payload) => Stream.unwrap(Effect.map(incarnation, (handlers) => handlers[method]!(payload) as any))
+          : (payload) =>
+              Effect.flatMap(incarnation, (handlers) => {
+                const result = handlers[method]!(payload)
+                return (Effect.isEffect(result) ? result : Effect.succeed(result)) as Effect.Effect<unknown, unknown>
+              }).pipe(
+                Effect.onError((cause) => {
+                  const die = cause.reasons.find(Cause.isDieReason)
+                  return die === undefined || Cause.hasInterrupts(cause) ? Effect.void : retire(die.defect)
+                })
+              )
+    }
+    return out
+  })
+
+/**
  * The layer that registers `impl` as an entity on this runner. Conc: one
  * instance per entity id (the key), built on its first message, in the
  * entity's scope. Func: handlers built once per runner, shared by its slots.
@@ -331,7 +394,10 @@ export const layerEntity = (
     return entity.toLayer(
       Effect.gen(function* () {
         const address = yield* Entity.CurrentAddress
-        const handlers = (yield* impl.build(address.entityId)) as Record<string, (payload: unknown) => unknown>
+        const handlers =
+          impl.conc.onDefect === "restart"
+            ? yield* restartingHandlers(impl, address.entityId)
+            : ((yield* impl.build(address.entityId)) as Record<string, (payload: unknown) => unknown>)
         return entityHandlers(impl, handlers, delivery) as any
       }),
       // effect-corps counts the calls waiting; the cluster's mailbox also holds the running one.
