@@ -7,6 +7,7 @@ import { runBaselines } from "./baselines.bench.ts"
 import { runCluster } from "./cluster.bench.ts"
 import { runFastPath } from "./fastpath.bench.ts"
 import { printJson } from "./lib/report.ts"
+import { runRecovery } from "./recovery.bench.ts"
 import { runState } from "./state.bench.ts"
 
 // A benchmark must never hang CI or a terminal: child processes are killed by
@@ -14,7 +15,7 @@ import { runState } from "./state.bench.ts"
 setTimeout(() => {
   console.error("bench: time limit reached")
   process.exit(2)
-}, 420_000).unref()
+}, 600_000).unref()
 
 console.log(`effect-corps bench — Node ${process.version}, ${new Date().toISOString()}`)
 /** Whether PostgreSQL answers on 127.0.0.1:5432 (the cluster benchmark needs it). */
@@ -35,6 +36,7 @@ const postgresUp = (): Promise<boolean> =>
 
 await runFastPath()
 await runBaselines()
+await runRecovery()
 if (await postgresUp()) await runCluster()
 else console.log("\n== cluster: skipped (no PostgreSQL at 127.0.0.1:5432)")
 if (await postgresUp()) await runState()

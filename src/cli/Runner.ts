@@ -13,8 +13,9 @@
  * `CORPS_CLUSTER_PREFIX`, `CORPS_SHARDS_PER_GROUP`, `CORPS_CLUSTER_FAILOVER`,
  * `CORPS_CLUSTER_SECRET_FILE`). The secret itself is read from
  * `CORPS_CLUSTER_SECRET` or from a file, never from a flag, so it never shows
- * in a process list. Prints `corps-runner ready <host:port>` on stdout once it
- * serves.
+ * in a process list. The failover timings have variables only
+ * (`CORPS_SHARD_LOCK_EXPIRATION` and the others of `Cluster.settingsFromEnv`).
+ * Prints `corps-runner ready <host:port>` on stdout once it serves.
  *
  * @since 0.2.0
  */
@@ -102,7 +103,7 @@ export const flags = {
   ),
   failover: Flag.Literals("failover", failovers).pipe(
     Flag.withDescription(
-      "Failover timings: fast (entities of a lost runner move in ~5 s) or default (effect/cluster's, ~30 s) [CORPS_CLUSTER_FAILOVER]"
+      "Failover timings: fast (entities of a lost runner move within ~4 s) or default (effect/cluster's, ~30 s); CORPS_SHARD_LOCK_EXPIRATION and the other timing variables override it field by field [CORPS_CLUSTER_FAILOVER]"
     ),
     Flag.withFallbackConfig(fromEnv("CORPS_CLUSTER_FAILOVER")),
     Flag.filterMap(

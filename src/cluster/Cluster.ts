@@ -8,10 +8,10 @@
  * | `sql`   | PostgreSQL (`@effect/sql-pg`): runners on many hosts, durable messages |
  * | `local` | everything in this process, in memory: no server, nothing durable      |
  *
- * Settings that every process must agree on (`shardsPerGroup`, the table
- * prefix) are written to `<prefix>_corps_settings` by the first process and
- * checked by every later one: a process started with different settings fails
- * with {@link SettingsMismatch} instead of hanging its calls.
+ * Settings that every process must agree on (`shardsPerGroup`, the shard-lock
+ * timings, the secret) are written to `<prefix>_corps_settings` by the first
+ * process and checked by every later one: a process started with different
+ * settings fails with {@link SettingsMismatch} instead of hanging its calls.
  *
  * @since 0.1.0
  */
@@ -78,14 +78,34 @@ export class ClusterStartError extends Schema.TaggedError<ClusterStartError>()("
   }
 }
 
+/**
+ * A failover timing of the cluster's settings cannot work: not a duration, too
+ * short, or a lock refresh that does not come before the lock expires. Raised
+ * before anything connects, by {@link layerSql} (and by {@link validateTimings}).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class SettingsInvalid extends Schema.TaggedError<SettingsInvalid>()("ClusterSettingsInvalid", {
+  setting: Schema.String,
+  value: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `cluster setting ${this.setting} (${this.value}) ${this.reason}`
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Settings
 // ---------------------------------------------------------------------------
 
 /**
- * Failover timings. `fast` re-homes the entities of a killed runner in about
- * 5–6 s (and costs a lock refresh per second per runner in Postgres);
- * `default` keeps effect/cluster's own timings (about 30 s).
+ * Failover timings. `fast` re-homes the entities of a killed runner within
+ * about 4 s (lock expiry 3 s, lock refresh 1 s, health check 1 s, assignment
+ * refresh 0.5 s: a lock refresh per second per runner in PostgreSQL);
+ * `default` keeps effect/cluster's own timings (about 30 s). The explicit
+ * timing settings ({@link Settings}) override the preset field by field.
  *
  * @since 0.1.0
  * @category models
@@ -110,6 +130,31 @@ export interface Settings {
   readonly shardsPerGroup?: number | undefined
   /** Failover timings (default `fast`). */
   readonly failover?: Failover | undefined
+  /**
+   * How long a runner's shard locks and registration outlive its last
+   * refresh: a killed runner's shards move after at most this, plus one
+   * `refreshAssignmentsInterval`. Whole seconds, at least 1 s (effect/cluster's
+   * SQL storage counts it in seconds). Must match in every process.
+   * `fast`: 3 s.
+   */
+  readonly shardLockExpiration?: Duration.Input | undefined
+  /**
+   * How often a runner refreshes its shard locks and heartbeat: shorter than
+   * `shardLockExpiration` (effect/cluster refreshes at most every third of it
+   * anyway). Must match in every process. `fast`: 1 s.
+   */
+  readonly shardLockRefreshInterval?: Duration.Input | undefined
+  /**
+   * How often the runner holding the health-check singleton pings the others
+   * (a runner that fails five pings, 0.5 s apart, is marked unhealthy and
+   * loses its shards before its locks expire). At least 100 ms. `fast`: 1 s.
+   */
+  readonly runnerHealthCheckInterval?: Duration.Input | undefined
+  /**
+   * How often every process re-reads runners and recomputes shard
+   * assignments. At least 100 ms. `fast`: 0.5 s.
+   */
+  readonly refreshAssignmentsInterval?: Duration.Input | undefined
   /** Any other `ShardingConfig` field, for tuning. Overrides the above. */
   readonly sharding?: Partial<ShardingConfig.ShardingConfig["Service"]> | undefined
   /**
@@ -132,8 +177,11 @@ export type Tls = Auth.Tls
 /**
  * Reads {@link Settings} from the environment: `CORPS_DATABASE_URL`,
  * `CORPS_CLUSTER_SECRET`, `CORPS_CLUSTER_PREFIX`, `CORPS_SHARDS_PER_GROUP`,
- * `CORPS_CLUSTER_FAILOVER`, and for TLS the PEM file paths
- * `CORPS_CLUSTER_TLS_KEY`, `CORPS_CLUSTER_TLS_CERT`, `CORPS_CLUSTER_TLS_CA`.
+ * `CORPS_CLUSTER_FAILOVER`, the failover timings `CORPS_SHARD_LOCK_EXPIRATION`,
+ * `CORPS_SHARD_LOCK_REFRESH_INTERVAL`, `CORPS_RUNNER_HEALTH_CHECK_INTERVAL`,
+ * `CORPS_REFRESH_ASSIGNMENTS_INTERVAL` (durations such as `3 seconds` or
+ * `500 millis`), and for TLS the PEM file paths `CORPS_CLUSTER_TLS_KEY`,
+ * `CORPS_CLUSTER_TLS_CERT`, `CORPS_CLUSTER_TLS_CA`.
  *
  * @since 0.1.0
  * @category constructors
@@ -145,6 +193,10 @@ export const settingsFromEnv: Effect.Effect<Settings, Config.ConfigError> = Effe
     prefix: Config.option(Config.String("CORPS_CLUSTER_PREFIX")),
     shardsPerGroup: Config.option(Config.Int("CORPS_SHARDS_PER_GROUP")),
     failover: Config.option(Config.Literals(["fast", "default"] as const, "CORPS_CLUSTER_FAILOVER")),
+    shardLockExpiration: Config.option(Config.Duration("CORPS_SHARD_LOCK_EXPIRATION")),
+    shardLockRefreshInterval: Config.option(Config.Duration("CORPS_SHARD_LOCK_REFRESH_INTERVAL")),
+    runnerHealthCheckInterval: Config.option(Config.Duration("CORPS_RUNNER_HEALTH_CHECK_INTERVAL")),
+    refreshAssignmentsInterval: Config.option(Config.Duration("CORPS_REFRESH_ASSIGNMENTS_INTERVAL")),
     tlsKey: Config.option(Config.String("CORPS_CLUSTER_TLS_KEY")),
     tlsCert: Config.option(Config.String("CORPS_CLUSTER_TLS_CERT")),
     tlsCa: Config.option(Config.String("CORPS_CLUSTER_TLS_CA"))
@@ -155,6 +207,10 @@ export const settingsFromEnv: Effect.Effect<Settings, Config.ConfigError> = Effe
       prefix: Option.getOrUndefined(c.prefix),
       shardsPerGroup: Option.getOrUndefined(c.shardsPerGroup),
       failover: Option.getOrUndefined(c.failover),
+      shardLockExpiration: Option.getOrUndefined(c.shardLockExpiration),
+      shardLockRefreshInterval: Option.getOrUndefined(c.shardLockRefreshInterval),
+      runnerHealthCheckInterval: Option.getOrUndefined(c.runnerHealthCheckInterval),
+      refreshAssignmentsInterval: Option.getOrUndefined(c.refreshAssignmentsInterval),
       tls: Auth.tlsFromFiles(
         Option.getOrUndefined(c.tlsKey),
         Option.getOrUndefined(c.tlsCert),
@@ -164,18 +220,45 @@ export const settingsFromEnv: Effect.Effect<Settings, Config.ConfigError> = Effe
   )
 })
 
-const fastFailover: Partial<ShardingConfig.ShardingConfig["Service"]> = {
+// A SIGKILLed runner's shards move when the survivors stop seeing it: its
+// registration lapses (lock expiry after its last heartbeat, at most one
+// refresh before the kill) or the health check marks it (one interval, then
+// five failed pings 0.5 s apart), and then at the next assignment refresh.
+// Its advisory locks go with its connection, so the new owner takes them at
+// once. With 5 s / 1 s / 2 s / 1 s this came to 5.5–6.4 s; these bound it near 4 s.
+// The expiry stays 3× the refresh: lock operations time out after
+// min(refresh, expiry / 3), so a shorter expiry would make a loaded runner
+// drop its own shards.
+const fastFailover = {
   shardLockRefreshInterval: Duration.seconds(1),
-  shardLockExpiration: Duration.seconds(5),
-  runnerHealthCheckInterval: Duration.seconds(2),
-  refreshAssignmentsInterval: Duration.seconds(1),
+  shardLockExpiration: Duration.seconds(3),
+  runnerHealthCheckInterval: Duration.seconds(1),
+  refreshAssignmentsInterval: Duration.millis(500),
   // Persisted messages a runner could not be told about are found by polling.
   entityMessagePollInterval: Duration.seconds(1)
+} satisfies Partial<ShardingConfig.ShardingConfig["Service"]>
+
+/** The timing fields of {@link Settings}, which are also `ShardingConfig` fields. */
+const timingFields = [
+  "shardLockExpiration",
+  "shardLockRefreshInterval",
+  "runnerHealthCheckInterval",
+  "refreshAssignmentsInterval"
+] as const
+
+const explicitTimings = (settings: Settings): Partial<ShardingConfig.ShardingConfig["Service"]> => {
+  const timings: Record<string, Duration.Input> = {}
+  for (const field of timingFields) {
+    const value = settings[field]
+    if (value !== undefined) timings[field] = value
+  }
+  return timings
 }
 
 /**
  * The `ShardingConfig` a process runs with: defaults, then the failover
- * preset, then `shardsPerGroup`, then `sharding`, then the runner's address.
+ * preset, then the explicit timings, then `shardsPerGroup`, then `sharding`,
+ * then the runner's address. Not validated: see {@link validateTimings}.
  *
  * @since 0.1.0
  * @category constructors
@@ -186,12 +269,87 @@ export const shardingConfigOf = (
 ): ShardingConfig.ShardingConfig["Service"] => ({
   ...ShardingConfig.defaults,
   ...((settings.failover ?? "fast") === "fast" ? fastFailover : {}),
+  ...explicitTimings(settings),
   ...(settings.shardsPerGroup === undefined ? {} : { shardsPerGroup: settings.shardsPerGroup }),
   ...settings.sharding,
   runnerAddress: runner === undefined ? Option.none() : Option.some(RunnerAddress.make(runner.host, runner.port)),
   runnerListenAddress:
     runner?.listenHost === undefined ? Option.none() : Option.some(RunnerAddress.make(runner.listenHost, runner.port))
 })
+
+const describeInput = (input: Duration.Input): string =>
+  Option.match(Duration.fromInput(input), {
+    onNone: () => (typeof input === "object" ? JSON.stringify(input) : String(input)),
+    onSome: Duration.format
+  })
+
+/**
+ * Checks the failover timings a process would run with (the result of
+ * {@link shardingConfigOf}, so `sharding` overrides are checked too): each a
+ * finite duration, `shardLockExpiration` whole seconds and at least 1 s,
+ * `shardLockRefreshInterval` shorter than it, the two polling intervals at
+ * least 100 ms. Returns them as `Duration`s. {@link layerSql} runs it first.
+ *
+ * @example
+ * ```ts
+ * const timings = Cluster.validateTimings(Cluster.shardingConfigOf({ shardLockExpiration: "2 seconds" }))
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const validateTimings = (
+  config: Pick<ShardingConfig.ShardingConfig["Service"], TimingField>
+): Effect.Effect<Record<TimingField, Duration.Duration>, SettingsInvalid> =>
+  Effect.suspend(() => {
+    const checked = checkTimings(config)
+    return checked instanceof SettingsInvalid ? Effect.fail(checked) : Effect.succeed(checked)
+  })
+
+type TimingField = (typeof timingFields)[number]
+
+const checkTimings = (
+  config: Pick<ShardingConfig.ShardingConfig["Service"], TimingField>
+): Record<TimingField, Duration.Duration> | SettingsInvalid => {
+  const timings = {} as Record<TimingField, Duration.Duration>
+  for (const field of timingFields) {
+    const input = config[field]
+    const duration = Duration.fromInput(input)
+    if (Option.isNone(duration) || !Duration.isFinite(duration.value) || Duration.toMillis(duration.value) <= 0) {
+      return new SettingsInvalid({
+        setting: field,
+        value: describeInput(input),
+        reason: "is not a finite, positive duration (e.g. 3 seconds, 500 millis)"
+      })
+    }
+    timings[field] = duration.value
+  }
+  const expiration = Duration.toMillis(timings.shardLockExpiration)
+  if (expiration < 1000 || expiration % 1000 !== 0) {
+    return new SettingsInvalid({
+      setting: "shardLockExpiration",
+      value: Duration.format(timings.shardLockExpiration),
+      reason: "must be whole seconds, at least 1 second: effect/cluster's SQL storage expires runners in whole seconds"
+    })
+  }
+  if (Duration.toMillis(timings.shardLockRefreshInterval) >= expiration) {
+    return new SettingsInvalid({
+      setting: "shardLockRefreshInterval",
+      value: Duration.format(timings.shardLockRefreshInterval),
+      reason: `must be shorter than shardLockExpiration (${Duration.format(timings.shardLockExpiration)}), or the locks lapse between refreshes`
+    })
+  }
+  for (const field of ["runnerHealthCheckInterval", "refreshAssignmentsInterval"] as const) {
+    if (Duration.toMillis(timings[field]) < 100) {
+      return new SettingsInvalid({
+        setting: field,
+        value: Duration.format(timings[field]),
+        reason: "must be at least 100 millis: each poll queries PostgreSQL or pings every runner"
+      })
+    }
+  }
+  return timings
+}
 
 /**
  * Where a runner is reached (`host`, `port`: what other processes dial) and,
@@ -250,6 +408,8 @@ const sharedSettings = (
 ): Record<string, string> => ({
   shardsPerGroup: String(config.shardsPerGroup),
   shardGroups: [...config.availableShardGroups].sort().join(","),
+  shardLockExpiration: Duration.format(Duration.fromInputUnsafe(config.shardLockExpiration)),
+  shardLockRefreshInterval: Duration.format(Duration.fromInputUnsafe(config.shardLockRefreshInterval)),
   secretCheck: createHmac("sha256", Redacted.value(secret))
     .update("effect-corps/secret-check")
     .digest("hex")
@@ -317,20 +477,20 @@ export type Services = Sharding.Sharding | Runners.Runners | MessageStorage.Mess
 export const layerSql = (options: {
   readonly settings: Settings
   readonly runner?: Runner | undefined
-}): Layer.Layer<Services | SqlClient.SqlClient, SettingsMismatch | ClusterStartError> => {
+}): Layer.Layer<Services | SqlClient.SqlClient, SettingsMismatch | SettingsInvalid | ClusterStartError> => {
   const { settings, runner } = options
   if (settings.databaseUrl === undefined) {
-    return failLayer<SettingsMismatch | ClusterStartError>(
+    return failLayer<SettingsMismatch | SettingsInvalid | ClusterStartError>(
       new ClusterStartError({ reason: "no database URL (set CORPS_DATABASE_URL)" })
     )
   }
   if (settings.secret === undefined || Redacted.value(settings.secret).length < 16) {
-    return failLayer<SettingsMismatch | ClusterStartError>(
+    return failLayer<SettingsMismatch | SettingsInvalid | ClusterStartError>(
       new ClusterStartError({ reason: "no cluster secret of at least 16 characters (set CORPS_CLUSTER_SECRET)" })
     )
   }
   if (!validPrefix.test(settings.prefix ?? "corps")) {
-    return failLayer<SettingsMismatch | ClusterStartError>(
+    return failLayer<SettingsMismatch | SettingsInvalid | ClusterStartError>(
       new ClusterStartError({
         reason: `invalid cluster table prefix "${settings.prefix}": lower-case letters, digits and _, starting with a letter or _`
       })
@@ -338,6 +498,10 @@ export const layerSql = (options: {
   }
   const prefix = prefixOf(settings)
   const config = shardingConfigOf(settings, runner)
+  const timings = checkTimings(config)
+  if (timings instanceof SettingsInvalid) {
+    return failLayer<SettingsMismatch | SettingsInvalid | ClusterStartError>(timings)
+  }
   const clientProtocol = Auth.layerClientProtocol(settings.secret, settings.tls)
   // effect/cluster's SocketRunner layers, rebuilt with two substitutions:
   // authenticated sockets (Auth.ts) and lost `once` calls failing (LostCalls.ts).
@@ -369,13 +533,13 @@ export const layerSql = (options: {
       const error = Cause.squash(cause)
       return Layer.effectDiscard(
         Effect.fail(
-          error instanceof SettingsMismatch || error instanceof ClusterStartError
+          error instanceof SettingsMismatch || error instanceof SettingsInvalid || error instanceof ClusterStartError
             ? error
             : new ClusterStartError({ reason: error instanceof Error ? error.message : String(error) })
         )
       )
     })
-  ) as Layer.Layer<Services | SqlClient.SqlClient, SettingsMismatch | ClusterStartError>
+  ) as Layer.Layer<Services | SqlClient.SqlClient, SettingsMismatch | SettingsInvalid | ClusterStartError>
 }
 
 const failLayer = <E>(error: E): Layer.Layer<any, E> => Layer.effectDiscard(Effect.fail(error)) as Layer.Layer<any, E>

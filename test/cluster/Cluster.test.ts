@@ -38,7 +38,14 @@ import {
   Teller
 } from "./workers.ts"
 
-const run = makeRun()
+// Explicit failover timings, none of them the `fast` preset's: the runners read them from
+// CORPS_* variables, and would be refused (ClusterSettingsMismatch) if they ran with others.
+const run = makeRun({
+  shardLockExpiration: "4 seconds",
+  shardLockRefreshInterval: "800 millis",
+  runnerHealthCheckInterval: "700 millis",
+  refreshAssignmentsInterval: "400 millis"
+})
 const [p1, p2, p3, p4] = ports(4) as [number, number, number, number]
 let runners: Array<RunnerProcess> = []
 let client: ManagedRuntime.ManagedRuntime<Cluster.Services | SqlClient.SqlClient, unknown>
@@ -322,6 +329,13 @@ describe.runIf(postgres)("cluster", () => {
     assert.strictEqual(error.setting, "shardsPerGroup")
     assert.strictEqual(error.stored, "300")
     assert.strictEqual(error.local, "77")
+    // The lock timings are shared too: a process on the `fast` preset (3 s) cannot join this one (4 s).
+    const { shardLockExpiration: _, ...preset } = run.settings
+    const timing = failureOf(
+      await Effect.runPromise(Effect.exit(Effect.scoped(Layer.build(Cluster.layerSql({ settings: preset })))))
+    )
+    assert.strictEqual(timing._tag, "ClusterSettingsMismatch")
+    assert.deepStrictEqual([timing.setting, timing.stored, timing.local], ["shardLockExpiration", "4s", "3s"])
     // A wrong secret with valid database credentials must not join either:
     // it would take shards that nobody else can reach.
     const impostor = Cluster.layerSql({

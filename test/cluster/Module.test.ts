@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer, Redacted } from "effect"
+import { Cause, ConfigProvider, Duration, Effect, Exit, Layer, Redacted } from "effect"
 import * as Cluster from "../../src/cluster/Cluster.ts"
 import { clusterOptionsOf } from "../../src/cluster/internal/Entities.ts"
 import * as Module from "../../src/cluster/internal/Module.ts"
@@ -115,6 +115,119 @@ describe("cluster/Cluster settings", () => {
     assert.strictEqual(runner.runnerListenAddress._tag, "Some")
     assert.strictEqual(Cluster.shardingConfigOf({}).runnerAddress._tag, "None")
   })
+
+  it("explicit failover timings override the preset, and `sharding` overrides them", () => {
+    const fast = Cluster.shardingConfigOf({})
+    assert.deepStrictEqual(
+      [fast.shardLockExpiration, fast.shardLockRefreshInterval, fast.runnerHealthCheckInterval],
+      [Duration.seconds(3), Duration.seconds(1), Duration.seconds(1)]
+    )
+    assert.deepStrictEqual(fast.refreshAssignmentsInterval, Duration.millis(500))
+    const slow = Cluster.shardingConfigOf({ failover: "default" })
+    assert.deepStrictEqual(slow.shardLockExpiration, Duration.seconds(35))
+    const tuned = Cluster.shardingConfigOf({
+      failover: "default",
+      shardLockExpiration: "4 seconds",
+      refreshAssignmentsInterval: "250 millis",
+      sharding: { refreshAssignmentsInterval: Duration.millis(300) }
+    })
+    assert.strictEqual(tuned.shardLockExpiration, "4 seconds")
+    assert.deepStrictEqual(tuned.shardLockRefreshInterval, Duration.seconds(10))
+    assert.deepStrictEqual(tuned.refreshAssignmentsInterval, Duration.millis(300))
+  })
+
+  it.effect("reads the failover timings from CORPS_* variables; a bad duration is a ConfigError", () =>
+    Effect.gen(function* () {
+      const read = (env: Record<string, string>) =>
+        Effect.provideService(Cluster.settingsFromEnv, ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env }))
+      const settings = yield* read({
+        CORPS_SHARD_LOCK_EXPIRATION: "4 seconds",
+        CORPS_SHARD_LOCK_REFRESH_INTERVAL: "800 millis",
+        CORPS_RUNNER_HEALTH_CHECK_INTERVAL: "2 seconds",
+        CORPS_REFRESH_ASSIGNMENTS_INTERVAL: "250 millis"
+      })
+      assert.deepStrictEqual(
+        [
+          settings.shardLockExpiration,
+          settings.shardLockRefreshInterval,
+          settings.runnerHealthCheckInterval,
+          settings.refreshAssignmentsInterval
+        ],
+        [Duration.seconds(4), Duration.millis(800), Duration.seconds(2), Duration.millis(250)]
+      )
+      const unset = yield* read({})
+      assert.isUndefined(unset.shardLockExpiration)
+      const bad = yield* Effect.flip(read({ CORPS_SHARD_LOCK_EXPIRATION: "3 sekonds" }))
+      assert.strictEqual(bad._tag, "ConfigError")
+      assert.include(bad.message, "CORPS_SHARD_LOCK_EXPIRATION")
+    })
+  )
+
+  it.effect("failover timings that cannot work are a ClusterSettingsInvalid naming the setting", () =>
+    Effect.gen(function* () {
+      const invalid = (settings: Cluster.Settings) =>
+        Effect.flip(Cluster.validateTimings(Cluster.shardingConfigOf(settings)))
+      const cases: Array<[Cluster.Settings, string, string, string]> = [
+        [{ shardLockExpiration: "3 sekonds" as any }, "shardLockExpiration", "3 sekonds", "not a finite, positive"],
+        [{ shardLockExpiration: "Infinity" }, "shardLockExpiration", "Infinity", "not a finite, positive"],
+        [{ runnerHealthCheckInterval: 0 }, "runnerHealthCheckInterval", "0", "not a finite, positive"],
+        [{ shardLockExpiration: "2500 millis" }, "shardLockExpiration", "2s 500ms", "whole seconds"],
+        [{ shardLockExpiration: "500 millis" }, "shardLockExpiration", "500ms", "at least 1 second"],
+        [
+          { shardLockExpiration: "2 seconds", shardLockRefreshInterval: "2 seconds" },
+          "shardLockRefreshInterval",
+          "2s",
+          "shorter than shardLockExpiration (2s)"
+        ],
+        [{ refreshAssignmentsInterval: "50 millis" }, "refreshAssignmentsInterval", "50ms", "at least 100 millis"],
+        [
+          { sharding: { runnerHealthCheckInterval: Duration.millis(10) } },
+          "runnerHealthCheckInterval",
+          "10ms",
+          "at least 100 millis"
+        ]
+      ]
+      for (const [settings, setting, value, reason] of cases) {
+        const error = yield* invalid(settings)
+        assert.strictEqual(error._tag, "ClusterSettingsInvalid")
+        assert.deepStrictEqual([error.setting, error.value], [setting, value])
+        assert.include(error.message, reason)
+      }
+      const ok = yield* Cluster.validateTimings(
+        Cluster.shardingConfigOf({ shardLockExpiration: "2 seconds", shardLockRefreshInterval: "1 second" })
+      )
+      assert.deepStrictEqual(ok.shardLockExpiration, Duration.seconds(2))
+      assert.deepStrictEqual(ok.refreshAssignmentsInterval, Duration.millis(500))
+    })
+  )
+
+  it.effect("a SQL cluster with invalid timings fails before it connects", () =>
+    Effect.gen(function* () {
+      // Nothing listens on port 1: reaching the database would fail with ClusterStartError instead.
+      const error = failureOf(
+        yield* Effect.exit(
+          Effect.scoped(
+            Layer.build(
+              Cluster.layerSql({
+                settings: {
+                  databaseUrl: Redacted.make("postgres://x@127.0.0.1:1/x"),
+                  secret: Redacted.make("x".repeat(20)),
+                  shardLockExpiration: "5 seconds",
+                  shardLockRefreshInterval: "6 seconds"
+                }
+              })
+            )
+          )
+        )
+      )
+      assert.strictEqual(error._tag, "ClusterSettingsInvalid")
+      assert.strictEqual(error.setting, "shardLockRefreshInterval")
+      assert.strictEqual(
+        error.message,
+        "cluster setting shardLockRefreshInterval (6s) must be shorter than shardLockExpiration (5s), or the locks lapse between refreshes"
+      )
+    })
+  )
 
   it.effect("a SQL cluster without a database URL or a strong secret fails with ClusterStartError", () =>
     Effect.gen(function* () {

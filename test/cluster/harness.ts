@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
-import { Effect, Redacted } from "effect"
+import { type Duration, Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { inject } from "vitest"
 import type * as Cluster from "../../src/cluster/Cluster.ts"
@@ -27,14 +27,40 @@ export interface Run {
   readonly prefix: string
   readonly ledger: string
   readonly settings: Cluster.Settings
+  /** The run's failover timings as the runners' environment variables. */
+  readonly env: Readonly<Record<string, string>>
 }
 
-export const makeRun = (): Run => {
+/** Explicit failover timings, as the text of their `CORPS_*` variables. */
+export interface Timings {
+  readonly shardLockExpiration: `${number} ${Duration.Unit}`
+  readonly shardLockRefreshInterval: `${number} ${Duration.Unit}`
+  readonly runnerHealthCheckInterval: `${number} ${Duration.Unit}`
+  readonly refreshAssignmentsInterval: `${number} ${Duration.Unit}`
+}
+
+/** A fresh cluster: the `fast` preset, or explicit `timings` for the client (settings) and runners (env) alike. */
+export const makeRun = (timings?: Timings): Run => {
   const prefix = `corps_t${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`
   return {
     prefix,
     ledger: `${prefix}_ledger`,
-    settings: { databaseUrl: Redacted.make(databaseUrl), secret: Redacted.make(secret), prefix, failover: "fast" }
+    settings: {
+      databaseUrl: Redacted.make(databaseUrl),
+      secret: Redacted.make(secret),
+      prefix,
+      failover: "fast",
+      ...timings
+    },
+    env:
+      timings === undefined
+        ? {}
+        : {
+            CORPS_SHARD_LOCK_EXPIRATION: timings.shardLockExpiration,
+            CORPS_SHARD_LOCK_REFRESH_INTERVAL: timings.shardLockRefreshInterval,
+            CORPS_RUNNER_HEALTH_CHECK_INTERVAL: timings.runnerHealthCheckInterval,
+            CORPS_REFRESH_ASSIGNMENTS_INTERVAL: timings.refreshAssignmentsInterval
+          }
   }
 }
 
@@ -75,6 +101,7 @@ export const startRunner = (
         CORPS_CLUSTER_PREFIX: run.prefix,
         CORPS_CLUSTER_FAILOVER: "fast",
         CORPS_TEST_LEDGER: run.ledger,
+        ...run.env,
         ...options?.env
       },
       stdio: ["ignore", "pipe", "pipe"]

@@ -25,7 +25,7 @@ export const ModuleError = Module.ModuleError
 export const layer = (
   served: Module.Served,
   options: { readonly settings: Cluster.Settings; readonly runner: Cluster.Runner }
-): Layer.Layer<Cluster.Services, Cluster.SettingsMismatch | Cluster.ClusterStartError> =>
+): Layer.Layer<Cluster.Services, Cluster.SettingsMismatch | Cluster.SettingsInvalid | Cluster.ClusterStartError> =>
   layerServe({
     serve: [...served.implementations.values()],
     all: served.implementations,
@@ -33,7 +33,7 @@ export const layer = (
     publish: true
   }).pipe(Layer.provideMerge(Cluster.layerSql({ settings: options.settings, runner: options.runner }))) as Layer.Layer<
     Cluster.Services,
-    Cluster.SettingsMismatch | Cluster.ClusterStartError
+    Cluster.SettingsMismatch | Cluster.SettingsInvalid | Cluster.ClusterStartError
   >
 
 /** A module given as a path (relative to the working directory) or a URL, as a URL. */
