@@ -13,8 +13,42 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import * as Supervision from "./Supervision.ts"
 
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+const Megabytes = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+
+/**
+ * What supervises each thread or process of an Env (docs/supervision.md):
+ * its restart policy, a warm spare, and the health checks that replace it.
+ */
+const health = {
+  /** The Env's supervision policy (restart backoff, intensity limit, outcome). */
+  supervision: Schema.optional(Supervision.Policy),
+  /**
+   * Replace a thread or process whose event loop does not answer a heartbeat
+   * within this many milliseconds (it is killed and counts as a crash with
+   * reason `"hang"`). Off when absent: a handler may legitimately compute
+   * for a long time.
+   */
+  hangTimeoutMillis: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(10))),
+  /** Keep one started spare ready to take over a crashed one at once (default `true`). */
+  spare: Schema.optional(Schema.Boolean)
+}
+
+/**
+ * Memory limits of a worker thread, as Node's `resourceLimits`: a thread
+ * that passes them is replaced (reason `"memory"`).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const ResourceLimits = Schema.Struct({
+  maxOldGenerationSizeMb: Schema.optional(Megabytes),
+  maxYoungGenerationSizeMb: Schema.optional(Megabytes),
+  codeRangeSizeMb: Schema.optional(Megabytes),
+  stackSizeMb: Schema.optional(Megabytes)
+})
 
 /**
  * The caller's own runtime: no serialization, no fiber hand-off.
@@ -31,24 +65,33 @@ export const Local = Schema.Struct({
 
 /**
  * Worker threads of this process; `count` defaults to the available cores.
+ * `supervision`, `hangTimeoutMillis`, `spare` and `resourceLimits` (since
+ * 0.2.0) say how each thread is kept healthy (docs/supervision.md).
  *
  * @since 0.1.0
  * @category schemas
  */
 export const Thread = Schema.Struct({
   kind: Schema.Literal("thread"),
-  count: Schema.optional(Count)
+  count: Schema.optional(Count),
+  ...health,
+  resourceLimits: Schema.optional(ResourceLimits)
 })
 
 /**
  * Child processes of this process; `count` defaults to the available cores.
+ * `supervision`, `hangTimeoutMillis`, `spare` and `maxOldSpaceSizeMb` (since
+ * 0.2.0) say how each process is kept healthy (docs/supervision.md).
  *
  * @since 0.1.0
  * @category schemas
  */
 export const Process = Schema.Struct({
   kind: Schema.Literal("process"),
-  count: Schema.optional(Count)
+  count: Schema.optional(Count),
+  ...health,
+  /** The V8 old-space limit of each process (`--max-old-space-size`): one that passes it is replaced (reason `"memory"`). */
+  maxOldSpaceSizeMb: Schema.optional(Megabytes)
 })
 
 /**

@@ -38,6 +38,12 @@ export * as Env from "./Env.ts"
  */
 export * as Placement from "./Placement.ts"
 /**
+ * Supervision policies: restart backoff, intensity limits, outcomes.
+ *
+ * @since 0.2.0
+ */
+export * as Supervision from "./Supervision.ts"
+/**
  * Workers: contracts, Conc and Func implementations, handles.
  *
  * @since 0.1.0
