@@ -267,8 +267,12 @@ export const recordRestart = (
  * @category intensity
  */
 export interface Backoffs {
-  /** The wait before the next restart at `now`, in ms; `undefined` when the schedule has ended. */
-  readonly next: (now: number) => Effect.Effect<number | undefined>
+  /**
+   * The wait before a restart at `now` (ms) and its attempt number since the
+   * last quiet window (1 for an immediate one); `undefined` when the schedule
+   * has ended.
+   */
+  readonly next: (now: number) => Effect.Effect<{ readonly delayMillis: number; readonly attempt: number } | undefined>
 }
 
 /**
@@ -289,20 +293,21 @@ export const backoffs = (policy: Resolved): Backoffs => {
         last = now
         if (quiet) {
           step = undefined
-          attempt = 0
-          return Effect.succeed(0)
+          attempt = 1
+          return Effect.succeed({ delayMillis: 0, attempt })
         }
         attempt++
+        const current = attempt
         return Effect.gen(function* () {
           step ??= (yield* Schedule.toStep(policy.schedule)) as Step
-          return yield* step!(now, attempt).pipe(
-            Effect.map(([, delay]) => Math.round(Duration.toMillis(delay))),
+          return yield* step(now, current).pipe(
+            Effect.map(([, delay]) => ({ delayMillis: Math.round(Duration.toMillis(delay)), attempt: current })),
             // A schedule that ends (Schedule.recurs, upTo…) gives up, as the intensity limit would.
             Effect.catchCause((cause) =>
               Cause.hasInterrupts(cause) ? Effect.failCause(cause) : Effect.succeed(undefined)
             )
           )
-        }) as Effect.Effect<number | undefined>
+        }) as Effect.Effect<{ readonly delayMillis: number; readonly attempt: number } | undefined>
       })
   }
 }
