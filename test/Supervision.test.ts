@@ -47,9 +47,9 @@ describe("Supervision", () => {
       const draws = yield* Effect.forEach([1, 2, 3, 4, 5], () => Random.next).pipe(Random.withSeed("supervision"))
       const expected = draws.map((r, i) => Supervision.backoffDelay(undefined, i + 1, r))
       const step = yield* Schedule.toStep(Supervision.exponential())
-      const delays = yield* Effect.forEach([1, 2, 3, 4, 5], () => Effect.map(step(0, undefined), ([delay]) => delay)).pipe(
-        Random.withSeed("supervision")
-      )
+      const delays = yield* Effect.forEach([1, 2, 3, 4, 5], () =>
+        Effect.map(step(0, undefined), ([delay]) => delay)
+      ).pipe(Random.withSeed("supervision"))
       assert.deepStrictEqual(delays, expected)
       for (const [i, delay] of delays.entries()) {
         const plain = Math.min(5000, 100 * 2 ** i)
@@ -76,29 +76,31 @@ describe("Supervision", () => {
     assert.deepStrictEqual(Supervision.recordRestart([], 0, { maxRestarts: 0, withinMillis: 1 }).exhausted, true)
   })
 
-  it.effect("backoffs: the first restart after a quiet window is immediate, the next ones back off, a quiet window resets", () =>
-    Effect.gen(function* () {
-      const state = Supervision.backoffs(Supervision.resolve({ backoff: noJitter, withinMillis: 10_000 }))
-      const crashAt = (times: ReadonlyArray<number>) =>
-        Effect.forEach(times, (time) =>
-          Effect.gen(function* () {
-            yield* TestClock.setTime(time)
-            return yield* state.next(yield* Clock.currentTimeMillis)
-          })
-        )
-      assert.deepStrictEqual(yield* crashAt([1000, 1500, 2000, 3000, 4000]), [
-        { delayMillis: 0, attempt: 1 },
-        { delayMillis: 100, attempt: 2 },
-        { delayMillis: 200, attempt: 3 },
-        { delayMillis: 400, attempt: 4 },
-        { delayMillis: 800, attempt: 5 }
-      ])
-      // 10 s without a crash: the backoff starts over.
-      assert.deepStrictEqual(yield* crashAt([14_000, 14_100]), [
-        { delayMillis: 0, attempt: 1 },
-        { delayMillis: 100, attempt: 2 }
-      ])
-    })
+  it.effect(
+    "backoffs: the first restart after a quiet window is immediate, the next ones back off, a quiet window resets",
+    () =>
+      Effect.gen(function* () {
+        const state = Supervision.backoffs(Supervision.resolve({ backoff: noJitter, withinMillis: 10_000 }))
+        const crashAt = (times: ReadonlyArray<number>) =>
+          Effect.forEach(times, (time) =>
+            Effect.gen(function* () {
+              yield* TestClock.setTime(time)
+              return yield* state.next(yield* Clock.currentTimeMillis)
+            })
+          )
+        assert.deepStrictEqual(yield* crashAt([1000, 1500, 2000, 3000, 4000]), [
+          { delayMillis: 0, attempt: 1 },
+          { delayMillis: 100, attempt: 2 },
+          { delayMillis: 200, attempt: 3 },
+          { delayMillis: 400, attempt: 4 },
+          { delayMillis: 800, attempt: 5 }
+        ])
+        // 10 s without a crash: the backoff starts over.
+        assert.deepStrictEqual(yield* crashAt([14_000, 14_100]), [
+          { delayMillis: 0, attempt: 1 },
+          { delayMillis: 100, attempt: 2 }
+        ])
+      })
   )
 
   it.effect("backoffs: a Schedule from code gives the delays, and its end gives up", () =>

@@ -251,8 +251,8 @@ const gated = (client: Client, stopped: ReadonlyMap<string, WorkerStopped>): Cli
  */
 const poolsOfCorps = new Map<string, Set<(error: CorpsFailed) => void>>()
 
-/** What the supervisor acts on: a lost slot, or the failure of the Corps. */
-type Command = { readonly _tag: "lost"; readonly slot: Slot } | { readonly _tag: "failed"; readonly error: CorpsFailed }
+/** What the supervisor acts on: a lost slot, or stopping every Env once the pool is stopped or failed. */
+type Command = { readonly _tag: "lost"; readonly slot: Slot } | { readonly _tag: "stop" }
 
 /**
  * Starts `size` Envs and waits until each is ready; fails with EnvStartError
@@ -325,28 +325,29 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
       })
 
     /**
-     * Pings the Env of `slot` every half `hangTimeoutMillis`; one that does
-     * not answer within `hangTimeoutMillis` (its event loop is blocked) is
-     * killed, and its loss is diagnosed as a hang.
+     * Pings the Env of `slot` every `timeout` ms; one that has not answered
+     * by the next ping (its event loop is blocked) is killed, and its loss is
+     * diagnosed as a hang: found between `timeout` and twice that after the
+     * loop blocks. The ping is never interrupted (an interrupted call waits for
+     * the Env to confirm, which a blocked Env never does): it only sets a flag.
      */
     const heartbeat = (slot: Slot, timeout: number): Effect.Effect<void> =>
-      Effect.sleep(Math.max(1, Math.floor(timeout / 2))).pipe(
-        Effect.andThen(
-          control(slot.client, "ping").pipe(
-            Effect.timeoutOrElse({
-              duration: timeout,
-              orElse: () =>
-                Effect.sync(() => {
-                  slot.spawned.diagnosis.hang = true
-                  slot.spawned.kill()
-                })
-            }),
-            Effect.ignore
+      Effect.suspend(() => {
+        let answered = false
+        slot.client.register({ worker: CONTROL, key: "", method: "ping", payload: null }, () => {
+          answered = true
+        })
+        return Effect.sleep(timeout).pipe(
+          Effect.andThen(
+            Effect.sync(() => {
+              if (answered || slot.link.closeReason !== undefined) return true
+              slot.spawned.diagnosis.hang = true
+              slot.spawned.kill()
+              return false
+            })
           )
-        ),
-        Effect.repeat({ while: () => slot.link.closeReason === undefined }),
-        Effect.asVoid
-      )
+        )
+      }).pipe(Effect.repeat({ while: (alive) => alive && slot.link.closeReason === undefined }), Effect.asVoid)
 
     /** Puts `slot` in service at `index`. */
     const install = (slot: Slot, index: number): Effect.Effect<void> =>
@@ -419,55 +420,50 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
       })
 
     /** Stops the Workers of this pool (outcome `stop`) or fails it with the Corps (outcome `escalate`). */
-    const halt = (error: (request: Wire.Call) => unknown, reason: string): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        if (halted) return Effect.void
-        halted = true
-        for (let index = 0; index < options.size; index++) {
-          clients[index] = refusing(`${options.envName}#${index}`, error, reason)
-        }
-        return stopAll()
-      })
+    /**
+     * Stops or fails the whole pool at once (calls answered from now on get
+     * `error`); its Envs are then stopped by the supervisor. Synchronous, so
+     * that no call slips through between the decision and the event.
+     */
+    const haltNow = (error: (request: Wire.Call) => unknown, reason: string): void => {
+      if (halted) return
+      halted = true
+      for (let index = 0; index < options.size; index++) {
+        clients[index] = refusing(`${options.envName}#${index}`, error, reason)
+      }
+      Queue.offerUnsafe(commands, { _tag: "stop" })
+    }
 
-    const stopWorkers = (detail: string) =>
-      halt(
-        (request) => new WorkerStopped({ worker: request.worker, env: options.envName, reason: detail }),
-        `stopped: ${detail}`
-      )
+    const failPool = (error: CorpsFailed) => haltNow(() => error, `failed: ${error.reason}`)
 
-    const escalate = (detail: string) =>
-      Effect.sync(() => {
-        const error = new CorpsFailed({ corps, env: options.envName, reason: detail })
-        for (const failPool of poolsOfCorps.get(corps) ?? []) failPool(error)
-      })
-
+    /** Applies an exhausted policy's outcome, then reports it. */
     const exhausted = (outcome: Supervision.Outcome, detail: string, worker?: string) =>
-      Effect.andThen(
-        emit({
+      Effect.suspend(() => {
+        if (outcome === "escalate") {
+          // The Corps fails as a whole: every pool of it, this one included.
+          const error = new CorpsFailed({ corps, env: options.envName, reason: detail })
+          for (const fail of [...(poolsOfCorps.get(corps) ?? [])]) fail(error)
+        } else if (worker === undefined) {
+          haltNow(
+            (request) => new WorkerStopped({ worker: request.worker, env: options.envName, reason: detail }),
+            `stopped: ${detail}`
+          )
+        } else {
+          stopped.set(worker, new WorkerStopped({ worker, env: options.envName, reason: detail }))
+        }
+        const watcher = watchers.find((w) => w.worker.name === worker)
+        return emit({
           _tag: "SupervisionExhausted",
           corps,
           at: Date.now(),
           env: options.envName,
           ...(worker === undefined ? {} : { worker }),
           outcome,
-          restarts:
-            worker === undefined
-              ? history.length
-              : (watchers.find((w) => w.worker.name === worker)?.history.length ?? 0),
-          withinMillis:
-            worker === undefined
-              ? policy.withinMillis
-              : (watchers.find((w) => w.worker.name === worker)?.policy.withinMillis ?? 0),
+          restarts: watcher === undefined ? history.length : watcher.history.length,
+          withinMillis: watcher === undefined ? policy.withinMillis : watcher.policy.withinMillis,
           detail
-        }),
-        outcome === "escalate"
-          ? escalate(detail)
-          : worker === undefined
-            ? stopWorkers(detail)
-            : Effect.sync(() => {
-                stopped.set(worker, new WorkerStopped({ worker, env: options.envName, reason: detail }))
-              })
-      )
+        })
+      })
 
     /** Counts a loss of slot `index` against the limits of the Workers it hosts. */
     const countAgainstWorkers = (index: number, at: number, detail: string) =>
@@ -599,14 +595,11 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
     const supervisor = yield* Effect.forkIn(
       Effect.forever(
         Effect.flatMap(Queue.take(commands), (command) =>
-          command._tag === "lost"
-            ? Effect.forkChild(lost(command.slot))
-            : halt(() => command.error, `failed: ${command.error.reason}`)
+          command._tag === "lost" ? Effect.forkChild(lost(command.slot)) : stopAll()
         )
       ),
       scope
     )
-    const failPool = (error: CorpsFailed) => Queue.offerUnsafe(commands, { _tag: "failed", error })
     const pools = poolsOfCorps.get(corps) ?? new Set()
     pools.add(failPool)
     poolsOfCorps.set(corps, pools)
