@@ -25,6 +25,7 @@ import { type CallLost, CorpsFailed, EnvStartError, WorkerStopped } from "../Cor
 import type * as CorpsEvent from "../CorpsEvent.ts"
 import type * as Env from "../Env.ts"
 import type { EventHub } from "../internal/events.ts"
+import { Supervisor } from "../internal/supervisor.ts"
 import type * as Wire from "../internal/wire.ts"
 import * as Supervision from "../Supervision.ts"
 import { split } from "./duplex.ts"
@@ -78,6 +79,8 @@ export interface EnvPoolOptions {
   readonly workers?: ReadonlyArray<SupervisedWorker> | undefined
   /** Where supervision events go (the Corps tree's hub). */
   readonly events?: EventHub | undefined
+  /** Where an exhausted `escalate` policy goes (the Corps' supervisor); absent: this pool's Corps fails alone. */
+  readonly supervisor?: Supervisor | undefined
 }
 
 /** The Envs of one Env name. */
@@ -245,12 +248,6 @@ const gated = (client: Client, stopped: ReadonlyMap<string, WorkerStopped>): Cli
   }
 })
 
-/**
- * The pools of each Corps in this process, by Corps id: an escalation fails
- * all of them (the Corps fails as a whole, not one Env of it).
- */
-const poolsOfCorps = new Map<string, Set<(error: CorpsFailed) => void>>()
-
 /** What the supervisor acts on: a lost slot, or stopping every Env once the pool is stopped or failed. */
 type Command = { readonly _tag: "lost"; readonly slot: Slot } | { readonly _tag: "stop" }
 
@@ -265,6 +262,7 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
     const health = options.health ?? {}
     const policy = Supervision.resolve(health.supervision)
     const corps = options.init(0).corps
+    const corpsSupervisor = options.supervisor ?? new Supervisor(corps, undefined, "escalate")
     const slots: Array<Slot> = []
     /** What `client(index)` answers: the slot's client, or a refusing stand-in once stopped or failed. */
     const clients: Array<Client> = []
@@ -440,9 +438,8 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
     const exhausted = (outcome: Supervision.Outcome, detail: string, worker?: string) =>
       Effect.suspend(() => {
         if (outcome === "escalate") {
-          // The Corps fails as a whole: every pool of it, this one included.
-          const error = new CorpsFailed({ corps, env: options.envName, reason: detail })
-          for (const fail of [...(poolsOfCorps.get(corps) ?? [])]) fail(error)
+          // The Corps fails as a whole (every pool of it, this one included), then its parent decides.
+          corpsSupervisor.escalate(new CorpsFailed({ corps, env: options.envName, reason: detail }))
         } else if (worker === undefined) {
           haltNow(
             (request) => new WorkerStopped({ worker: request.worker, env: options.envName, reason: detail }),
@@ -600,15 +597,12 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
       ),
       scope
     )
-    const pools = poolsOfCorps.get(corps) ?? new Set()
-    pools.add(failPool)
-    poolsOfCorps.set(corps, pools)
+    const unregister = corpsSupervisor.register(failPool)
     yield* Scope.addFinalizer(
       scope,
       Effect.suspend(() => {
         closing = true
-        pools.delete(failPool)
-        if (pools.size === 0) poolsOfCorps.delete(corps)
+        unregister()
         return Effect.andThen(Fiber.interrupt(supervisor), stopAll())
       })
     )

@@ -83,7 +83,8 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
             ? []
             : [{ name: w.impl.worker.key, hosts: hostsFor(w, count), supervision: w.resolved.supervision }]
         ),
-        events: request.events
+        events: request.events,
+        supervisor: request.supervisor
       })
       return targetsOf(request, pool, count)
     })

@@ -205,6 +205,61 @@ describe("Supervision of Envs", () => {
     })
   )
 
+  describe("escalation up a two-level Corps tree", () => {
+    /** Sick in a nested Corps that escalates at its first crash; Healthy in the Corps around it. */
+    const tree = (outer: "escalate" | "stop") =>
+      Corps.layer([SickLive], {
+        module: health,
+        name: "inner",
+        placement: {
+          envs: { a: { kind: "thread", count: 1, supervision: { maxRestarts: 0, outcome: "escalate" } } },
+          workers: { Sick: "a" }
+        }
+      }).pipe(
+        Layer.provideMerge(
+          Corps.layer([HealthyLive], {
+            module: health,
+            name: "outer",
+            placement: { envs: { b: { kind: "thread", count: 1 } }, workers: { Healthy: "b" } },
+            supervision: { outcome: outer }
+          })
+        ),
+        Layer.provide(NodeEnv.layer)
+      )
+
+    const crashInner = Effect.gen(function* () {
+      const events = yield* watchEvents
+      const sick = yield* Sick
+      assert.strictEqual(failureTag(yield* Effect.exit(sick.exit())), "CallLost")
+      const exhausted = yield* events.next("SupervisionExhausted")
+      assert.strictEqual(exhausted.outcome, "escalate")
+      const failed = yield* Effect.flip(sick.square({ n: 1 }))
+      assert.strictEqual(failed._tag, "CorpsFailed")
+      return failed
+    })
+
+    it.live("an enclosing Corps whose outcome is escalate fails too, naming the nested failure", () =>
+      Effect.gen(function* () {
+        const inner = yield* crashInner
+        const outer = yield* Effect.flip((yield* Healthy).where())
+        assert.strictEqual(outer._tag, "CorpsFailed")
+        if (outer._tag === "CorpsFailed" && inner._tag === "CorpsFailed") {
+          assert.notStrictEqual(outer.corps, inner.corps)
+          assert.strictEqual(outer.env, "a")
+          assert.include(outer.reason, `nested Corps ${inner.corps} failed`)
+        }
+      }).pipe(Effect.provide(tree("escalate")), Effect.scoped)
+    )
+
+    it.live("an enclosing Corps whose outcome is stop keeps serving", () =>
+      Effect.gen(function* () {
+        yield* crashInner
+        const place = yield* (yield* Healthy).where()
+        assert.notStrictEqual(place.thread, 0)
+      }).pipe(Effect.provide(tree("stop")), Effect.scoped)
+    )
+  })
+
   it.live("a Worker's own policy stops that Worker while its Env serves the others", () =>
     Effect.gen(function* () {
       const events = yield* watchEvents
