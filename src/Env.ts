@@ -151,20 +151,35 @@ export const local = (options?: { readonly checkSerialization?: boolean | undefi
     ? { kind: "local" }
     : { kind: "local", checkSerialization: options.checkSerialization }
 
-/**
- * Worker threads.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const thread = (options?: { readonly count?: number | undefined }): Env =>
-  options?.count === undefined ? { kind: "thread" } : { kind: "thread", count: options.count }
+/** Drops the options left undefined (placements are exact: an undefined key is not a key). */
+const defined = <A extends object>(options: A | undefined): A =>
+  Object.fromEntries(Object.entries(options ?? {}).filter(([, value]) => value !== undefined)) as A
 
 /**
- * Child processes.
+ * Worker threads; the health options (since 0.2.0) are those of the
+ * placement (docs/supervision.md).
+ *
+ * @example
+ * ```ts
+ * const cpu = Env.thread({ count: 4, hangTimeoutMillis: 5000, supervision: Supervision.policy({ outcome: "stop" }) })
+ * ```
  *
  * @since 0.1.0
  * @category constructors
  */
-export const process = (options?: { readonly count?: number | undefined }): Env =>
-  options?.count === undefined ? { kind: "process" } : { kind: "process", count: options.count }
+export const thread = (options?: Partial<Omit<typeof Thread.Type, "kind">> | undefined): Env => ({
+  kind: "thread",
+  ...defined(options)
+})
+
+/**
+ * Child processes; the health options (since 0.2.0) are those of the
+ * placement (docs/supervision.md).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const process = (options?: Partial<Omit<typeof Process.Type, "kind">> | undefined): Env => ({
+  kind: "process",
+  ...defined(options)
+})

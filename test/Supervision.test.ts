@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Fiber, Random, Schedule } from "effect"
 import { TestClock } from "effect/testing"
-import { Placement, Supervision } from "../src/index.ts"
+import { Env, Placement, Supervision } from "../src/index.ts"
 
 const noJitter = { baseMillis: 100, capMillis: 5000, jitter: 0 }
 
@@ -166,6 +166,18 @@ describe("Supervision", () => {
         const resolved = yield* Placement.resolve(placement, ["Counter", "Relay"])
         assert.deepStrictEqual(resolved.get("Counter")?.supervision, { outcome: "escalate", maxRestarts: 1 })
         assert.isUndefined(resolved.get("Relay")?.supervision)
+      })
+    )
+
+    it.effect("Env.thread and Env.process take the health options, and pass the placement's check", () =>
+      Effect.gen(function* () {
+        const cpu = Env.thread({ count: 2, spare: false, supervision: Supervision.policy({ maxRestarts: 1 }) })
+        assert.deepStrictEqual(cpu, { kind: "thread", count: 2, spare: false, supervision: { maxRestarts: 1 } })
+        const io = Env.process({ maxOldSpaceSizeMb: 64, hangTimeoutMillis: 1000 })
+        assert.deepStrictEqual(io, { kind: "process", maxOldSpaceSizeMb: 64, hangTimeoutMillis: 1000 })
+        const placement = yield* Placement.decode({ envs: { cpu, io } })
+        assert.deepStrictEqual(placement.envs, { cpu, io })
+        assert.deepStrictEqual(Env.thread(), { kind: "thread" })
       })
     )
 
