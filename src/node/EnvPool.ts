@@ -351,6 +351,8 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
     const install = (slot: Slot, index: number): Effect.Effect<void> =>
       Effect.gen(function* () {
         slot.index = index
+        // A spare was started as `<env>#-1`: its CallLost errors must name the slot it now serves.
+        ;(slot.client as { envName: string }).envName = `${options.envName}#${index}`
         slots[index] = slot
         clients[index] = slot.client
         // Lost between its start and now: its close notice may have been taken for another's.
