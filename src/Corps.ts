@@ -23,7 +23,9 @@ import { CorpsEvents, type EventHub, makeHub } from "./internal/events.ts"
 import { contractOf, HandleBase } from "./internal/handle.ts"
 import { type CorpsRecord, recordKey } from "./internal/provided.ts"
 import { CorpsRuntime } from "./internal/runtime.ts"
+import { CorpsSupervisor, Supervisor } from "./internal/supervisor.ts"
 import * as Placement from "./Placement.ts"
+import type * as Supervision from "./Supervision.ts"
 import { type AnyImplementation, type Implementation, makeImplementation } from "./Worker.ts"
 
 /**
@@ -71,6 +73,13 @@ export interface Options {
    * builds the Workers placed in it.
    */
   readonly module?: string | undefined
+  /**
+   * What this Corps does when a Corps nested in it (a `Corps.layer` built
+   * under this one) fails by escalation: `"escalate"` (default) fails this
+   * Corps too and passes the failure up; `"stop"` keeps this Corps serving,
+   * the nested one staying failed. See docs/supervision.md. Since 0.2.0.
+   */
+  readonly supervision?: { readonly outcome?: Supervision.Outcome | undefined } | undefined
 }
 
 /**
@@ -118,16 +127,24 @@ export const layer = <const Members extends ReadonlyArray<AnyImplementation>>(
       const around = Context.getOption(outer, Events)
       const events = around._tag === "Some" ? around.value : yield* makeHub
       const corps = new CorpsRuntime({ name: options?.name ?? "corps", resolved, scope, handleCorps, events })
-      if (envs.length > 0) yield* startEnvs(corps, envs, options!.module!, outer, events)
+      // A nested Corps escalates to the supervisor of the Corps around it.
+      const parent = Context.getOption(outer, CorpsSupervisor)
+      const supervisor = new Supervisor(
+        corps.id,
+        parent._tag === "Some" ? parent.value : undefined,
+        options?.supervision?.outcome ?? "escalate"
+      )
+      if (envs.length > 0) yield* startEnvs(corps, envs, options!.module!, outer, events, supervisor)
       // The record lets a lookup of a Worker the Corps lacks name the Corps (WorkerNotProvided), its members' builders included.
       const record = recordKey(corps.id)
       const info = corpsRecord(corps.name, members)
       const context = yield* corps.build(members, Context.add(outer, record, info))
       corps.publish()
       return Context.add(
-        Context.add(Context.pick(...members.map((m) => m.worker))(context), record, info),
-        Events,
-        events
+        Context.add(Context.add(Context.pick(...members.map((m) => m.worker))(context), record, info), Events, events),
+        // Not in the Layer's type: only a Corps built below this one reads it.
+        CorpsSupervisor,
+        supervisor
       )
     })
   ) as any
@@ -247,7 +264,8 @@ const startEnvs = (
   envs: ReadonlyArray<PlannedEnv>,
   module: string,
   outer: Context.Context<never>,
-  events: EventHub
+  events: EventHub,
+  supervisor: Supervisor
 ) =>
   Effect.gen(function* () {
     serveOuterWorkers(corps, outer)
@@ -260,7 +278,8 @@ const startEnvs = (
         workers: impls.map((impl) => ({ impl, resolved: corps.resolved.get(impl.worker.key)! })),
         dispatcher: corps.dispatcher,
         handleCorps: corps.handleCorps,
-        events
+        events,
+        supervisor
       })
       for (const [worker, target] of targets) corps.remote.set(worker, target)
     }

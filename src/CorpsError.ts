@@ -165,6 +165,43 @@ export class EnvStartError extends Schema.TaggedError<EnvStartError>()("EnvStart
 }
 
 /**
+ * The Worker was stopped by its supervision policy (outcome `"stop"`): the
+ * Env it lives in kept failing past the policy's intensity limit. Every
+ * later call fails at once with this error; the Worker does not come back
+ * while its Corps runs.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class WorkerStopped extends Schema.TaggedError<WorkerStopped>()("WorkerStopped", {
+  worker: Schema.String,
+  env: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.worker} was stopped (Env ${this.env}): ${this.reason}`
+  }
+}
+
+/**
+ * The Corps failed: an Env's supervision policy was exhausted with outcome
+ * `"escalate"` and no enclosing supervisor took the failure over. Every later
+ * call to the Corps' thread and process Envs fails at once with this error.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class CorpsFailed extends Schema.TaggedError<CorpsFailed>()("CorpsFailed", {
+  corps: Schema.String,
+  env: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Corps ${this.corps} failed (Env ${this.env} escalated): ${this.reason}`
+  }
+}
+
+/**
  * The errors any call through a handle can fail with, beside the method's own
  * declared errors.
  *
@@ -179,6 +216,8 @@ export type CallError =
   | SerializationError
   | CallLost
   | CorpsClosed
+  | WorkerStopped
+  | CorpsFailed
 
 /**
  * The Schema of {@link CallError}, used to carry call errors across Envs.
@@ -193,7 +232,9 @@ export const CallError: Schema.Codec<CallError, unknown> = Schema.Union([
   UnknownMethod,
   SerializationError,
   CallLost,
-  CorpsClosed
+  CorpsClosed,
+  WorkerStopped,
+  CorpsFailed
 ]) as any
 
 const describeDefect = (defect: unknown): string => {

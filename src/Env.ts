@@ -13,8 +13,42 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import * as Supervision from "./Supervision.ts"
 
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+const Megabytes = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+
+/**
+ * What supervises each thread or process of an Env (docs/supervision.md):
+ * its restart policy, a warm spare, and the health checks that replace it.
+ */
+const health = {
+  /** The Env's supervision policy (restart backoff, intensity limit, outcome). */
+  supervision: Schema.optional(Supervision.Policy),
+  /**
+   * Replace a thread or process whose event loop does not answer a heartbeat
+   * within this many milliseconds (it is killed and counts as a crash with
+   * reason `"hang"`). Off when absent: a handler may legitimately compute
+   * for a long time.
+   */
+  hangTimeoutMillis: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(10))),
+  /** Keep one started spare ready to take over a crashed one at once (default `true`). */
+  spare: Schema.optional(Schema.Boolean)
+}
+
+/**
+ * Memory limits of a worker thread, as Node's `resourceLimits`: a thread
+ * that passes them is replaced (reason `"memory"`).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const ResourceLimits = Schema.Struct({
+  maxOldGenerationSizeMb: Schema.optional(Megabytes),
+  maxYoungGenerationSizeMb: Schema.optional(Megabytes),
+  codeRangeSizeMb: Schema.optional(Megabytes),
+  stackSizeMb: Schema.optional(Megabytes)
+})
 
 /**
  * The caller's own runtime: no serialization, no fiber hand-off.
@@ -31,24 +65,33 @@ export const Local = Schema.Struct({
 
 /**
  * Worker threads of this process; `count` defaults to the available cores.
+ * `supervision`, `hangTimeoutMillis`, `spare` and `resourceLimits` (since
+ * 0.2.0) say how each thread is kept healthy (docs/supervision.md).
  *
  * @since 0.1.0
  * @category schemas
  */
 export const Thread = Schema.Struct({
   kind: Schema.Literal("thread"),
-  count: Schema.optional(Count)
+  count: Schema.optional(Count),
+  ...health,
+  resourceLimits: Schema.optional(ResourceLimits)
 })
 
 /**
  * Child processes of this process; `count` defaults to the available cores.
+ * `supervision`, `hangTimeoutMillis`, `spare` and `maxOldSpaceSizeMb` (since
+ * 0.2.0) say how each process is kept healthy (docs/supervision.md).
  *
  * @since 0.1.0
  * @category schemas
  */
 export const Process = Schema.Struct({
   kind: Schema.Literal("process"),
-  count: Schema.optional(Count)
+  count: Schema.optional(Count),
+  ...health,
+  /** The V8 old-space limit of each process (`--max-old-space-size`): one that passes it is replaced (reason `"memory"`). */
+  maxOldSpaceSizeMb: Schema.optional(Megabytes)
 })
 
 /**
@@ -108,20 +151,35 @@ export const local = (options?: { readonly checkSerialization?: boolean | undefi
     ? { kind: "local" }
     : { kind: "local", checkSerialization: options.checkSerialization }
 
-/**
- * Worker threads.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const thread = (options?: { readonly count?: number | undefined }): Env =>
-  options?.count === undefined ? { kind: "thread" } : { kind: "thread", count: options.count }
+/** Drops the options left undefined (placements are exact: an undefined key is not a key). */
+const defined = <A extends object>(options: A | undefined): A =>
+  Object.fromEntries(Object.entries(options ?? {}).filter(([, value]) => value !== undefined)) as A
 
 /**
- * Child processes.
+ * Worker threads; the health options (since 0.2.0) are those of the
+ * placement (docs/supervision.md).
+ *
+ * @example
+ * ```ts
+ * const cpu = Env.thread({ count: 4, hangTimeoutMillis: 5000, supervision: Supervision.policy({ outcome: "stop" }) })
+ * ```
  *
  * @since 0.1.0
  * @category constructors
  */
-export const process = (options?: { readonly count?: number | undefined }): Env =>
-  options?.count === undefined ? { kind: "process" } : { kind: "process", count: options.count }
+export const thread = (options?: Partial<Omit<typeof Thread.Type, "kind">> | undefined): Env => ({
+  kind: "thread",
+  ...defined(options)
+})
+
+/**
+ * Child processes; the health options (since 0.2.0) are those of the
+ * placement (docs/supervision.md).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const process = (options?: Partial<Omit<typeof Process.Type, "kind">> | undefined): Env => ({
+  kind: "process",
+  ...defined(options)
+})

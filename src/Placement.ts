@@ -23,6 +23,7 @@ import { Config, Context, Effect, Exit, FileSystem, Layer, Option, Schema, Schem
 import { PlacementError } from "./CorpsError.ts"
 import * as Env from "./Env.ts"
 import { didYouMean } from "./internal/suggest.ts"
+import * as Supervision from "./Supervision.ts"
 
 /**
  * How a Worker is spread over the Envs of its Env reference: `auto` spreads
@@ -45,7 +46,9 @@ export const WorkerPlacement = Schema.Union([
   Schema.Struct({
     env: Schema.String,
     strategy: Schema.optional(Strategy),
-    replicas: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)))
+    replicas: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))),
+    /** The Worker's own supervision policy: its intensity limit and outcome when its Env keeps failing (since 0.2.0). */
+    supervision: Schema.optional(Supervision.Policy)
   })
 ])
 
@@ -82,6 +85,8 @@ export interface Resolved {
   readonly env: Env.Env
   readonly strategy: typeof Strategy.Type
   readonly replicas: number | undefined
+  /** The Worker's own supervision policy, if the placement gives one (since 0.2.0). */
+  readonly supervision?: Supervision.Policy | undefined
 }
 
 /**
@@ -165,6 +170,10 @@ const findUnexpectedKey = (issue: SchemaIssue.Issue, path: ReadonlyArray<string>
 const knownKeys = (input: unknown, path: ReadonlyArray<string>): ReadonlyArray<string> => {
   if (path.length === 0) return Object.keys(Placement.fields)
   if (path.length === 2 && path[0] === "workers") return workerPlacementKeys
+  const last = path[path.length - 1]
+  if (path.length === 3 && last === "supervision") return Object.keys(Supervision.Policy.fields)
+  if (path.length === 4 && last === "backoff") return Object.keys(Supervision.Backoff.fields)
+  if (path.length === 3 && last === "resourceLimits") return Object.keys(Env.ResourceLimits.fields)
   if (path.length === 2 && path[0] === "envs") {
     const env = (input as { envs: Record<string, { kind?: unknown }> }).envs[path[1]!]
     const member = Env.Env.members.find((m) => m.fields.kind.literal === env?.kind)
@@ -335,7 +344,8 @@ export const resolve = (
         envName,
         env,
         strategy: typeof entry === "object" ? (entry.strategy ?? "auto") : "auto",
-        replicas: typeof entry === "object" ? entry.replicas : undefined
+        replicas: typeof entry === "object" ? entry.replicas : undefined,
+        ...(typeof entry === "object" && entry.supervision !== undefined ? { supervision: entry.supervision } : {})
       })
     }
     return Effect.succeed(resolved)

@@ -44,6 +44,12 @@ export * as Placement from "./Placement.ts"
  */
 export * as State from "./State.ts"
 /**
+ * Supervision policies: restart backoff, intensity limits, outcomes.
+ *
+ * @since 0.2.0
+ */
+export * as Supervision from "./Supervision.ts"
+/**
  * Workers: contracts, Conc and Func implementations, handles.
  *
  * @since 0.1.0

@@ -184,7 +184,10 @@ describe("Placement", () => {
       Effect.gen(function* () {
         const cuont = yield* Effect.flip(Placement.decode({ envs: { cpu: { kind: "thread", cuont: 2 } } }))
         assert.strictEqual(cuont.key, "envs.cpu.cuont")
-        assert.strictEqual(cuont.reason, `unknown key "cuont" (did you mean "count"?); known keys here: kind, count`)
+        assert.strictEqual(
+          cuont.reason,
+          `unknown key "cuont" (did you mean "count"?); known keys here: kind, count, supervision, hangTimeoutMillis, spare, resourceLimits`
+        )
         const nested = yield* Effect.flip(
           Placement.decode({ envs: { checked: { kind: "local", checkSerialisation: true } } })
         )
@@ -201,7 +204,7 @@ describe("Placement", () => {
         assert.strictEqual(replica.key, "workers.Hasher.replica")
         assert.strictEqual(
           replica.reason,
-          `unknown key "replica" (did you mean "replicas"?); known keys here: env, strategy, replicas`
+          `unknown key "replica" (did you mean "replicas"?); known keys here: env, strategy, replicas, supervision`
         )
         // The typo is reported, not the missing `env` it leaves behind.
         const evn = yield* Effect.flip(Placement.decode({ workers: { Hasher: { evn: "local" } } }))

@@ -15,6 +15,7 @@ import type { AnyImplementation } from "../Worker.ts"
 import type { Dispatcher } from "./dispatch.ts"
 import type { EventHub } from "./events.ts"
 import type { Target } from "./handle.ts"
+import type { Supervisor } from "./supervisor.ts"
 
 /** The settings of an Env of kind `K`, as the placement gives them. */
 export type EnvOf<K extends Env.Kind> = Extract<Env.Env, { readonly kind: K }>
@@ -40,6 +41,8 @@ export interface StartRequest<K extends Env.Kind = Env.Kind> {
   readonly handleCorps: ReadonlyMap<string, string>
   /** Where the provider reports what its Envs do on their own (started, crashed, restarted…). */
   readonly events: EventHub
+  /** Where the Envs escalate an exhausted policy (the Corps' supervisor; absent: the Corps fails alone). */
+  readonly supervisor?: Supervisor | undefined
 }
 
 /** How to reach each Worker placed in the started Envs: a Target factory per Worker name. */

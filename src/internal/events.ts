@@ -21,8 +21,14 @@ export class EventHub {
     const annotations: Record<string, unknown> = { corps: event.corps, event: event._tag }
     if ("env" in event && event.env !== undefined) annotations.env = event.env
     if ("worker" in event && event.worker !== undefined) annotations.worker = event.worker
-    const level = severity[event._tag]
-    const log = level === "Warning" ? Effect.logWarning(describe(event)) : Effect.logInfo(describe(event))
+    // An Env starting with its Corps is routine: logged at Debug, so programs' output stays theirs.
+    const level = event._tag === "EnvStarted" && event.attempt === 0 ? "Debug" : severity[event._tag]
+    const log =
+      level === "Warning"
+        ? Effect.logWarning(describe(event))
+        : level === "Debug"
+          ? Effect.logDebug(describe(event))
+          : Effect.logInfo(describe(event))
     return PubSub.publish(this.pubsub, event).pipe(
       Effect.andThen(log.pipe(Effect.annotateLogs(annotations))),
       Effect.asVoid

@@ -76,7 +76,15 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
           handleCorps
         }),
         // Calls the Envs make to Workers elsewhere come back to the caller's dispatcher.
-        dispatch: (call) => request.dispatcher.dispatch(call)
+        dispatch: (call) => request.dispatcher.dispatch(call),
+        health: request.env,
+        workers: request.workers.flatMap((w) =>
+          w.resolved.supervision === undefined
+            ? []
+            : [{ name: w.impl.worker.key, hosts: hostsFor(w, count), supervision: w.resolved.supervision }]
+        ),
+        events: request.events,
+        supervisor: request.supervisor
       })
       return targetsOf(request, pool, count)
     })

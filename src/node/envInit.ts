@@ -4,7 +4,11 @@
  * pseudo-Worker, answered with a `Wire.Exit`.
  */
 
-/** The pseudo-Worker of control calls (`ready`, `shutdown`): no user Worker can have this name. */
+/**
+ * The pseudo-Worker of control calls (`ready`, `shutdown`, `ping` for
+ * heartbeats, `adopt` telling a spare its slot): no user Worker can have
+ * this name.
+ */
 export const CONTROL = "$corps"
 
 /** What an Env is told when it starts. */
@@ -12,6 +16,7 @@ export interface EnvInit {
   readonly corps: string
   readonly module: string
   readonly envName: string
+  /** The Env's slot in its pool; -1 for a warm spare, which is told its slot when it takes over (`adopt`). */
   readonly index: number
   /** The Workers to build in this Env; every other exported Worker is reached through the caller. */
   readonly workers: ReadonlyArray<string>

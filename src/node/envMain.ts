@@ -21,6 +21,8 @@ import { fromParent } from "./transport/Link.ts"
 import { serve } from "./transport/Server.ts"
 
 const init: EnvInit = isMainThread ? JSON.parse(process.env[INIT_VARIABLE] ?? "null") : workerData
+/** This Env's slot; a warm spare (index -1) learns it when it takes over a crashed Env (`adopt`). */
+let index = init.index
 
 const local: Placement.Resolved = { envName: "local", env: { kind: "local" }, strategy: "auto", replicas: undefined }
 
@@ -67,7 +69,7 @@ const main = Effect.gen(function* () {
       const hosts = init.hosts[name]
       // An instance whose key belongs to another Env of this name is reached there, through the caller.
       if (hosts !== undefined)
-        partition.set(name, (key) => (hostFor(key, hosts) === init.index ? undefined : viaCaller(key)))
+        partition.set(name, (key) => (hostFor(key, hosts) === index ? undefined : viaCaller(key)))
     }
     const handleCorps = new Map(Object.entries(init.handleCorps))
     runtime = new CorpsRuntime({ name: init.envName, id: init.corps, resolved, scope, remote, partition, handleCorps })
@@ -89,20 +91,26 @@ const main = Effect.gen(function* () {
   )
 
   const answer = Wire.success
-  const control = (method: string): Effect.Effect<Wire.Exit> => {
-    switch (method) {
+  const control = (call: Wire.Call): Effect.Effect<Wire.Exit> => {
+    switch (call.method) {
       case "ready":
         return Effect.map(Deferred.await(ready), (problem) => answer(problem ?? null))
+      // Heartbeat: answered only when the event loop is free, which is the point.
+      case "ping":
+        return Effect.succeed(answer(null))
+      case "adopt":
+        index = call.payload as number
+        return Effect.succeed(answer(null))
       case "shutdown":
         return Effect.as(Scope.close(scope, Exit.void), answer(null))
       default:
-        return Effect.succeed(answer(`unknown control call ${method}`))
+        return Effect.succeed(answer(`unknown control call ${call.method}`))
     }
   }
 
   // Callers wait for `ready` before their first call, so a call finds the runtime built.
   yield* serve(serving, (call) =>
-    call.worker === CONTROL || runtime === undefined ? control(call.method) : runtime.dispatcher.dispatch(call)
+    call.worker === CONTROL || runtime === undefined ? control(call) : runtime.dispatcher.dispatch(call)
   )
 })
 
