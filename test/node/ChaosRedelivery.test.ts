@@ -1,0 +1,307 @@
+/**
+ * Re-delivery of calls lost with a thread or process Env, and quarantine of
+ * poison calls: real Envs taken down by the calls themselves.
+ */
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Layer, Schedule, Stream } from "effect"
+import * as Duration from "effect/Duration"
+import { TestClock } from "effect/testing"
+import { CallLost, PoisonCall } from "../../src/CorpsError.ts"
+import type { CorpsEvent } from "../../src/CorpsEvent.ts"
+import { Corps, type Placement } from "../../src/index.ts"
+import type { Register } from "../../src/internal/dispatch.ts"
+import { makeHub } from "../../src/internal/events.ts"
+import type * as Wire from "../../src/internal/wire.ts"
+import { NodeEnv } from "../../src/node/index.ts"
+import * as Redelivery from "../../src/node/redelivery.ts"
+import { hostFor } from "../../src/node/routing.ts"
+import { BadRetry, BadRetryLive, Job, JobLive, Tally, TallyLive } from "../fixtures/chaos.ts"
+
+const fixtures = new URL("../fixtures/chaos.ts", import.meta.url).href
+
+const corps = (kind: "thread" | "process", count: number) =>
+  Corps.layer([JobLive, TallyLive], {
+    module: fixtures,
+    placement: { envs: { pool: { kind, count } }, default: "pool" } satisfies Placement.Placement
+  }).pipe(Layer.provide(NodeEnv.layer))
+
+/** A fresh path for a `hangOnce` call. */
+const freshPath = (): string => join(mkdtempSync(join(tmpdir(), "corps-redelivery-")), "ran")
+
+/** The error a failed call ended with. */
+const errorOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined => {
+  if (Exit.isSuccess(exit)) return undefined
+  const error = Exit.findErrorOption(exit)
+  return error._tag === "Some" ? error.value : undefined
+}
+
+/** Collects the Corps' events of the given tags while `body` runs. */
+const watching = <A, E, R>(tags: ReadonlyArray<CorpsEvent["_tag"]>, body: Effect.Effect<A, E, R>) =>
+  Effect.gen(function* () {
+    const seen: Array<CorpsEvent> = []
+    const watcher = yield* Effect.forkChild(
+      Corps.events.pipe(
+        Stream.filter((event) => tags.includes(event._tag)),
+        Stream.runForEach((event) => Effect.sync(() => seen.push(event)))
+      ),
+      { startImmediately: true }
+    )
+    const result = yield* body
+    yield* Fiber.interrupt(watcher)
+    return { result, seen }
+  })
+
+/** A key of Tally whose instance lives in slot `index` of `count`. */
+const keyIn = (index: number, count: number): string => {
+  const hosts = Array.from({ length: count }, (_, i) => i)
+  for (let i = 0; ; i++) if (hostFor(`k${i}`, hosts) === index) return `k${i}`
+}
+
+describe("re-delivery", () => {
+  for (const kind of ["thread", "process"] as const) {
+    describe(kind, () => {
+      it.live("an idempotent Func call in flight when its Env dies is sent again and succeeds", () =>
+        Effect.gen(function* () {
+          const job = yield* Job
+          const path = freshPath()
+          const { result, seen } = yield* watching(
+            ["CallRedelivered"],
+            Effect.gen(function* () {
+              // One Env: the call hangs there, the next call takes that Env down with the first still in flight.
+              const first = yield* Effect.forkChild(job.hangOnce({ path }), { startImmediately: true })
+              const killer = yield* Effect.exit(job.poisonNoRetry({ n: 0 }))
+              const lost = errorOf(killer)
+              assert.instanceOf(lost, CallLost)
+              assert.strictEqual(lost.mayHaveRun, true)
+              return yield* Fiber.join(first)
+            })
+          )
+          assert.strictEqual(result, "again")
+          assert.isAtLeast(seen.length, 1)
+          const event = seen[0]!
+          assert.strictEqual(event._tag, "CallRedelivered")
+          if (event._tag === "CallRedelivered") {
+            assert.strictEqual(event.worker, "Job")
+            assert.strictEqual(event.method, "hangOnce")
+            assert.strictEqual(event.attempt, 1)
+          }
+        }).pipe(Effect.provide(corps(kind, 1)), Effect.scoped)
+      )
+
+      it.live("an idempotent Conc call waits for its key's Env to be restarted; other calls fail with CallLost", () =>
+        Effect.gen(function* () {
+          const tally = yield* Tally
+          const key = keyIn(1, 2)
+          const instance = tally.instance(key)
+          const path = freshPath()
+          const first = yield* Effect.forkChild(instance.hangOnce({ path }), { startImmediately: true })
+          const hanging = yield* Effect.forkChild(Effect.exit(instance.once({ n: 1 })), { startImmediately: true })
+          const killer = yield* Effect.exit(instance.exit())
+          assert.strictEqual(errorOf(killer)?._tag, "CallLost")
+          // Not idempotent: it fails, saying it may have run.
+          const other = errorOf(yield* Fiber.join(hanging))
+          assert.instanceOf(other, CallLost)
+          assert.strictEqual(other.mayHaveRun, true)
+          // Idempotent: answered by the restarted Env, whose pid or thread differs.
+          assert.strictEqual(yield* Fiber.join(first), "again")
+          assert.strictEqual(yield* instance.echo({ n: 5 }), 5)
+        }).pipe(Effect.provide(corps(kind, 2)), Effect.scoped)
+      )
+
+      it.live("a poison call is quarantined after 2 crashes (or its quarantineAfter); the Envs keep serving", () =>
+        Effect.gen(function* () {
+          const job = yield* Job
+          const tally = yield* Tally
+          const { result, seen } = yield* watching(
+            ["CallRedelivered", "CallQuarantined"],
+            Effect.gen(function* () {
+              const poison = errorOf(yield* Effect.exit(job.poison({ n: 1 })))
+              const poison3 = errorOf(yield* Effect.exit(job.poison3({ n: 2 })))
+              const concPoison = errorOf(yield* Effect.exit(tally.instance(keyIn(0, 2)).poison()))
+              return { poison, poison3, concPoison }
+            })
+          )
+          assert.strictEqual(result.poison?._tag, "PoisonCall")
+          if (result.poison?._tag === "PoisonCall") {
+            assert.strictEqual(result.poison.worker, "Job")
+            assert.strictEqual(result.poison.method, "poison")
+            assert.strictEqual(result.poison.crashes, 2)
+          }
+          assert.strictEqual(result.poison3?._tag === "PoisonCall" ? result.poison3.crashes : -1, 3)
+          assert.strictEqual(result.concPoison?._tag === "PoisonCall" ? result.concPoison.crashes : -1, 2)
+          const quarantined = seen.filter((event) => event._tag === "CallQuarantined")
+          assert.deepStrictEqual(
+            quarantined.map((event) => (event._tag === "CallQuarantined" ? [event.method, event.crashes] : [])),
+            [
+              ["poison", 2],
+              ["poison3", 3],
+              ["poison", 2]
+            ]
+          )
+          // Every crash but the last of each call was followed by a re-send.
+          assert.isAtLeast(seen.filter((event) => event._tag === "CallRedelivered").length, 1 + 2 + 1)
+          // Both Envs are back: Funcs and every Conc key are served (idempotent calls ride out a restart).
+          const squares = yield* Effect.forEach(
+            Array.from({ length: 20 }, (_, n) => n),
+            (n) => job.square({ n }),
+            {
+              concurrency: 4
+            }
+          )
+          assert.deepStrictEqual(
+            squares,
+            Array.from({ length: 20 }, (_, n) => n * n)
+          )
+          assert.strictEqual(yield* tally.instance(keyIn(0, 2)).echo({ n: 3 }), 3)
+          assert.strictEqual(yield* tally.instance(keyIn(1, 2)).echo({ n: 4 }), 4)
+        }).pipe(Effect.provide(corps(kind, 2)), Effect.scoped)
+      )
+    })
+  }
+
+  it.live("invalid re-delivery options are an EnvStartError at Corps start, naming the method", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        Layer.build(
+          Corps.layer([BadRetryLive], {
+            module: fixtures,
+            placement: { envs: { pool: { kind: "thread", count: 1 } }, default: "pool" }
+          }).pipe(Layer.provide(NodeEnv.layer))
+        ).pipe(Effect.scoped)
+      )
+      assert.strictEqual(error._tag, "EnvStartError")
+      assert.include(error.message, "BadRetry.run: quarantineAfter must be an integer ≥ 1, got 0")
+      // Only the contract is wrong: nothing needed BadRetry in scope to find it.
+      assert.isDefined(BadRetry.methods.run)
+    })
+  )
+
+  it("policiesOf refuses bad retry options and keeps only idempotent, non-stream methods", () => {
+    const worker = (methods: Record<string, object>) => ({ key: "W", methods }) as any
+    assert.strictEqual(
+      Redelivery.policiesOf(worker({ m: { idempotent: true, retry: { times: -1 } } })),
+      "W.m: retry.times must be an integer ≥ 0, got -1"
+    )
+    assert.strictEqual(
+      Redelivery.policiesOf(worker({ m: { idempotent: true, retry: { base: "soon" } } })),
+      "W.m: retry.base is not a duration: soon"
+    )
+    assert.strictEqual(
+      Redelivery.policiesOf(worker({ m: { quarantineAfter: 1.5 } })),
+      "W.m: quarantineAfter must be an integer ≥ 1, got 1.5"
+    )
+    const policies = Redelivery.policiesOf(
+      worker({ a: { idempotent: true }, b: {}, c: { idempotent: true, stream: true }, d: { quarantineAfter: 4 } })
+    )
+    assert.deepStrictEqual(typeof policies === "string" ? policies : [...policies.keys()], ["a"])
+  })
+
+  it.effect("the default retry waits 20, 40, 80… ms, at most 1 s a pause, for 10 re-sends", () =>
+    Effect.gen(function* () {
+      const step = yield* Schedule.toStep(Redelivery.scheduleOf(undefined))
+      const delays: Array<number> = []
+      while (true) {
+        const next = yield* Effect.exit(step(0, lostAt(false)))
+        if (Exit.isFailure(next)) break
+        delays.push(Duration.toMillis(next.value[1]))
+      }
+      assert.deepStrictEqual(delays, [20, 40, 80, 160, 320, 640, 1000, 1000, 1000, 1000])
+      const custom = yield* Schedule.toStep(Redelivery.scheduleOf({ times: 3, base: "50 millis", cap: "120 millis" }))
+      const customDelays: Array<number> = []
+      while (true) {
+        const next = yield* Effect.exit(custom(0, lostAt(false)))
+        if (Exit.isFailure(next)) break
+        customDelays.push(Duration.toMillis(next.value[1]))
+      }
+      assert.deepStrictEqual(customDelays, [50, 100, 120])
+    })
+  )
+
+  it.effect(
+    "redeliver pauses by the schedule (TestClock), counts only losses in flight, and gives up with CallLost",
+    () =>
+      Effect.gen(function* () {
+        const events = yield* makeHub
+        const sent: Array<number> = []
+        // Refused twice (its Env is down), lost in flight once, then answered.
+        const replies: Array<Effect.Effect<Wire.Exit, unknown>> = [
+          Effect.fail(lostAt(false)),
+          Effect.fail(lostAt(false)),
+          Effect.fail(lostAt(true)),
+          Effect.succeed({ _tag: "Success", value: 42 })
+        ]
+        const register: Register = (_call, resume) => {
+          sent.push(sent.length)
+          resume(replies.shift()!)
+          return undefined
+        }
+        const context: Redelivery.Context = { corps: "c", events, closing: () => false }
+        const policy: Redelivery.Policy = { schedule: Redelivery.scheduleOf(undefined), quarantineAfter: 3 }
+        const request: Wire.Call = { worker: "W", key: "", method: "m", payload: null }
+        const fiber = yield* Effect.forkChild(Redelivery.redeliver(context, policy, request, register, lostAt(true)), {
+          startImmediately: true
+        })
+        // The pauses before each re-send: 20, 40, 80, 160 ms.
+        for (const [millis, sends] of [
+          [19, 0],
+          [1, 1],
+          [40, 2],
+          [80, 3],
+          [159, 3],
+          [1, 4]
+        ] as const) {
+          yield* TestClock.adjust(Duration.millis(millis))
+          assert.strictEqual(sent.length, sends)
+        }
+        assert.deepStrictEqual(yield* Fiber.join(fiber), { _tag: "Success", value: 42 })
+
+        // Two losses in flight with quarantineAfter 2: PoisonCall at the second, after one re-send.
+        const poisoned = yield* Effect.forkChild(
+          Effect.flip(
+            Redelivery.redeliver(
+              context,
+              { ...policy, quarantineAfter: 2 },
+              request,
+              (_call, resume) => {
+                resume(Effect.fail(lostAt(true)))
+                return undefined
+              },
+              lostAt(true)
+            )
+          ),
+          { startImmediately: true }
+        )
+        yield* TestClock.adjust(Duration.millis(20))
+        const poison = yield* Fiber.join(poisoned)
+        assert.instanceOf(poison, PoisonCall)
+        assert.strictEqual(poison instanceof PoisonCall ? poison.crashes : -1, 2)
+
+        // Refused every time: the policy gives up with the last CallLost, which may have run (the first attempt was in flight).
+        const refused = yield* Effect.forkChild(
+          Effect.flip(
+            Redelivery.redeliver(
+              context,
+              { schedule: Redelivery.scheduleOf({ times: 2 }), quarantineAfter: 2 },
+              request,
+              (_call, resume) => {
+                resume(Effect.fail(lostAt(false)))
+                return undefined
+              },
+              lostAt(true)
+            )
+          ),
+          { startImmediately: true }
+        )
+        yield* TestClock.adjust(Duration.millis(60))
+        const gaveUp = yield* Fiber.join(refused)
+        assert.instanceOf(gaveUp, CallLost)
+        assert.strictEqual(gaveUp instanceof CallLost ? gaveUp.mayHaveRun : undefined, true)
+      })
+  )
+})
+
+const lostAt = (mayHaveRun: boolean): CallLost =>
+  new CallLost({ worker: "W", method: "m", env: "pool#0", reason: "thread exited with code 7", mayHaveRun })
