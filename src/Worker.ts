@@ -98,15 +98,17 @@ export interface MethodSpec {
 
 /**
  * The data form of a method's `retry`: exponential backoff starting at
- * `base`, doubling each time, each pause at most `cap`, for at most `times`
- * re-sends.
+ * `base`, doubling each time, each pause at most `cap`, for as long as
+ * `within` after the loss and at most `times` re-sends.
  *
  * @since 0.2.0
  * @category models
  */
 export interface RetryPolicy {
-  /** Re-sends at most (an integer ≥ 0; 0 turns re-delivery off). Default 10. */
+  /** Re-sends at most (an integer ≥ 0; 0 turns re-delivery off). Default: no limit but `within`. */
   readonly times?: number | undefined
+  /** How long after the loss the call may still be sent again. Default 30 s. */
+  readonly within?: Duration.Input | undefined
   /** The first pause. Default 20 ms. */
   readonly base?: Duration.Input | undefined
   /** The longest pause. Default 1 s. */
@@ -114,16 +116,22 @@ export interface RetryPolicy {
 }
 
 /**
- * The retry policy of an `idempotent` method that declares none: up to 10
- * re-sends, pausing 20 ms, 40 ms, 80 ms… and at most 1 s (about 5 s of
- * pauses in all), which rides out a thread or process restart (the first
- * re-sends of a call whose Env is down fail at once without running it).
+ * The retry policy of an `idempotent` method that declares none: pauses of
+ * 20 ms, 40 ms, 80 ms… and at most 1 s between re-sends, for up to 30 s
+ * after the loss (the cluster's `retryWithin` default). A re-send to an Env
+ * that is still restarting is refused at once without running, so the
+ * policy is what waits for the replacement: a restart takes ~0.5–1 s on an
+ * idle machine and several seconds on a loaded one.
  *
  * @since 0.2.0
  * @category models
  */
-export const defaultRetry: Required<{ readonly [K in keyof RetryPolicy]: NonNullable<RetryPolicy[K]> }> = {
-  times: 10,
+export const defaultRetry: {
+  readonly within: Duration.Input
+  readonly base: Duration.Input
+  readonly cap: Duration.Input
+} = {
+  within: "30 seconds",
   base: "20 millis",
   cap: "1 second"
 }

@@ -105,13 +105,14 @@ const targetsOf = (
   const context: Redelivery.Context = { corps: request.corps, events: request.events, closing: () => pool.closing }
   // A lost call of an idempotent method goes again the way it went: a Func's picker, a Conc key's slot.
   const redeliverWith =
-    (methods: ReadonlyMap<string, Redelivery.Policy>, register: Register): OnFailure | undefined =>
+    (methods: ReadonlyMap<string, Redelivery.Policy>, route: Redelivery.Route): OnFailure | undefined =>
     (codec, call, failure) => {
       const policy = methods.get(codec.method)
       if (policy === undefined) return undefined
       const lost = Redelivery.lostIn(failure)
-      return lost === undefined ? undefined : Redelivery.redeliver(context, policy, call, register, lost)
+      return lost === undefined ? undefined : Redelivery.redeliver(context, policy, call, route, lost)
     }
+  const isUp = (index: number) => pool.client(index).closeReason === undefined
   const registerOn =
     (client: () => Client): Register =>
     (call, resume) => {
@@ -129,8 +130,9 @@ const targetsOf = (
     const pick = pool.picker(hosts)
     const shared = impl.kind === "func" ? registerOn(pick) : undefined
     const methods = policies.get(impl.worker.key)!
-    const redeliver = (register: Register) => (methods.size === 0 ? undefined : redeliverWith(methods, register))
-    const sharedRedeliver = shared === undefined ? undefined : redeliver(shared)
+    const redeliver = (route: Redelivery.Route) => (methods.size === 0 ? undefined : redeliverWith(methods, route))
+    const sharedRedeliver =
+      shared === undefined ? undefined : redeliver({ register: shared, up: () => hosts.some(isUp) })
     // A Func's stream stays with the replica that opened it.
     const pin =
       impl.kind === "func"
@@ -144,7 +146,14 @@ const targetsOf = (
       const index = hostFor(key, hosts)
       if (shared !== undefined) return remoteTarget(impl.worker, key, sendWith(shared), shared, pin, sharedRedeliver)
       const register = registerOn(() => pool.client(index))
-      return remoteTarget(impl.worker, key, sendWith(register), register, pin, redeliver(register))
+      return remoteTarget(
+        impl.worker,
+        key,
+        sendWith(register),
+        register,
+        pin,
+        redeliver({ register, up: () => isUp(index) })
+      )
     })
   }
   return targets

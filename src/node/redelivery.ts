@@ -42,7 +42,7 @@ export const scheduleOf = (retry: MethodSpec["retry"]): Schedule.Schedule<unknow
   const cap = Duration.fromInputUnsafe(retry?.cap ?? defaultRetry.cap)
   return Schedule.exponential(retry?.base ?? defaultRetry.base).pipe(
     Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, cap))),
-    Schedule.upTo({ times: retry?.times ?? defaultRetry.times })
+    Schedule.upTo({ duration: retry?.within ?? defaultRetry.within, times: retry?.times })
   )
 }
 
@@ -55,7 +55,7 @@ const problemOf = (spec: MethodSpec): string | undefined => {
   if (retry === undefined || Schedule.isSchedule(retry)) return undefined
   if (retry.times !== undefined && !(Number.isInteger(retry.times) && retry.times >= 0))
     return `retry.times must be an integer ≥ 0, got ${retry.times}`
-  for (const part of ["base", "cap"] as const) {
+  for (const part of ["within", "base", "cap"] as const) {
     const value = retry[part]
     if (value !== undefined && Duration.fromInput(value)._tag === "None")
       return `retry.${part} is not a duration: ${String(value)}`
@@ -90,17 +90,26 @@ export const lostIn = (exit: Exit.Failure<unknown, unknown>): CallLost | undefin
 /** A transferred payload left the caller with its first send: its buffers are empty now and cannot be sent again. */
 const moved = (request: Wire.Call): boolean => request.transfer?.some((buffer) => buffer.detached) === true
 
+/** Where a lost call goes again: how to send it, and whether an Env is there to take it. */
+export interface Route {
+  readonly register: Register
+  /** Whether an Env of the route is up; while none is, a pause passes without a re-send. */
+  readonly up: () => boolean
+}
+
 /**
- * Sends `request` again through `register` after it was `lost`, until it is
+ * Sends `request` again through `route` after it was `lost`, until it is
  * answered (its reply), the policy gives up (the last `CallLost`, with
  * `mayHaveRun` true if any attempt may have run), or it has been in flight
- * through `quarantineAfter` losses (`PoisonCall`).
+ * through `quarantineAfter` losses (`PoisonCall`). Each re-send is a
+ * `CallRedelivered` event; a pause that finds the route's Envs still down
+ * sends nothing and reports nothing.
  */
 export const redeliver = (
   context: Context,
   policy: Policy,
   request: Wire.Call,
-  register: Register,
+  route: Route,
   lost: CallLost
 ): Effect.Effect<Wire.Exit, unknown> =>
   Effect.gen(function* () {
@@ -130,6 +139,10 @@ export const redeliver = (
       // The schedule's pause; when it is exhausted the caller gets the last loss.
       const next = yield* Effect.exit(step(last))
       if (Exit.isFailure(next) || context.closing()) return yield* giveUp
+      if (!route.up()) {
+        last = new CallLost({ ...last, mayHaveRun: false })
+        continue
+      }
       attempt++
       yield* context.events.emit({
         _tag: "CallRedelivered",
@@ -139,7 +152,7 @@ export const redeliver = (
         method: request.method,
         attempt
       })
-      const reply = yield* Effect.exit(Effect.callback<Wire.Exit, unknown>((resume) => register(request, resume)))
+      const reply = yield* Effect.exit(Effect.callback<Wire.Exit, unknown>((resume) => route.register(request, resume)))
       if (Exit.isSuccess(reply)) return reply.value
       const again = lostIn(reply as Exit.Failure<unknown, unknown>)
       if (again === undefined) return yield* reply

@@ -199,37 +199,50 @@ describe("re-delivery", () => {
     assert.deepStrictEqual(typeof policies === "string" ? policies : [...policies.keys()], ["a"])
   })
 
-  it.effect("the default retry waits 20, 40, 80… ms, at most 1 s a pause, for 10 re-sends", () =>
+  it.effect("the default retry pauses 20, 40, 80… ms, at most 1 s, for 30 s; the data form sets each bound", () =>
     Effect.gen(function* () {
-      const step = yield* Schedule.toStep(Redelivery.scheduleOf(undefined))
-      const delays: Array<number> = []
-      while (true) {
-        const next = yield* Effect.exit(step(0, lostAt(false)))
-        if (Exit.isFailure(next)) break
-        delays.push(Duration.toMillis(next.value[1]))
-      }
-      assert.deepStrictEqual(delays, [20, 40, 80, 160, 320, 640, 1000, 1000, 1000, 1000])
-      const custom = yield* Schedule.toStep(Redelivery.scheduleOf({ times: 3, base: "50 millis", cap: "120 millis" }))
-      const customDelays: Array<number> = []
-      while (true) {
-        const next = yield* Effect.exit(custom(0, lostAt(false)))
-        if (Exit.isFailure(next)) break
-        customDelays.push(Duration.toMillis(next.value[1]))
-      }
-      assert.deepStrictEqual(customDelays, [50, 100, 120])
+      /** The pauses of a schedule stepped at the times its own pauses give, until it ends. */
+      const pausesOf = (retry: Parameters<typeof Redelivery.scheduleOf>[0]) =>
+        Effect.gen(function* () {
+          const step = yield* Schedule.toStep(Redelivery.scheduleOf(retry))
+          const pauses: Array<number> = []
+          let now = 0
+          while (pauses.length < 1000) {
+            const next = yield* Effect.exit(step(now, lostAt(false)))
+            if (Exit.isFailure(next)) break
+            const pause = Duration.toMillis(next.value[1])
+            pauses.push(pause)
+            now += pause
+          }
+          return pauses
+        })
+      const defaults = yield* pausesOf(undefined)
+      assert.deepStrictEqual(defaults.slice(0, 8), [20, 40, 80, 160, 320, 640, 1000, 1000])
+      // Stepped while at most 30 s have passed since the loss: 1,260 ms of growing pauses, then 29 of 1 s.
+      assert.deepStrictEqual(
+        defaults.slice(6),
+        Array.from({ length: 29 }, () => 1000)
+      )
+      assert.deepStrictEqual(yield* pausesOf({ times: 3, base: "50 millis", cap: "120 millis" }), [50, 100, 120])
+      assert.deepStrictEqual(yield* pausesOf({ within: "1 second", base: "100 millis" }), [100, 200, 400, 800])
+      assert.deepStrictEqual(yield* pausesOf({ times: 0 }), [])
+      // A Schedule is used as it is.
+      assert.deepStrictEqual(yield* pausesOf(Schedule.spaced("5 millis").pipe(Schedule.upTo({ times: 2 }))), [5, 5])
     })
   )
 
   it.effect(
-    "redeliver pauses by the schedule (TestClock), counts only losses in flight, and gives up with CallLost",
+    "redeliver pauses by the schedule (TestClock), sends nothing while the Env is down, counts losses in flight",
     () =>
       Effect.gen(function* () {
         const events = yield* makeHub
+        const seen = yield* Effect.forkChild(Stream.runCollect(Stream.take(events.stream, 2)), {
+          startImmediately: true
+        })
+        let up = false
         const sent: Array<number> = []
-        // Refused twice (its Env is down), lost in flight once, then answered.
+        // Lost in flight once more, then answered.
         const replies: Array<Effect.Effect<Wire.Exit, unknown>> = [
-          Effect.fail(lostAt(false)),
-          Effect.fail(lostAt(false)),
           Effect.fail(lostAt(true)),
           Effect.succeed({ _tag: "Success", value: 42 })
         ]
@@ -241,36 +254,47 @@ describe("re-delivery", () => {
         const context: Redelivery.Context = { corps: "c", events, closing: () => false }
         const policy: Redelivery.Policy = { schedule: Redelivery.scheduleOf(undefined), quarantineAfter: 3 }
         const request: Wire.Call = { worker: "W", key: "", method: "m", payload: null }
-        const fiber = yield* Effect.forkChild(Redelivery.redeliver(context, policy, request, register, lostAt(true)), {
-          startImmediately: true
-        })
-        // The pauses before each re-send: 20, 40, 80, 160 ms.
+        const fiber = yield* Effect.forkChild(
+          Redelivery.redeliver(context, policy, request, { register, up: () => up }, lostAt(true)),
+          { startImmediately: true }
+        )
+        // Pauses of 20 and 40 ms pass with the Env down: nothing is sent.
+        yield* TestClock.adjust(Duration.millis(60))
+        assert.strictEqual(sent.length, 0)
+        up = true
+        // The next pauses, 80 then 160 ms, each end with a re-send.
         for (const [millis, sends] of [
-          [19, 0],
+          [79, 0],
           [1, 1],
-          [40, 2],
-          [80, 3],
-          [159, 3],
-          [1, 4]
+          [159, 1],
+          [1, 2]
         ] as const) {
           yield* TestClock.adjust(Duration.millis(millis))
           assert.strictEqual(sent.length, sends)
         }
         assert.deepStrictEqual(yield* Fiber.join(fiber), { _tag: "Success", value: 42 })
+        const reported = [...(yield* Fiber.join(seen))]
+        assert.deepStrictEqual(
+          reported.map((event) =>
+            event._tag === "CallRedelivered" ? [event.worker, event.method, event.attempt] : []
+          ),
+          [
+            ["W", "m", 1],
+            ["W", "m", 2]
+          ]
+        )
 
         // Two losses in flight with quarantineAfter 2: PoisonCall at the second, after one re-send.
+        const alwaysLost: Redelivery.Route = {
+          register: (_call, resume) => {
+            resume(Effect.fail(lostAt(true)))
+            return undefined
+          },
+          up: () => true
+        }
         const poisoned = yield* Effect.forkChild(
           Effect.flip(
-            Redelivery.redeliver(
-              context,
-              { ...policy, quarantineAfter: 2 },
-              request,
-              (_call, resume) => {
-                resume(Effect.fail(lostAt(true)))
-                return undefined
-              },
-              lostAt(true)
-            )
+            Redelivery.redeliver(context, { ...policy, quarantineAfter: 2 }, request, alwaysLost, lostAt(true))
           ),
           { startImmediately: true }
         )
@@ -278,18 +302,17 @@ describe("re-delivery", () => {
         const poison = yield* Fiber.join(poisoned)
         assert.instanceOf(poison, PoisonCall)
         assert.strictEqual(poison instanceof PoisonCall ? poison.crashes : -1, 2)
+        assert.strictEqual(poison instanceof PoisonCall ? poison.reason : "", "thread exited with code 7")
 
-        // Refused every time: the policy gives up with the last CallLost, which may have run (the first attempt was in flight).
+        // The Env never comes back: the policy gives up with a CallLost that may have run (the first send was in flight).
+        const down: Redelivery.Route = { register: alwaysLost.register, up: () => false }
         const refused = yield* Effect.forkChild(
           Effect.flip(
             Redelivery.redeliver(
               context,
               { schedule: Redelivery.scheduleOf({ times: 2 }), quarantineAfter: 2 },
               request,
-              (_call, resume) => {
-                resume(Effect.fail(lostAt(false)))
-                return undefined
-              },
+              down,
               lostAt(true)
             )
           ),
@@ -299,6 +322,12 @@ describe("re-delivery", () => {
         const gaveUp = yield* Fiber.join(refused)
         assert.instanceOf(gaveUp, CallLost)
         assert.strictEqual(gaveUp instanceof CallLost ? gaveUp.mayHaveRun : undefined, true)
+
+        // A Corps that is closing: no re-send, the caller gets the loss as it was.
+        const closing = yield* Effect.flip(
+          Redelivery.redeliver({ ...context, closing: () => true }, policy, request, alwaysLost, lostAt(true))
+        )
+        assert.instanceOf(closing, CallLost)
       })
   )
 })
