@@ -99,9 +99,12 @@ export class SerializationError extends Schema.TaggedError<SerializationError>()
 
 /**
  * The Env that ran the call was lost (crashed, killed or shut down) before the
- * call completed. The call may or may not have taken effect: retry it only
- * if running it twice is harmless. (Re-delivery of calls declared
- * `idempotent` is planned with supervision.)
+ * call completed. `mayHaveRun` says whether the call may have taken effect:
+ * `true` when it was sent and never answered, `false` when it never left the
+ * caller (its Env was already down); absent when the Env cannot tell (the
+ * cluster, or a peer older than 0.2.0). In thread and process Envs a method
+ * declared `idempotent: true` is sent again instead (docs/redelivery.md), so
+ * its caller sees `CallLost` only once its retry policy is exhausted.
  *
  * @since 0.1.0
  * @category errors
@@ -110,10 +113,13 @@ export class CallLost extends Schema.TaggedError<CallLost>()("CallLost", {
   worker: Schema.String,
   method: Schema.String,
   env: Schema.String,
-  reason: Schema.String
+  reason: Schema.String,
+  /** @since 0.2.0 */
+  mayHaveRun: Schema.optional(Schema.Boolean)
 }) {
   override get message(): string {
-    return `${this.worker}.${this.method} was lost with Env ${this.env}: ${this.reason}`
+    const ran = this.mayHaveRun === undefined ? "" : this.mayHaveRun ? " (it may have run)" : " (it did not run)"
+    return `${this.worker}.${this.method} was lost with Env ${this.env}: ${this.reason}${ran}`
   }
 }
 
@@ -202,6 +208,27 @@ export class CorpsFailed extends Schema.TaggedError<CorpsFailed>()("CorpsFailed"
 }
 
 /**
+ * A call of an `idempotent` method took down the Env that ran it `crashes`
+ * times (its method's `quarantineAfter`, 2 by default): it is quarantined and
+ * never sent again, so one bad payload cannot crash a pool over and over.
+ * The Envs it took down are restarted and keep serving other calls.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class PoisonCall extends Schema.TaggedError<PoisonCall>()("PoisonCall", {
+  worker: Schema.String,
+  method: Schema.String,
+  crashes: Schema.Number,
+  /** Why the Env was lost the last time (`thread exited with code 1`, …). */
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.worker}.${this.method} took down its Env ${this.crashes} times and is quarantined: ${this.reason}`
+  }
+}
+
+/**
  * The errors any call through a handle can fail with, beside the method's own
  * declared errors.
  *
@@ -218,6 +245,7 @@ export type CallError =
   | CorpsClosed
   | WorkerStopped
   | CorpsFailed
+  | PoisonCall
 
 /**
  * The Schema of {@link CallError}, used to carry call errors across Envs.
@@ -234,7 +262,8 @@ export const CallError: Schema.Codec<CallError, unknown> = Schema.Union([
   CallLost,
   CorpsClosed,
   WorkerStopped,
-  CorpsFailed
+  CorpsFailed,
+  PoisonCall
 ]) as any
 
 const describeDefect = (defect: unknown): string => {

@@ -24,9 +24,9 @@
  *
  * @since 0.1.0
  */
-import { Context, type Duration, Effect, Schema, SchemaGetter, type Scope, Stream } from "effect"
+import { Context, type Duration, Effect, type Schedule, Schema, SchemaGetter, type Scope, Stream } from "effect"
 import { Rpc, RpcGroup, type RpcSchema } from "effect/rpc"
-import type { CallError } from "./CorpsError.ts"
+import type { CallError, CallLost } from "./CorpsError.ts"
 import { type HandleBase, type HandleClass, isHandleOf, makeHandleClass, registerContract } from "./internal/handle.ts"
 import { withLookup } from "./internal/provided.ts"
 import { resolveHandle, unreachableEntry } from "./internal/registry.ts"
@@ -42,8 +42,24 @@ import type * as State from "./State.ts"
  * a missing `success` means void, a missing `error` means the method has no
  * typed errors of its own. `stream: true` makes the success a stream of
  * `success` values. `idempotent: true` declares that running a call twice is
- * harmless. It is recorded for supervision, which is not built yet: today a
- * call whose Env died fails with `CallLost` whatever this says.
+ * harmless: in a thread or process Env, a call lost with its Env is sent
+ * again (to another replica of a Func, or to the restarted Env of a Conc
+ * key) under `retry`, and the caller sees only latency; any other call fails
+ * with `CallLost` (docs/redelivery.md). In a cluster Env it makes the method
+ * persisted (docs/cluster.md).
+ *
+ * @example
+ * ```ts
+ * class Resizer extends Worker.Service<Resizer>()("Resizer", {
+ *   resize: {
+ *     payload: { url: Schema.String, width: Schema.Number },
+ *     success: Schema.Uint8Array,
+ *     idempotent: true,
+ *     retry: { times: 5, base: "50 millis" },
+ *     quarantineAfter: 3
+ *   }
+ * }) {}
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -55,12 +71,71 @@ export interface MethodSpec {
   readonly stream?: boolean | undefined
   readonly idempotent?: boolean | undefined
   /**
+   * How a call of an `idempotent` method lost with its thread or process Env
+   * is sent again: a {@link RetryPolicy} or any `Schedule` (its input is the
+   * `CallLost` of the last attempt; when it ends, the caller gets that
+   * `CallLost`). Default: {@link defaultRetry}. Read only when `idempotent`
+   * is `true`, and only by thread and process Envs (streams are never sent
+   * again).
+   *
+   * @since 0.2.0
+   */
+  readonly retry?: RetryPolicy | Schedule.Schedule<unknown, CallLost> | undefined
+  /**
+   * How many times one call of an `idempotent` method may take down its Env
+   * before it is quarantined: it then fails with `PoisonCall` and is never
+   * sent again. An integer ≥ 1; default 2.
+   *
+   * @since 0.2.0
+   */
+  readonly quarantineAfter?: number | undefined
+  /**
    * Move the payload's byte arrays (`Uint8Array` and other typed arrays) to a
    * thread Env instead of copying them: faster for large buffers, but the
    * caller's arrays are emptied (their buffers are detached). Processes copy
    * anyway; the local FastPath passes them as they are.
    */
   readonly transfer?: boolean | undefined
+}
+
+/**
+ * The data form of a method's `retry`: exponential backoff starting at
+ * `base`, doubling each time, each pause at most `cap`, for as long as
+ * `within` after the loss and at most `times` re-sends.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RetryPolicy {
+  /** Re-sends at most (an integer ≥ 0; 0 turns re-delivery off). Default: no limit but `within`. */
+  readonly times?: number | undefined
+  /** How long after the loss the call may still be sent again. Default 30 s. */
+  readonly within?: Duration.Input | undefined
+  /** The first pause. Default 20 ms. */
+  readonly base?: Duration.Input | undefined
+  /** The longest pause. Default 1 s. */
+  readonly cap?: Duration.Input | undefined
+}
+
+/**
+ * The retry policy of an `idempotent` method that declares none: pauses of
+ * 20 ms, 40 ms, 80 ms… and at most 1 s between re-sends, for up to 30 s
+ * after the loss (the cluster's `retryWithin` default). A re-send to an Env
+ * that is still restarting is refused at once without running, so the
+ * policy is what waits for the replacement: a restart takes ~0.5–1 s on an
+ * idle machine and several seconds on a loaded one.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const defaultRetry: {
+  readonly within: Duration.Input
+  readonly base: Duration.Input
+  readonly cap: Duration.Input
+} = {
+  within: "30 seconds",
+  base: "20 millis",
+  cap: "1 second"
 }
 
 /**

@@ -185,6 +185,18 @@ const streamCall = (self: Dispatcher, method: string, payload: unknown): Effect.
 }
 
 /**
+ * What a Target does with a call that failed before its reply came (through
+ * `register`): an Effect that ends with a reply after all (the call sent
+ * again, say), or `undefined` to fail the caller with `failure` as it is.
+ * Only ever asked on that failure path.
+ */
+export type OnFailure = (
+  codec: MethodCodec,
+  request: Wire.Call,
+  failure: Exit.Failure<unknown, unknown>
+) => Effect.Effect<Wire.Exit, unknown> | undefined
+
+/**
  * The caller side for `worker`: encodes the payload, hands the request to
  * `send`, and decodes the reply into the method's success or error.
  */
@@ -193,7 +205,8 @@ export const remoteTarget = (
   key: string,
   send: (request: Wire.Call) => Effect.Effect<Wire.Exit, unknown>,
   register?: Register,
-  pin?: () => (request: Wire.Call) => Effect.Effect<Wire.Exit, unknown>
+  pin?: () => (request: Wire.Call) => Effect.Effect<Wire.Exit, unknown>,
+  onFailure?: OnFailure
 ): Target => {
   const codecs = codecsOf(worker)
   const decode = (codec: MethodCodec, reply: Wire.Exit): Effect.Effect<unknown, unknown> => {
@@ -223,7 +236,9 @@ export const remoteTarget = (
           return register(request, (reply) => {
             if (!Exit.isExit(reply)) return resume(Effect.flatMap(reply, (r) => decode(codec, r)))
             const exit = reply as Exit.Exit<Wire.Exit, unknown>
-            resume(Exit.isSuccess(exit) ? decode(codec, exit.value) : exit)
+            if (Exit.isSuccess(exit)) return resume(decode(codec, exit.value))
+            const recovered = onFailure?.(codec, request, exit)
+            resume(recovered === undefined ? exit : Effect.flatMap(recovered, (r) => decode(codec, r)))
           })
         })
       }

@@ -15,15 +15,16 @@
  * over the batched transport (src/node/transport); the Envs of one name form
  * a pool (src/node/EnvPool.ts). Funcs go to the
  * least-loaded replica, Conc instances live in the Env their key hashes to.
- * A crashed Env fails its calls in flight with `CallLost` at once and is
- * started again for later calls.
+ * A crashed Env is started again for later calls; its calls in flight are
+ * sent again when their method is `idempotent` (src/node/redelivery.ts) and
+ * fail with `CallLost` otherwise.
  *
  * @since 0.1.0
  */
 import { availableParallelism } from "node:os"
 import { Effect, Layer } from "effect"
 import { CorpsClosed, EnvStartError } from "../CorpsError.ts"
-import { type Register, remoteTarget } from "../internal/dispatch.ts"
+import { type OnFailure, type Register, remoteTarget } from "../internal/dispatch.ts"
 import {
   type EnvProvider,
   layer as EnvProviderLayer,
@@ -34,6 +35,7 @@ import type { Target } from "../internal/handle.ts"
 import type * as Wire from "../internal/wire.ts"
 import * as EnvPool from "./EnvPool.ts"
 import type { EnvInit } from "./envInit.ts"
+import * as Redelivery from "./redelivery.ts"
 import { hostFor, hostsOf } from "./routing.ts"
 import type { Client } from "./transport/Client.ts"
 
@@ -54,6 +56,15 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
             reason: `${impl.worker.key} asks for ${resolved.replicas} replicas; Env "${request.envName}" has ${count}`
           })
         }
+      }
+      // Read once here, so that a call never looks its method's policy up.
+      const policies = new Map<string, ReadonlyMap<string, Redelivery.Policy>>()
+      for (const { impl } of request.workers) {
+        const found = Redelivery.policiesOf(impl.worker)
+        if (typeof found === "string") {
+          return yield* new EnvStartError({ env: request.envName, module: request.module, reason: found })
+        }
+        policies.set(impl.worker.key, found)
       }
       const workers = request.workers.map((w) => w.impl.worker.key)
       // Each Env learns which instance keys are its own: a Conc key belongs to exactly one Env.
@@ -86,14 +97,30 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
         events: request.events,
         supervisor: request.supervisor
       })
-      return targetsOf(request, pool, count)
+      return targetsOf(request, pool, count, policies)
     })
 })
 
 /** How each Worker placed in the pool is reached: a Func through its least-loaded host, a Conc key on its own host. */
-const targetsOf = (request: Pick<StartRequest, "corps" | "workers">, pool: EnvPool.EnvPool, count: number): Targets => {
+const targetsOf = (
+  request: Pick<StartRequest, "corps" | "workers" | "events">,
+  pool: EnvPool.EnvPool,
+  count: number,
+  policies: ReadonlyMap<string, ReadonlyMap<string, Redelivery.Policy>>
+): Targets => {
   // Once the Corps is closing, calls fail with CorpsClosed rather than with the CallLost of a stopped Env.
   const closed = Effect.fail(new CorpsClosed({ corps: request.corps }))
+  const context: Redelivery.Context = { corps: request.corps, events: request.events, closing: () => pool.closing }
+  // A lost call of an idempotent method goes again the way it went: a Func's picker, a Conc key's slot.
+  const redeliverWith =
+    (methods: ReadonlyMap<string, Redelivery.Policy>, route: Redelivery.Route): OnFailure | undefined =>
+    (codec, call, failure) => {
+      const policy = methods.get(codec.method)
+      if (policy === undefined) return undefined
+      const lost = Redelivery.lostIn(failure)
+      return lost === undefined ? undefined : Redelivery.redeliver(context, policy, call, route, lost)
+    }
+  const isUp = (index: number) => pool.client(index).closeReason === undefined
   const registerOn =
     (client: () => Client): Register =>
     (call, resume) => {
@@ -110,6 +137,10 @@ const targetsOf = (request: Pick<StartRequest, "corps" | "workers">, pool: EnvPo
     const hosts = hostsFor({ impl, resolved }, count)
     const pick = pool.picker(hosts)
     const shared = impl.kind === "func" ? registerOn(pick) : undefined
+    const methods = policies.get(impl.worker.key)!
+    const redeliver = (route: Redelivery.Route) => (methods.size === 0 ? undefined : redeliverWith(methods, route))
+    const sharedRedeliver =
+      shared === undefined ? undefined : redeliver({ register: shared, up: () => hosts.some(isUp) })
     // A Func's stream stays with the replica that opened it.
     const pin =
       impl.kind === "func"
@@ -121,8 +152,16 @@ const targetsOf = (request: Pick<StartRequest, "corps" | "workers">, pool: EnvPo
     targets.set(impl.worker.key, (key) => {
       // The key's Env is fixed: hash it once per handle, not once per call.
       const index = hostFor(key, hosts)
-      const register = shared ?? registerOn(() => pool.client(index))
-      return remoteTarget(impl.worker, key, sendWith(register), register, pin)
+      if (shared !== undefined) return remoteTarget(impl.worker, key, sendWith(shared), shared, pin, sharedRedeliver)
+      const register = registerOn(() => pool.client(index))
+      return remoteTarget(
+        impl.worker,
+        key,
+        sendWith(register),
+        register,
+        pin,
+        redeliver({ register, up: () => isUp(index) })
+      )
     })
   }
   return targets

@@ -29,7 +29,7 @@ export interface Client {
    * Sends one call and waits for its reply. Interrupting the caller sends an
    * Interrupt frame and waits until the Env confirms that the handler (and its
    * finalizers) finished. Fails with {@link CallLost} if the link closes first
-   * or is already closed.
+   * or is already closed (`mayHaveRun` says which).
    */
   readonly call: (request: Wire.Call) => Effect.Effect<Wire.Exit, CallLost>
   /** Calls sent and not yet answered (including interrupted ones awaiting confirmation). */
@@ -119,7 +119,7 @@ class ClientImpl implements Client {
   ): Effect.Effect<void> | undefined {
     const reason = this.link.closeReason
     if (reason !== undefined) {
-      resume(Effect.fail(this.callLost(request, reason)))
+      resume(Effect.fail(this.callLost(request, reason, false)))
       return undefined
     }
     const id = this.nextId++
@@ -165,12 +165,13 @@ class ClientImpl implements Client {
     this.pending.clear()
     for (const entry of entries) {
       if (entry.confirm !== undefined) entry.confirm(Effect.void)
-      else entry.resume(Effect.fail(this.callLost(entry.request, reason)))
+      else entry.resume(Effect.fail(this.callLost(entry.request, reason, true)))
     }
   }
 
-  callLost(request: Wire.Call, reason: string): CallLost {
-    return new CallLost({ worker: request.worker, method: request.method, env: this.envName, reason })
+  /** `mayHaveRun`: the call was written to the link (it may have reached the Env), rather than refused here. */
+  callLost(request: Wire.Call, reason: string, mayHaveRun: boolean): CallLost {
+    return new CallLost({ worker: request.worker, method: request.method, env: this.envName, reason, mayHaveRun })
   }
 }
 

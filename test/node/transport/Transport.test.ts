@@ -109,10 +109,13 @@ const suite = (kind: EnvKind) =>
         assert.strictEqual(lost.worker, "Echo")
         assert.strictEqual(lost.method, "hang")
         assert.strictEqual(lost.env, env.name)
+        // Sent and never answered: it may have run. Refused by a closed link: it did not.
+        assert.strictEqual(lost.mayHaveRun, true)
         assert.strictEqual(client.inFlight, 0)
         const later = yield* Effect.flip(client.call(request("inc", 1)))
         assert.instanceOf(later, CallLost)
         assert.strictEqual(later.reason, lost.reason)
+        assert.strictEqual(later.mayHaveRun, false)
       })
     )
 
