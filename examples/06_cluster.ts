@@ -19,7 +19,7 @@
  * hosts the `apples` tally and runs the client with `--again`: the tallies
  * that lived there are rebuilt on the other runner, reload their counts from
  * the `<CORPS_CLUSTER_PREFIX>_tally` table and continue from them (the calls
- * are persisted, so they wait out the failover, ~5 s). Output (pids vary, and
+ * are persisted, so they wait out the failover, ~3.5 s). Output (pids vary, and
  * so does which tallies live where):
  *
  *   alice: balance 30 (served by runner 4242)
