@@ -8,14 +8,16 @@
  * After each crash the caller calls again as soon as a call fails (1 ms
  * apart, so a fast-failing call does not spin), until one is answered by a
  * thread or process other than the crashed one: the time includes noticing
- * the crash, any restart delay, starting the replacement and importing the
- * module there.
+ * the crash and putting the replacement in its place (the warm spare, or a
+ * fresh start importing the module). The Env's policy has no backoff and no
+ * intensity limit, so each of the back-to-back crashes measures that
+ * machinery; a policy's backoff adds its own delay on top, by design.
  *
  * Run alone with `npx node bench/recovery.bench.ts`.
  */
 import { Worker as NodeThread } from "node:worker_threads"
 import * as NodeWorker from "@effect/platform-node/NodeWorker"
-import { Context, Effect, Exit, Layer, ManagedRuntime, References, Scope } from "effect"
+import { Context, Effect, Exit, Layer, ManagedRuntime, Queue, References, Scope, Stream } from "effect"
 import { RpcClient } from "effect/rpc"
 import { Corps } from "../src/index.ts"
 import { NodeEnv } from "../src/node/index.ts"
@@ -57,7 +59,19 @@ const corpsRecovery = async (kind: "thread" | "process", crashes: number): Promi
   const runtime = ManagedRuntime.make(
     Corps.layer([CrashyLive], {
       module,
-      placement: { envs: { one: { kind, count: 1 } }, default: "one" }
+      placement: {
+        envs: {
+          one: {
+            kind,
+            count: 1,
+            // The machinery, not a policy: no backoff between these back-to-back crashes (the default
+            // policy restarts at once only after 10 quiet seconds, then waits 100 ms doubling), and no
+            // intensity limit (the default gives up after 10 restarts within 10 s).
+            supervision: { backoff: { baseMillis: 0, capMillis: 0 }, maxRestarts: 1000, withinMillis: 1000 }
+          }
+        },
+        default: "one"
+      }
     }).pipe(
       Layer.provide(NodeEnv.layer),
       // Each crash is logged by the Corps: the figures are what this bench prints.
@@ -69,9 +83,29 @@ const corpsRecovery = async (kind: "thread" | "process", crashes: number): Promi
       Effect.gen(function* () {
         const crashy = yield* Crashy
         const who = crashy.who() as Effect.Effect<string, unknown>
+        // Each crash waits until a warm spare is ready (the SpareReady event): the figure
+        // is a crash's recovery when the pool is ready for it, not a pile-up of back-to-back crashes.
+        const spares = yield* Queue.unbounded<void>()
+        yield* Effect.forkChild(
+          Corps.events.pipe(
+            Stream.filter((event) => event._tag === "SpareReady"),
+            Stream.runForEach(() => Queue.offer(spares, undefined))
+          ),
+          { startImmediately: true }
+        )
         let current = yield* who
         const samples: Array<number> = []
         for (let i = 0; i < crashes; i++) {
+          yield* Queue.take(spares).pipe(
+            Effect.timeoutOrElse({
+              // The first spare may have reported ready before the subscription began.
+              duration: i === 0 ? 5_000 : GIVE_UP_MS,
+              orElse: () =>
+                i === 0
+                  ? Effect.void
+                  : Effect.die(new Error(`no spare was ready ${GIVE_UP_MS} ms after the last recovery`))
+            })
+          )
           const since = performance.now()
           if (kind === "thread") yield* Effect.exit(crashy.exit())
           else process.kill(Number(current.split("/")[0]), "SIGKILL")

@@ -36,6 +36,18 @@ export const EnvStarted = Schema.TaggedStruct("EnvStarted", {
 })
 
 /**
+ * A warm spare of an Env is started and ready to take over the next lost
+ * thread or process of it at once.
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export const SpareReady = Schema.TaggedStruct("SpareReady", {
+  ...common,
+  env: Schema.String
+})
+
+/**
  * Why an Env was found unhealthy.
  *
  * @since 0.2.0
@@ -136,6 +148,7 @@ export const InstanceRestarted = Schema.TaggedStruct("InstanceRestarted", {
  */
 export const CorpsEvent = Schema.Union([
   EnvStarted,
+  SpareReady,
   EnvCrashed,
   EnvRestarting,
   SupervisionExhausted,

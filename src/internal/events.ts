@@ -41,8 +41,9 @@ export class EventHub {
   }
 }
 
-const severity: Record<CorpsEvent["_tag"], "Info" | "Warning"> = {
+const severity: Record<CorpsEvent["_tag"], "Debug" | "Info" | "Warning"> = {
   EnvStarted: "Info",
+  SpareReady: "Debug",
   EnvCrashed: "Warning",
   EnvRestarting: "Info",
   SupervisionExhausted: "Warning",
@@ -55,6 +56,8 @@ const describe = (event: CorpsEvent): string => {
   switch (event._tag) {
     case "EnvStarted":
       return `effect-corps: Env ${event.env}#${event.index} started${event.attempt > 0 ? ` (restart ${event.attempt})` : ""}`
+    case "SpareReady":
+      return `effect-corps: a spare of Env ${event.env} is ready`
     case "EnvCrashed":
       return `effect-corps: Env ${event.env}#${event.index} ${event.reason}: ${event.detail}`
     case "EnvRestarting":

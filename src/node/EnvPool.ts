@@ -385,12 +385,12 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
       refilling = true
       return start(-1).pipe(
         Effect.flatMap((slot) =>
-          Effect.sync(() => {
+          Effect.suspend(() => {
             refilling = false
             if (closing || halted) return slot.link.close
             spare = slot
-            return Effect.void
-          }).pipe(Effect.flatten)
+            return emit({ _tag: "SpareReady", corps, at: Date.now(), env: options.envName })
+          })
         ),
         Effect.catch((error) =>
           Effect.sync(() => {
