@@ -8,16 +8,22 @@
  * one line of `runs`: SIGKILL of a child process, `process.exit` inside a
  * thread, a blocked event loop (found by the pool's heartbeats), and memory
  * exhaustion under a small limit. An Env is only taken down once it answers,
- * so each kill hits a serving Env.
+ * so each kill hits a serving Env. With PostgreSQL, some of the idempotent
+ * calls go to a Conc whose state persists there (the Ledger): it must end
+ * exact, holding every id sent to it once.
  */
 import { readdirSync, readFileSync } from "node:fs"
-import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Layer, References, Stream } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Exit, Fiber, Layer, Redacted, References, Stream } from "effect"
+import { SqlClient } from "effect/sql"
+import { inject } from "vitest"
 import type { CorpsEvent } from "../../src/CorpsEvent.ts"
 import { Corps, type Placement } from "../../src/index.ts"
 import { NodeEnv } from "../../src/node/index.ts"
 import { hostFor } from "../../src/node/routing.ts"
-import { Job, JobLive, Tally, TallyLive } from "../fixtures/chaos.ts"
+import { databaseUrl } from "../cluster/postgres.ts"
+import { Job, JobLive, LEDGER_TABLE, Ledger, LedgerLive, Tally, TallyLive } from "../fixtures/chaos.ts"
 
 const fixtures = new URL("../fixtures/chaos.ts", import.meta.url).href
 
@@ -95,7 +101,7 @@ const runs: ReadonlyArray<readonly [Kind, keyof typeof takeDowns]> = [
 const health = { hangTimeoutMillis: 300, resourceLimits: { maxOldGenerationSizeMb: 48 }, maxOldSpaceSizeMb: 48 }
 
 const corps = (kind: Kind, way: keyof typeof takeDowns) =>
-  Corps.layer([JobLive, TallyLive], {
+  Corps.layer([JobLive, TallyLive, LedgerLive], {
     module: fixtures,
     placement: {
       envs: {
@@ -117,11 +123,17 @@ const corps = (kind: Kind, way: keyof typeof takeDowns) =>
     } satisfies Placement.Placement
   }).pipe(Layer.provide(NodeEnv.layer))
 
+/** PostgreSQL answered the suite's probe: the persisted Ledger takes part (its state lives there). */
+const withLedger: boolean = inject("postgres")
+
+/** The Ledger instance of call `i` in one run (a run id keeps runs apart in the table). */
+const ledgerKey = (run: string, i: number) => `${run}-${i % KEYS}`
+
 /** The outcome of one call: its value, or the tag of the error it failed with. */
 type Outcome = { readonly ok: true; readonly value: number } | { readonly ok: false; readonly tag: string }
 
 /** Call `i` of the mix: an idempotent Func call, an idempotent Conc call, or a call of a method that is not. */
-const callOf = (job: Job["Service"], tally: Tally["Service"], i: number) => {
+const callOf = (job: Job["Service"], tally: Tally["Service"], ledger: Ledger["Service"], run: string, i: number) => {
   const key = `chaos-${i % KEYS}`
   switch (i % 4) {
     case 0:
@@ -130,7 +142,10 @@ const callOf = (job: Job["Service"], tally: Tally["Service"], i: number) => {
       // Held a little, so that Func calls are in flight when an Env goes down.
       return { idempotent: true, expected: i * i, call: job.slow({ n: i, millis: i % 3 }) }
     case 2:
-      return { idempotent: true, expected: i, call: tally.instance(key).echo({ n: i }) }
+      // Half of these go to the Ledger, whose state persists in PostgreSQL (when the database answers).
+      return i % 8 === 6 && withLedger
+        ? { idempotent: true, expected: i, call: ledger.instance(ledgerKey(run, i)).add({ id: i }) }
+        : { idempotent: true, expected: i, call: tally.instance(key).echo({ n: i }) }
     default:
       return {
         idempotent: false,
@@ -158,6 +173,16 @@ const childPids = (): Array<number> =>
 const threadResources = (): number =>
   process.getActiveResourcesInfo().filter((r) => r === "Worker" || r === "MessagePort").length
 
+afterAll(async () => {
+  if (!withLedger) return
+  await Effect.runPromise(
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`DROP TABLE IF EXISTS ${sql(LEDGER_TABLE)}`
+    }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(databaseUrl) })), Effect.orDie)
+  )
+})
+
 describe("chaos", () => {
   for (const [kind, way] of runs) {
     it.live(
@@ -166,10 +191,12 @@ describe("chaos", () => {
         Effect.gen(function* () {
           const threadsBefore = threadResources()
           const childrenBefore = childPids()
-          const { outcomes, kills, events, calls } = yield* Effect.scoped(
+          const { outcomes, kills, events, calls, ledgers } = yield* Effect.scoped(
             Effect.gen(function* () {
               const job = yield* Job
               const tally = yield* Tally
+              const ledger = yield* Ledger
+              const run = `${kind}-${way}-${Date.now().toString(36)}`
               const events: Array<CorpsEvent> = []
               const watcher = yield* Effect.forkChild(
                 Corps.events.pipe(Stream.runForEach((event) => Effect.sync(() => events.push(event)))),
@@ -193,7 +220,7 @@ describe("chaos", () => {
                 })
               )
               const outcomes = new Array<Outcome>(CALLS)
-              const calls = Array.from({ length: CALLS }, (_, i) => callOf(job, tally, i))
+              const calls = Array.from({ length: CALLS }, (_, i) => callOf(job, tally, ledger, run, i))
               let next = 0
               const lane = Effect.gen(function* () {
                 while (next < CALLS) {
@@ -212,8 +239,18 @@ describe("chaos", () => {
               )
               // Every take-down happens, even those that come after the last call has ended.
               yield* Fiber.join(killer)
+              // The persisted Ledger ends exact: each instance holds every id sent to it, once.
+              const ledgers: Record<string, number> = {}
+              if (withLedger) {
+                for (let k = 0; k < KEYS; k++) {
+                  const sent = calls.filter((_, i) => i % 8 === 6 && i % KEYS === k).length
+                  if (sent === 0) continue
+                  const held = yield* ledger.instance(ledgerKey(run, k)).count()
+                  if (held !== sent) ledgers[`${k}`] = held - sent
+                }
+              }
               yield* Fiber.interrupt(watcher)
-              return { outcomes, kills, events, calls }
+              return { outcomes, kills, events, calls, ledgers }
             }).pipe(Effect.provide(corps(kind, way)))
           ).pipe(
             Effect.timeoutOrElse({
@@ -226,6 +263,7 @@ describe("chaos", () => {
           assert.deepStrictEqual(failedIdempotent, [], "every idempotent call succeeds")
           const wrong = outcomes.flatMap((o, i) => (o.ok && o.value !== calls[i]!.expected ? [`${i}: ${o.value}`] : []))
           assert.deepStrictEqual(wrong, [], "every answer is the call's own")
+          assert.deepStrictEqual(ledgers, {}, "every persisted Ledger holds exactly the ids sent to it")
           const otherErrors = outcomes.flatMap((o) => (!o.ok && o.tag !== "CallLost" ? [o.tag] : []))
           assert.deepStrictEqual(otherErrors, [], "other calls fail only with CallLost")
           // The chaos really happened, and calls were really sent again.
