@@ -12,7 +12,6 @@
  * calls go to a Conc whose state persists there (the Ledger): it must end
  * exact, holding every id sent to it once.
  */
-import { readdirSync, readFileSync } from "node:fs"
 import { PgClient } from "@effect/sql-pg"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Layer, Redacted, References, Stream } from "effect"
@@ -24,6 +23,7 @@ import { NodeEnv } from "../../src/node/index.ts"
 import { hostFor } from "../../src/node/routing.ts"
 import { databaseUrl } from "../cluster/postgres.ts"
 import { Job, JobLive, LEDGER_TABLE, Ledger, LedgerLive, Tally, TallyLive } from "../fixtures/chaos.ts"
+import { childPids, threadResources } from "./resources.ts"
 
 const fixtures = new URL("../fixtures/chaos.ts", import.meta.url).href
 
@@ -154,24 +154,6 @@ const callOf = (job: Job["Service"], tally: Tally["Service"], ledger: Ledger["Se
       }
   }
 }
-
-/** The processes this one started that are still running (Linux: read from /proc). */
-const childPids = (): Array<number> =>
-  readdirSync("/proc")
-    .filter((name) => /^\d+$/.test(name))
-    .filter((pid) => {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === process.pid
-      } catch {
-        return false
-      }
-    })
-    .map(Number)
-
-/** Live worker threads and message ports of this thread. */
-const threadResources = (): number =>
-  process.getActiveResourcesInfo().filter((r) => r === "Worker" || r === "MessagePort").length
 
 afterAll(async () => {
   if (!withLedger) return

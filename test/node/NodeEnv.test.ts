@@ -1,13 +1,13 @@
 /**
  * Thread and process Envs: lifecycle, crashes, spreading, start failures.
  */
-import { readdirSync, readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Stream } from "effect"
 import { Corps, type Placement } from "../../src/index.ts"
 import { NodeEnv } from "../../src/node/index.ts"
 import { hostsOf } from "../../src/node/routing.ts"
 import { Hop, HopLive, Probe, ProbeLive, Where, WhereLive } from "../fixtures/envs.ts"
+import { childPids, threadResources } from "./resources.ts"
 
 const fixtures = new URL("../fixtures/envs.ts", import.meta.url).href
 
@@ -25,25 +25,6 @@ const isAlive = (pid: number): boolean => {
     return false
   }
 }
-
-/** The processes this one started that are still running (Linux: read from /proc). */
-const childPids = (): Array<number> =>
-  readdirSync("/proc")
-    .filter((name) => /^\d+$/.test(name))
-    .filter((pid) => {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-        // The command name may hold spaces or parentheses: the fields after it start at the last ")".
-        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === process.pid
-      } catch {
-        return false
-      }
-    })
-    .map(Number)
-
-/** Live worker threads and message ports of this thread. */
-const threadResources = (): number =>
-  process.getActiveResourcesInfo().filter((r) => r === "Worker" || r === "MessagePort").length
 
 describe("NodeEnv", () => {
   for (const kind of ["thread", "process"] as const) {

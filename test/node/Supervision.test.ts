@@ -4,36 +4,19 @@
  * comes back until its policy's limit and then its outcome reaches callers
  * and the event stream, a warm spare takes its slot's Conc keys over.
  */
-import { readdirSync, readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, PubSub, type Scope } from "effect"
 import { Corps, type CorpsEvent, type Placement } from "../../src/index.ts"
 import { NodeEnv } from "../../src/node/index.ts"
 import { Hop, HopLive, Probe, ProbeLive, Where, WhereLive } from "../fixtures/envs.ts"
 import { Healthy, HealthyLive, Sick, SickLive } from "../fixtures/health.ts"
+import { childPids, threadResources } from "./resources.ts"
 
 const health = new URL("../fixtures/health.ts", import.meta.url).href
 const envs = new URL("../fixtures/envs.ts", import.meta.url).href
 
 const sickCorps = (placement: Placement.Placement) =>
   Corps.layer([SickLive, HealthyLive], { module: health, placement }).pipe(Layer.provide(NodeEnv.layer))
-
-/** The processes this one started that are still running (Linux: read from /proc). */
-const childPids = (): Array<number> =>
-  readdirSync("/proc")
-    .filter((name) => /^\d+$/.test(name))
-    .filter((pid) => {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === process.pid
-      } catch {
-        return false
-      }
-    })
-    .map(Number)
-
-const threadResources = (): number =>
-  process.getActiveResourcesInfo().filter((r) => r === "Worker" || r === "MessagePort").length
 
 /** The Corps' events from now on, and a way to wait for the next one that matches. */
 const watchEvents = Effect.gen(function* () {
