@@ -39,7 +39,7 @@
  *
  * @since 0.2.0
  */
-import { Context, Effect, Layer, Redacted, type Schema } from "effect"
+import { Context, Effect, Layer, Redacted, Schedule, type Schema } from "effect"
 import { KeyValueStore } from "effect/persistence"
 import type { SqlClient } from "effect/sql"
 
@@ -142,7 +142,7 @@ export const postgres = (options: PostgresOptions): Store =>
       Effect.map(
         Effect.promise(() => import("@effect/sql-pg")),
         ({ PgClient }) =>
-          KeyValueStore.layerSql({ table: options.table }).pipe(
+          layerSqlStore(options.table).pipe(
             Layer.provide(
               PgClient.layer({
                 url: typeof options.url === "string" ? Redacted.make(options.url) : options.url,
@@ -164,7 +164,27 @@ export const postgres = (options: PostgresOptions): Store =>
  * @category constructors
  */
 export const sql = (client: Layer.Layer<SqlClient.SqlClient, unknown>, options: { readonly table: string }): Store =>
-  fromKeyValueStore(KeyValueStore.layerSql({ table: options.table }).pipe(Layer.provide(client)), "sql")
+  fromKeyValueStore(layerSqlStore(options.table).pipe(Layer.provide(client)), "sql")
+
+/**
+ * effect's SQL `KeyValueStore`, whose building creates its table if missing.
+ * Several Envs (threads, processes, runners) building it at once on a fresh
+ * table race in PostgreSQL's `CREATE TABLE IF NOT EXISTS` (the loser fails on
+ * a catalog unique index, as a defect of the layer): a build that fails is
+ * tried again a few times, and by then the table exists.
+ */
+const layerSqlStore = (table: string): Layer.Layer<KeyValueStore.KeyValueStore, never, SqlClient.SqlClient> =>
+  Layer.effect(KeyValueStore.KeyValueStore)(
+    Effect.gen(function* () {
+      const scope = yield* Effect.scope
+      const context = yield* Layer.buildWithScope(KeyValueStore.layerSql({ table }), scope).pipe(
+        Effect.catchCause((cause) => Effect.fail(cause)),
+        Effect.retry({ times: 4, schedule: Schedule.exponential("20 millis") }),
+        Effect.catch((cause) => Effect.failCause(cause))
+      )
+      return Context.get(context, KeyValueStore.KeyValueStore)
+    })
+  ) as Layer.Layer<KeyValueStore.KeyValueStore, never, SqlClient.SqlClient>
 
 /**
  * When a persisted Conc writes its state to the store.

@@ -289,6 +289,28 @@ const dropTable = Effect.gen(function* () {
 }).pipe(Effect.provide(Sql), Effect.orDie)
 
 describe.runIf(postgres)("persisted state (PostgreSQL)", () => {
+  it.live("Envs opening the same fresh table at once all succeed (its creation races in PostgreSQL)", () =>
+    Effect.gen(function* () {
+      const fresh = `corps_state_race_${Date.now().toString(36)}`
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`DROP TABLE IF EXISTS ${sql(fresh)}`
+        }).pipe(Effect.provide(Sql), Effect.orDie)
+      )
+      // As 8 threads or processes starting together would, each with its own connection pool.
+      const opened = yield* Effect.forEach(
+        Array.from({ length: 8 }),
+        () => Effect.exit(Effect.scoped(Layer.build(State.postgres({ url: databaseUrl, table: fresh }).layer))),
+        { concurrency: "unbounded" }
+      )
+      assert.deepStrictEqual(
+        opened.map((exit) => exit._tag),
+        Array.from({ length: 8 }, () => "Success")
+      )
+    })
+  )
+
   it.live(
     "a process Env killed with SIGKILL comes back with exactly the acknowledged increments",
     () =>
