@@ -178,7 +178,7 @@ const layerSqlStore = (table: string): Layer.Layer<KeyValueStore.KeyValueStore, 
     Effect.gen(function* () {
       const scope = yield* Effect.scope
       const context = yield* Layer.buildWithScope(KeyValueStore.layerSql({ table }), scope).pipe(
-        Effect.catchCause((cause) => Effect.fail(cause)),
+        Effect.sandbox,
         Effect.retry({ times: 4, schedule: Schedule.exponential("20 millis") }),
         Effect.catch((cause) => Effect.failCause(cause))
       )

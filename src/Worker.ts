@@ -657,10 +657,7 @@ export const Service =
       }
     }
     for (const [method, spec] of Object.entries(methods)) {
-      const accessor = (payload: unknown) =>
-        Effect.map(Worker as any, (handle: any) => handle[method](payload)).pipe(
-          spec.stream ? (e: any) => e : Effect.flatten
-        )
+      const accessor = (payload: unknown) => (Worker as any).use((handle: any) => handle[method](payload))
       Object.defineProperty(Worker, method, {
         value: spec.stream ? streamAccessor(Worker, method) : accessor,
         enumerable: false

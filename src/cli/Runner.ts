@@ -19,8 +19,6 @@
  *
  * @since 0.2.0
  */
-import { isAbsolute, resolve } from "node:path"
-import { pathToFileURL } from "node:url"
 import { Config, Effect, FileSystem, Layer, Option, Redacted, Schema } from "effect"
 import { CliError, Command, Flag } from "effect/cli"
 import * as Cluster from "../cluster/Cluster.ts"
@@ -153,11 +151,6 @@ export interface Plan {
   readonly settings: Cluster.Settings
 }
 
-const toUrl = (module: string): string =>
-  /^[a-z][a-z0-9+.-]+:/i.test(module) && !/^[a-z]:[\\/]/i.test(module)
-    ? module
-    : pathToFileURL(isAbsolute(module) ? module : resolve(module)).href
-
 // A file written by an editor or `echo` ends with a newline that is not part of the secret.
 const secretOf = (text: string): string => text.replace(/\r?\n$/, "")
 
@@ -198,7 +191,7 @@ export const plan = (input: Input): Effect.Effect<Plan, RunnerStartError, FileSy
       onSome: (listenHost) => ({ ...input.address, listenHost })
     })
     return {
-      moduleUrl: toUrl(input.module),
+      moduleUrl: Runner.toUrl(input.module),
       runner,
       settings: {
         ...env,

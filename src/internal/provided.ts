@@ -67,7 +67,10 @@ const makeWorkerKeyProto = (service: any): object => ({
   }),
   toJSON: service.toJSON,
   use(this: Context.Key<any, any>, f: (handle: any) => Effect.Effect<any, any, any>) {
-    return Effect.withFiber((fiber) => Effect.flatMap(lookup(this, fiber.context), f))
+    return Effect.withFiber((fiber) => {
+      const handle = Context.getOrUndefined(fiber.context, this)
+      return handle === undefined ? Exit.die(notProvided(this.key, fiber.context)) : f(handle)
+    })
   },
   useSync(this: Context.Key<any, any>, f: (handle: any) => any) {
     return Effect.withFiber((fiber) => Exit.map(lookup(this, fiber.context), f))

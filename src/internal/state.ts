@@ -181,6 +181,15 @@ export const persistedBuild =
                 throw defect
               }
               if (!isEffectResult(result)) return ended(Exit.succeed(result))
+              // A handler that answers with an Exit (`Effect.succeed`, `Effect.fail`…) stays an Exit, so the
+              // Conc keeps its synchronous path when no write is due.
+              if (Exit.isExit(result)) {
+                if (Exit.isFailure(result) && (Cause.hasDies(result.cause) || Cause.hasInterrupts(result.cause))) {
+                  rollBack()
+                  return result
+                }
+                return ended(result as Exit.Exit<unknown, unknown>)
+              }
               return Effect.onInterrupt(
                 Effect.matchCauseEffect(result, {
                   onSuccess: (value) => ended(Exit.succeed(value)),

@@ -85,9 +85,10 @@ export interface EnvPoolOptions {
 
 /** The Envs of one Env name. */
 export interface EnvPool {
-  readonly size: number
   /** Whether the pool's scope is closing: no call should be sent any more. */
   readonly closing: boolean
+  /** The error of a Worker stopped by its own policy (its calls fail at once with it), or `undefined`. */
+  readonly stoppedError: (worker: string) => WorkerStopped | undefined
   /**
    * The client of the Env in slot `index` (a restarted Env has a new one; a
    * stopped or failed pool answers every call at once with its typed error).
@@ -223,30 +224,6 @@ const refusing = (envName: string, error: (request: Wire.Call) => unknown, reaso
     }
   }
 }
-
-/** A client whose calls to stopped Workers fail at once; the others go through. */
-const gated = (client: Client, stopped: ReadonlyMap<string, WorkerStopped>): Client => ({
-  envName: client.envName,
-  get inFlight() {
-    return client.inFlight
-  },
-  get closeReason() {
-    return client.closeReason
-  },
-  close: client.close,
-  call: (request) => {
-    const error = stopped.get(request.worker)
-    return error === undefined
-      ? client.call(request)
-      : (Effect.fail(error) as unknown as Effect.Effect<never, CallLost>)
-  },
-  register: (request, resume) => {
-    const error = stopped.get(request.worker)
-    if (error === undefined) return client.register(request, resume)
-    resume(Effect.fail(error) as unknown as Effect.Effect<never, CallLost>)
-    return undefined
-  }
-})
 
 /** What the supervisor acts on: a lost slot, or stopping every Env once the pool is stopped or failed. */
 type Command = { readonly _tag: "lost"; readonly slot: Slot } | { readonly _tag: "stop" }
@@ -419,7 +396,6 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
         )
       })
 
-    /** Stops the Workers of this pool (outcome `stop`) or fails it with the Corps (outcome `escalate`). */
     /**
      * Stops or fails the whole pool at once (calls answered from now on get
      * `error`); its Envs are then stopped by the supervisor. Synchronous, so
@@ -611,12 +587,12 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
     yield* refillSpare
 
     let turn = 0
-    const client = (index: number): Client => (stopped.size === 0 ? clients[index]! : gated(clients[index]!, stopped))
+    const client = (index: number): Client => clients[index]!
     return {
-      size: options.size,
       get closing() {
         return closing
       },
+      stoppedError: (worker) => stopped.get(worker),
       client,
       picker: (hosts) => () => leastLoaded(client, hosts, turn++ % hosts.length)
     }

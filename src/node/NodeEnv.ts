@@ -128,6 +128,12 @@ const targetsOf = (
         resume(closed)
         return undefined
       }
+      // A Worker stopped by its own policy while its Env serves the others: its calls fail at once.
+      const stopped = pool.stoppedError(call.worker)
+      if (stopped !== undefined) {
+        resume(Effect.fail(stopped))
+        return undefined
+      }
       return client().register(call, resume)
     }
   const sendWith = (register: Register) => (call: Wire.Call) =>
@@ -150,9 +156,9 @@ const targetsOf = (
           }
         : undefined
     targets.set(impl.worker.key, (key) => {
-      // The key's Env is fixed: hash it once per handle, not once per call.
-      const index = hostFor(key, hosts)
       if (shared !== undefined) return remoteTarget(impl.worker, key, sendWith(shared), shared, pin, sharedRedeliver)
+      // A Conc key's Env is fixed: hash it once per handle, not once per call.
+      const index = hostFor(key, hosts)
       const register = registerOn(() => pool.client(index))
       return remoteTarget(
         impl.worker,

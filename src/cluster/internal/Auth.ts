@@ -53,7 +53,7 @@ const HANDSHAKE_TIMEOUT_MS = 5_000
  * first byte is dropped. Frames are at most 16 MiB (effect's SchemaBinary
  * default), which takes a fraction of this on any network runners share.
  */
-export const FRAME_TIMEOUT_MS = 10_000
+const FRAME_TIMEOUT_MS = 10_000
 
 const mac = (secret: string, role: "dialer" | "runner", nonceR: string, nonceD: string): string =>
   createHmac("sha256", secret).update(`${role}|${nonceR}|${nonceD}`).digest("hex")
@@ -142,7 +142,7 @@ const remoteOf = (conn: Net.Socket): string => `${conn.remoteAddress ?? "?"}:${c
  * @since 0.1.0
  * @category layers
  */
-export const layerSocketServer = (
+const layerSocketServer = (
   secret: Redacted.Redacted<string>,
   tls?: Tls | undefined,
   frameTimeoutMs: number = FRAME_TIMEOUT_MS

@@ -151,7 +151,7 @@ const slotId = (slot: number): string => `~${slot}`
  * thread's structured clone refuses them: so the cluster path refuses them
  * too, with a SerializationError.
  */
-export const unserializable = (value: unknown): string | undefined => walk(value, "", undefined)
+const unserializable = (value: unknown): string | undefined => walk(value, "", undefined)
 
 const walk = (value: unknown, path: string, seen: Set<object> | undefined): string | undefined => {
   switch (typeof value) {

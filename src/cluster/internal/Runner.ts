@@ -10,12 +10,6 @@ import * as Cluster from "../Cluster.ts"
 import * as Module from "./Module.ts"
 import { layerServe } from "./Serve.ts"
 
-/** What a runner serves (the implementations of one module). */
-export type Served = Module.Served
-
-/** The error of a module that cannot be served. */
-export const ModuleError = Module.ModuleError
-
 /**
  * The layer of a runner serving `served`: one entity per implementation, on a
  * PostgreSQL-backed cluster process listening at `runner`. The builders get
@@ -36,9 +30,14 @@ export const layer = (
     Cluster.SettingsMismatch | Cluster.SettingsInvalid | Cluster.ClusterStartError
   >
 
-/** A module given as a path (relative to the working directory) or a URL, as a URL. */
+/**
+ * A module given as a path (relative to the working directory) or a URL, as
+ * a URL. A drive letter (`C:\app.ts`) is a path, not a URL scheme.
+ */
 export const toUrl = (module: string): string =>
-  /^[a-z]+:/.test(module) ? module : pathToFileURL(isAbsolute(module) ? module : resolve(module)).href
+  /^[a-z][a-z0-9+.-]+:/i.test(module) && !/^[a-z]:[\\/]/i.test(module)
+    ? module
+    : pathToFileURL(isAbsolute(module) ? module : resolve(module)).href
 
 /** Imports the module named by a path or URL and collects what it serves. */
 export const load = (module: string): Effect.Effect<Module.Served, Module.ModuleError> => Module.load(toUrl(module))
