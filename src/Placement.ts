@@ -265,15 +265,14 @@ export const fromConfig: Effect.Effect<Placement, PlacementError> = Effect.gen(f
 export class CurrentPlacement extends Context.Service<CurrentPlacement, Placement>()("effect-corps/Placement") {}
 
 /**
- * Provides a placement to the Corps built below it. The placement is checked
- * like one read from a file: a bad entry (an unknown key, say) fails the
+ * Provides a placement to the Corps built below it. The Corps checks it like
+ * one read from a file: a bad entry (an unknown key, say) fails the Corps'
  * layer with its `PlacementError`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (placement: Placement): Layer.Layer<CurrentPlacement, PlacementError> =>
-  Layer.effect(CurrentPlacement, decode(placement))
+export const layer = (placement: Placement): Layer.Layer<CurrentPlacement> => Layer.succeed(CurrentPlacement, placement)
 
 /**
  * Provides the placement named by configuration (`CORPS_PLACEMENT`).

@@ -31,18 +31,12 @@ import { CorpsClosed, EnvStartError } from "../CorpsError.ts"
 import { remoteTarget } from "../internal/dispatch.ts"
 import { type EnvOf, type EnvProvider, layer as EnvProviderLayer, type StartRequest } from "../internal/envProvider.ts"
 import type { Target } from "../internal/handle.ts"
+import { messageOf } from "../internal/message.ts"
 import type { AnyImplementation } from "../Worker.ts"
 import * as Cluster from "./Cluster.ts"
 import { targetsOf } from "./internal/Entities.ts"
 import * as Module from "./internal/Module.ts"
 import { layerServe } from "./internal/Serve.ts"
-
-const describe = (error: unknown): string =>
-  error instanceof Error
-    ? error.message
-    : typeof error === "object" && error !== null && "message" in error
-      ? String((error as { message: unknown }).message)
-      : String(error)
 
 const withMembers = (impls: ReadonlyArray<AnyImplementation>): Array<AnyImplementation> =>
   impls.flatMap((impl) => [impl, ...withMembers(impl.members)])
@@ -102,7 +96,7 @@ const provider = (overrides: Cluster.Settings): EnvProvider<"cluster"> => ({
           unknown
         >
       }
-      const context = yield* Layer.build(layer).pipe(Effect.mapError((e) => fail(describe(e))))
+      const context = yield* Layer.build(layer).pipe(Effect.mapError((e) => fail(messageOf(e))))
       // Once the Corps is closed its handles fail fast, whatever the cluster's state.
       let closed = false
       yield* Effect.addFinalizer(() => Effect.sync(() => (closed = true)))

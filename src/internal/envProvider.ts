@@ -41,8 +41,8 @@ export interface StartRequest<K extends Env.Kind = Env.Kind> {
   readonly handleCorps: ReadonlyMap<string, string>
   /** Where the provider reports what its Envs do on their own (started, crashed, restarted…). */
   readonly events: EventHub
-  /** Where the Envs escalate an exhausted policy (the Corps' supervisor; absent: the Corps fails alone). */
-  readonly supervisor?: Supervisor | undefined
+  /** Where the Envs escalate an exhausted policy (the Corps' supervisor). */
+  readonly supervisor: Supervisor
 }
 
 /** How to reach each Worker placed in the started Envs: a Target factory per Worker name. */

@@ -15,9 +15,8 @@ import { Dispatcher, remoteTarget, type Served } from "./dispatch.ts"
 import type { EventHub } from "./events.ts"
 import { LocalFunc } from "./func.ts"
 import type { HandleBase, Target, WorkerEntry } from "./handle.ts"
+import { messageOf } from "./message.ts"
 import { register } from "./registry.ts"
-
-const describeDefect = (defect: unknown): string => (defect instanceof Error ? defect.message : String(defect))
 
 /** How to build a runtime. */
 export interface RuntimeOptions {
@@ -174,7 +173,7 @@ export class CorpsRuntime {
    */
   private reportRestart(worker: string): (key: string, defect: unknown) => Effect.Effect<void> {
     return (key, defect) => {
-      const detail = `a handler died (${describeDefect(defect)}); finalizers ran, the next call builds a fresh instance`
+      const detail = `a handler died (${messageOf(defect)}); finalizers ran, the next call builds a fresh instance`
       return this.events === undefined
         ? Effect.logWarning(`effect-corps: ${worker}[${key}] rebuilt: ${detail}`).pipe(
             Effect.annotateLogs({ corps: this.id, worker })

@@ -18,6 +18,7 @@ import { KeyValueStore } from "effect/persistence"
 import { StateError } from "../CorpsError.ts"
 import type * as State from "../State.ts"
 import { type AnyHandler, isEffectResult } from "./invoke.ts"
+import { messageOf } from "./message.ts"
 
 /** The instance's state: the value handlers see, the last good one, the last committed one. */
 class StateCell<A> implements State.Ref<A> {
@@ -94,9 +95,6 @@ export const checkOptions = (worker: string, options: State.Options<Schema.Top>)
   }
 }
 
-const describe = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)
-
 /**
  * The builder of a persisted Conc: loads the instance's state, runs `build`
  * with its Ref, wraps the mailbox handlers. Needs the instance's Scope.
@@ -112,11 +110,11 @@ export const persistedBuild =
     Effect.gen(function* () {
       const fail = (reason: "load" | "commit", detail: string) => new StateError({ worker, key, reason, detail })
       const kv = yield* Effect.mapError(RcRef.get(storeRef(options.store)), (cause) =>
-        fail("load", `cannot open the ${options.store.label} store: ${describe(cause)}`)
+        fail("load", `cannot open the ${options.store.label} store: ${messageOf(cause)}`)
       )
       const store = KeyValueStore.toSchemaStore(kv, options.schema as Schema.Codec<unknown, unknown>)
       const id = `${worker}/${key}`
-      const loaded = yield* Effect.mapError(store.get(id), (cause) => fail("load", describe(cause)))
+      const loaded = yield* Effect.mapError(store.get(id), (cause) => fail("load", messageOf(cause)))
       const cell = new StateCell<unknown>(
         Option.isSome(loaded)
           ? loaded.value
@@ -136,7 +134,7 @@ export const persistedBuild =
                 cell.committed = value
                 uncommitted = 0
               }),
-            onFailure: (cause) => Effect.fail(fail("commit", describe(cause)))
+            onFailure: (cause) => Effect.fail(fail("commit", messageOf(cause)))
           })
         )
 

@@ -25,7 +25,7 @@ import { type CallLost, CorpsFailed, EnvStartError, WorkerStopped } from "../Cor
 import type * as CorpsEvent from "../CorpsEvent.ts"
 import type * as Env from "../Env.ts"
 import type { EventHub } from "../internal/events.ts"
-import { Supervisor } from "../internal/supervisor.ts"
+import type { Supervisor } from "../internal/supervisor.ts"
 import type * as Wire from "../internal/wire.ts"
 import * as Supervision from "../Supervision.ts"
 import { split } from "./duplex.ts"
@@ -66,6 +66,8 @@ export interface EnvPoolOptions {
   readonly kind: "thread" | "process"
   /** Slots, numbered 0 to `size - 1`. */
   readonly size: number
+  /** The Corps' id (in events and errors). */
+  readonly corps: string
   /** The Env's name in the placement (a slot is `<envName>#<index>` in errors). */
   readonly envName: string
   readonly module: string
@@ -79,8 +81,8 @@ export interface EnvPoolOptions {
   readonly workers?: ReadonlyArray<SupervisedWorker> | undefined
   /** Where supervision events go (the Corps tree's hub). */
   readonly events?: EventHub | undefined
-  /** Where an exhausted `escalate` policy goes (the Corps' supervisor); absent: this pool's Corps fails alone. */
-  readonly supervisor?: Supervisor | undefined
+  /** Where an exhausted `escalate` policy goes (the Corps' supervisor). */
+  readonly supervisor: Supervisor
 }
 
 /** The Envs of one Env name. */
@@ -238,8 +240,8 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
     const scope = yield* Effect.scope
     const health = options.health ?? {}
     const policy = Supervision.resolve(health.supervision)
-    const corps = options.init(0).corps
-    const corpsSupervisor = options.supervisor ?? new Supervisor(corps, undefined, "escalate")
+    const corps = options.corps
+    const corpsSupervisor = options.supervisor
     const slots: Array<Slot> = []
     /** What `client(index)` answers: the slot's client, or a refusing stand-in once stopped or failed. */
     const clients: Array<Client> = []

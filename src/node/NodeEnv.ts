@@ -75,6 +75,7 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
       const pool = yield* EnvPool.make({
         kind,
         size: count,
+        corps: request.corps,
         envName: request.envName,
         module: request.module,
         init: (index): EnvInit => ({

@@ -41,6 +41,7 @@ import { CallLost, MailboxFull, SerializationError, UnknownMethod, WorkerDefect 
 import { codecsOf, type MethodCodec, run } from "../../internal/codec.ts"
 import type { Target } from "../../internal/handle.ts"
 import type { AnyHandler } from "../../internal/invoke.ts"
+import { messageOf } from "../../internal/message.ts"
 import type { AnyImplementation, AnyWorker, FuncClusterOptions, Methods } from "../../Worker.ts"
 import { DeliveryId } from "../DeliveryId.ts"
 
@@ -258,7 +259,7 @@ const serveOutcome = (effect: Effect.Effect<unknown, unknown>, codec: MethodCode
 
 const serveError = (codec: MethodCodec, error: unknown): Effect.Effect<never, unknown> => {
   if (!codec.isError(error)) {
-    return Effect.die(serializationFailure(codec, "error", `undeclared or unencodable error: ${describe(error)}`))
+    return Effect.die(serializationFailure(codec, "error", `undeclared or unencodable error: ${messageOf(error)}`))
   }
   const encoded = encodeChecked(codec, "error", error)
   return Exit.isSuccess(encoded) ? Effect.fail(encoded.value) : Effect.die(Cause.squash(encoded.cause))
@@ -446,10 +447,10 @@ export const toCallError = (
       }
     }
     if (isTag(error, "RpcClientError")) {
-      return Cause.fail(new CallLost({ worker, method, env: "cluster", reason: describe(error) }))
+      return Cause.fail(new CallLost({ worker, method, env: "cluster", reason: messageOf(error) }))
     }
     if (isTag(error, "SchemaError")) {
-      return Cause.fail(new SerializationError({ worker, method, part: "payload", issue: describe(error) }))
+      return Cause.fail(new SerializationError({ worker, method, part: "payload", issue: messageOf(error) }))
     }
     if (codec !== undefined) {
       // The method's declared error, encoded on the runner.
@@ -476,7 +477,7 @@ export const toCallError = (
       return Cause.fail(new SerializationError({ worker, method, part: part ?? "success", issue: message }))
     }
     if (isTag(die.defect, "SchemaError")) {
-      return Cause.fail(new SerializationError({ worker, method, part: "payload", issue: describe(die.defect) }))
+      return Cause.fail(new SerializationError({ worker, method, part: "payload", issue: messageOf(die.defect) }))
     }
     if (isClusterError(die.defect)) {
       if (die.defect._tag === "MalformedMessage") {
@@ -501,8 +502,6 @@ const isTag = (u: unknown, tag: string): u is { readonly _tag: string } =>
 
 const isClusterError = (u: unknown): u is { readonly _tag: string } =>
   typeof u === "object" && u !== null && "~effect/cluster/ClusterError" in u
-
-const describe = (u: unknown): string => (u instanceof Error ? u.message : String(u))
 
 /**
  * A Conc's mailbox policy, as the caller applies it: under `suspend` (the

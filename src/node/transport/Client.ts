@@ -12,6 +12,7 @@
  */
 import * as Effect from "effect/Effect"
 import { CallLost } from "../../CorpsError.ts"
+import { messageOf } from "../../internal/message.ts"
 import type * as Wire from "../../internal/wire.ts"
 import * as Frame from "./Frame.ts"
 import type { Link } from "./Link.ts"
@@ -153,7 +154,7 @@ class ClientImpl implements Client {
     const entry = this.pending.get(id)
     if (entry === undefined) return
     this.pending.delete(id)
-    const defect = { name: "DataCloneError", message: `the request could not be sent: ${describeError(error)}` }
+    const defect = { name: "DataCloneError", message: `the request could not be sent: ${messageOf(error)}` }
     if (entry.confirm !== undefined) entry.confirm(Effect.void)
     else entry.resume(Effect.succeed({ _tag: "Defect", defect }))
   }
@@ -176,5 +177,3 @@ class ClientImpl implements Client {
 }
 
 const ignore = (): void => {}
-
-const describeError = (error: unknown): string => (error instanceof Error ? error.message : String(error))

@@ -14,6 +14,7 @@
 import type { ChildProcess } from "node:child_process"
 import { type MessagePort, parentPort, type Transferable, type Worker } from "node:worker_threads"
 import * as Effect from "effect/Effect"
+import { messageOf } from "../../internal/message.ts"
 import type * as Wire from "../../internal/wire.ts"
 import * as Frame from "./Frame.ts"
 
@@ -84,12 +85,12 @@ export const fromWorker = (worker: Worker): Link => {
   // An undecodable message loses its frames and the calls they answer; closing
   // the link fails those calls instead of letting them hang.
   worker.on("messageerror", (error) => {
-    link.closed(`undecodable message from thread: ${describe(error)}`)
+    link.closed(`undecodable message from thread: ${messageOf(error)}`)
     void worker.terminate()
   })
   // Without an "error" listener an uncaught exception in the thread would crash this process.
   worker.on("error", (error) => {
-    crash = `thread crashed: ${describe(error)}`
+    crash = `thread crashed: ${messageOf(error)}`
   })
   worker.on("exit", (code) => link.closed(crash ?? `thread exited with code ${code}`))
   return link
@@ -117,7 +118,7 @@ export const fromMessagePort = (port: MessagePort, closeReason = "message port c
   )
   port.on("message", link.receive)
   port.on("messageerror", (error) => {
-    link.closed(`undecodable message: ${describe(error)}`)
+    link.closed(`undecodable message: ${messageOf(error)}`)
     port.close()
   })
   port.on("close", () => link.closed(closeReason))
@@ -138,7 +139,7 @@ export const fromChildProcess = (child: ChildProcess, options?: ChildProcessOpti
   // A send that fails after the batch left (the channel closed under it)
   // means the frames are lost: close so that their calls fail.
   const onSent = (error: Error | null) => {
-    if (error) link!.closed(`send to child process failed: ${describe(error)}`)
+    if (error) link!.closed(`send to child process failed: ${messageOf(error)}`)
   }
   link = new LinkImpl(
     (batch) => {
@@ -147,7 +148,7 @@ export const fromChildProcess = (child: ChildProcess, options?: ChildProcessOpti
     () => stopChild(child, killTimeout)
   )
   child.on("message", link.receive as (message: unknown) => void)
-  child.on("error", (error) => link.closed(`child process error: ${describe(error)}`))
+  child.on("error", (error) => link.closed(`child process error: ${messageOf(error)}`))
   child.on("disconnect", () => link.closed(`child process ${child.pid} disconnected`))
   child.on("exit", (code, signal) =>
     link.closed(`child process ${child.pid} exited with ${signal === null ? `code ${code}` : signal}`)
@@ -167,7 +168,7 @@ export const fromProcess = (proc: NodeJS.Process = process): Link => {
     throw new Error("fromProcess: this process has no IPC channel (was it started with fork?)")
   let link: LinkImpl | undefined
   const onSent = (error: Error | null) => {
-    if (error) link!.closed(`send to parent process failed: ${describe(error)}`)
+    if (error) link!.closed(`send to parent process failed: ${messageOf(error)}`)
   }
   link = new LinkImpl(
     (batch) => {
@@ -334,5 +335,3 @@ const stopChild = (child: ChildProcess, killTimeout: number): Promise<void> =>
     })
     child.kill("SIGTERM")
   })
-
-const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error))
