@@ -7,7 +7,7 @@
 
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Fiber, Layer, PubSub, Redacted, Schedule, Schema } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, PubSub, Redacted, Schema } from "effect"
 import { KeyValueStore } from "effect/persistence"
 import { SqlClient } from "effect/sql"
 import { inject, vi } from "vitest"
@@ -330,9 +330,15 @@ describe.runIf(postgres)("persisted state (PostgreSQL)", () => {
           defectOf(yield* Effect.exit(counter.boom({ by: 1000 })))
           const pid = yield* counter.pid()
           assert.notStrictEqual(pid, process.pid)
+          // The pool restarts the Env (until then calls fail with CallLost): wait for it to say so.
+          const hub = yield* Corps.Events
+          const events = yield* PubSub.subscribe(hub.pubsub)
           process.kill(pid, "SIGKILL")
-          // The pool restarts the Env; until then calls fail with CallLost.
-          const get = yield* counter.get().pipe(Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 200 }))
+          while (true) {
+            const event = yield* PubSub.take(events)
+            if (event._tag === "EnvStarted" && event.attempt > 0) break
+          }
+          const get = yield* counter.get()
           assert.strictEqual(get, acknowledged)
           assert.notStrictEqual(yield* counter.pid(), pid)
           for (let i = 0; i < 5; i++) {
