@@ -30,6 +30,7 @@ import type * as Wire from "../internal/wire.ts"
 import * as Supervision from "../Supervision.ts"
 import { split } from "./duplex.ts"
 import { CONTROL, type EnvInit, INIT_VARIABLE } from "./envInit.ts"
+import type { EnvLoad } from "./load.ts"
 import { type Client, makeClient } from "./transport/Client.ts"
 import { fromChildProcess, fromWorker, type Link } from "./transport/Link.ts"
 import { serve } from "./transport/Server.ts"
@@ -102,6 +103,12 @@ export interface EnvPool {
    * that ties spread; the first host's client when every one is closed.
    */
   readonly picker: (hosts: ReadonlyArray<number>) => () => Client
+  /**
+   * The load of the Env in slot `index` since the previous sample of it
+   * (src/node/load.ts); `undefined` when the slot has no live Env. One
+   * reader should sample a slot: each sample starts the next window.
+   */
+  readonly load: (index: number) => Effect.Effect<EnvLoad | undefined>
 }
 
 /** Why an Env was lost, as far as its own signals tell. */
@@ -596,6 +603,15 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
       },
       stoppedError: (worker) => stopped.get(worker),
       client,
-      picker: (hosts) => () => leastLoaded(client, hosts, turn++ % hosts.length)
+      picker: (hosts) => () => leastLoaded(client, hosts, turn++ % hosts.length),
+      load: (index) =>
+        Effect.suspend(() => {
+          const slot = slots[index]
+          if (slot === undefined || halted || slot.link.closeReason !== undefined) return Effect.undefined
+          return control(slot.client, "load").pipe(
+            Effect.map((sample) => sample as EnvLoad | undefined),
+            Effect.catchTag("CallLost", () => Effect.undefined)
+          )
+        })
     }
   })

@@ -6,7 +6,8 @@
 
 /**
  * The pseudo-Worker of control calls (`ready`, `shutdown`, `ping` for
- * heartbeats, `adopt` telling a spare its slot): no user Worker can have
+ * heartbeats, `adopt` telling a spare its slot, `load` sampling its
+ * load: src/node/load.ts): no user Worker can have
  * this name.
  */
 export const CONTROL = "$corps"

@@ -15,6 +15,7 @@ import type * as Placement from "../Placement.ts"
 import { implementationsIn } from "../Worker.ts"
 import { split } from "./duplex.ts"
 import { CONTROL, type EnvInit, INIT_VARIABLE } from "./envInit.ts"
+import { sampler } from "./load.ts"
 import { hostFor } from "./routing.ts"
 import { makeClient } from "./transport/Client.ts"
 import { fromParent } from "./transport/Link.ts"
@@ -91,6 +92,7 @@ const main = Effect.gen(function* () {
   )
 
   const answer = Wire.success
+  const load = sampler()
   const control = (call: Wire.Call): Effect.Effect<Wire.Exit> => {
     switch (call.method) {
       case "ready":
@@ -98,6 +100,9 @@ const main = Effect.gen(function* () {
       // Heartbeat: answered only when the event loop is free, which is the point.
       case "ping":
         return Effect.succeed(answer(null))
+      // The Env's load since the previous sample (src/node/load.ts): read by the caller's pool.
+      case "load":
+        return Effect.sync(() => answer(load()))
       case "adopt":
         index = call.payload as number
         return Effect.succeed(answer(null))
