@@ -33,7 +33,7 @@
  * each value through its Schema twice: once to check it, once in the cluster's
  * serializer.
  */
-import { Cause, Context, Duration, Effect, Exit, Layer, Schedule, Schema, Scope, Stream } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Layer, Schedule, Schema, Scope, Semaphore, Stream } from "effect"
 import { ClusterSchema, Entity } from "effect/cluster"
 import type { Sharding } from "effect/cluster/Sharding"
 import { Rpc } from "effect/rpc"
@@ -301,13 +301,22 @@ const entityHandlers = (
   return out
 }
 
+/** One build of a restarting Conc instance: its handlers, and the scope their finalizers live in. */
+interface Incarnation {
+  readonly scope: Scope.Closeable
+  readonly handlers: Record<string, AnyHandler>
+}
+
 /**
  * A Conc entity under `onDefect: "restart"`: each incarnation of the instance
- * lives in a scope of its own inside the entity's; a handler that dies closes
- * it (its finalizers run) and the next message builds a fresh one. The
- * entity's mailbox already runs calls one at a time, so queued messages meet
- * the new incarnation in order. (effect/cluster's own restart replays the
- * message that died, forever: `disableFatalDefects` stays on.)
+ * lives in a scope of its own inside the entity's; a handler (or a stream)
+ * that dies closes it (its finalizers run) and the next message builds a
+ * fresh one. The entity's mailbox runs calls one at a time, but methods
+ * declared `concurrent` run beside it (`Rpc.fork`): a lock makes building and
+ * retiring one step each, so concurrent first calls share one build, and a
+ * defect retires only the incarnation its call ran on (never a newer one).
+ * (effect/cluster's own restart replays the message that died, forever:
+ * `disableFatalDefects` stays on.)
  */
 const restartingHandlers = (
   impl: AnyImplementation,
@@ -316,48 +325,65 @@ const restartingHandlers = (
   Effect.gen(function* () {
     const entityScope = yield* Effect.scope
     const context = yield* Effect.context<any>()
-    let current: { readonly scope: Scope.Closeable; readonly handlers: Record<string, AnyHandler> } | undefined
-    const incarnation = Effect.suspend(() => {
-      if (current !== undefined) return Effect.succeed(current.handlers)
-      return Effect.flatMap(Scope.fork(entityScope), (scope) =>
-        Effect.map(
-          Effect.provideContext(impl.build(key), Context.add(context, Scope.Scope, scope)) as Effect.Effect<
-            Record<string, AnyHandler>
-          >,
-          (handlers) => {
-            current = { scope, handlers }
-            return handlers
-          }
-        )
+    const lock = yield* Semaphore.make(1)
+    let current: Incarnation | undefined
+    const build = Effect.flatMap(Scope.fork(entityScope), (scope) =>
+      Effect.map(
+        Effect.provideContext(impl.build(key), Context.add(context, Scope.Scope, scope)) as Effect.Effect<
+          Record<string, AnyHandler>
+        >,
+        (handlers): Incarnation => {
+          current = { scope, handlers }
+          return current
+        }
       )
-    })
-    const retire = (defect: unknown) =>
-      Effect.suspend(() => {
-        const retired = current
-        current = undefined
-        return retired === undefined
-          ? Effect.void
-          : Effect.andThen(
-              Scope.close(retired.scope, Exit.die(defect)),
-              Effect.logWarning(
-                `effect-corps: ${impl.worker.key}[${key}] rebuilt: a handler died; finalizers ran, the next call builds a fresh instance`
-              )
+    )
+    const incarnation: Effect.Effect<Incarnation> = Effect.suspend(() =>
+      current !== undefined
+        ? Effect.succeed(current)
+        : Semaphore.withPermits(
+            lock,
+            1
+          )(Effect.suspend(() => (current !== undefined ? Effect.succeed(current) : build)))
+    )
+    const retire = (retiring: Incarnation, cause: Cause.Cause<unknown>) => {
+      const die = cause.reasons.find(Cause.isDieReason)
+      if (die === undefined || Cause.hasInterrupts(cause)) return Effect.void
+      return Semaphore.withPermits(
+        lock,
+        1
+      )(
+        Effect.suspend(() => {
+          if (current !== retiring) return Effect.void
+          current = undefined
+          return Effect.andThen(
+            Scope.close(retiring.scope, Exit.die(die.defect)),
+            Effect.logWarning(
+              `effect-corps: ${impl.worker.key}[${key}] rebuilt: a handler died; finalizers ran, the next call builds a fresh instance`
             )
-      })
+          )
+        })
+      )
+    }
     const out: Record<string, (payload: unknown) => unknown> = {}
     for (const [method, spec] of Object.entries(impl.worker.methods as Methods)) {
       out[method] =
         spec.stream === true
-          ? (payload) => Stream.unwrap(Effect.map(incarnation, (handlers) => handlers[method]!(payload) as any))
+          ? (payload) =>
+              Stream.unwrap(
+                Effect.map(incarnation, (running) =>
+                  Stream.suspend(() => running.handlers[method]!(payload) as Stream.Stream<unknown, unknown>).pipe(
+                    Stream.onError((cause) => retire(running, cause))
+                  )
+                )
+              )
           : (payload) =>
-              Effect.flatMap(incarnation, (handlers) => {
-                const result = handlers[method]!(payload)
-                return (Effect.isEffect(result) ? result : Effect.succeed(result)) as Effect.Effect<unknown, unknown>
-              }).pipe(
-                Effect.onError((cause) => {
-                  const die = cause.reasons.find(Cause.isDieReason)
-                  return die === undefined || Cause.hasInterrupts(cause) ? Effect.void : retire(die.defect)
-                })
+              Effect.flatMap(incarnation, (running) =>
+                // Suspended: a handler that throws dies inside the `onError` that retires its incarnation.
+                Effect.suspend(() => {
+                  const result = running.handlers[method]!(payload)
+                  return (Effect.isEffect(result) ? result : Effect.succeed(result)) as Effect.Effect<unknown, unknown>
+                }).pipe(Effect.onError((cause) => retire(running, cause)))
               )
     }
     return out
