@@ -14,16 +14,36 @@ import { Schema } from "effect"
  * failing with one of its declared errors. The Worker keeps serving: the call
  * that died is not replayed.
  *
+ * `defectName`, `defectMessage` and `defectStack` describe what died in a form
+ * that crosses every Env (an `Error`'s name, message and stack; for another
+ * value, its type and a printout). `defect` is the value itself in the Env
+ * where it died, and its JSON form (no stack) after crossing one.
+ *
  * @since 0.1.0
  * @category errors
  */
 export class WorkerDefect extends Schema.TaggedError<WorkerDefect>()("WorkerDefect", {
   worker: Schema.String,
   method: Schema.String,
-  defect: Schema.Defect()
+  defect: Schema.Defect(),
+  /** @since 0.3.0 */
+  defectName: Schema.String,
+  /** @since 0.3.0 */
+  defectMessage: Schema.String,
+  /** @since 0.3.0 */
+  defectStack: Schema.optional(Schema.String)
 }) {
+  /**
+   * The WorkerDefect of `worker.method` dying with `defect`, its readable
+   * fields filled in.
+   *
+   * @since 0.3.0
+   */
+  static fromDefect(worker: string, method: string, defect: unknown): WorkerDefect {
+    return new WorkerDefect({ worker, method, defect, ...describeDefect(defect) })
+  }
   override get message(): string {
-    return `${this.worker}.${this.method} died: ${describeDefect(this.defect)}`
+    return `${this.worker}.${this.method} died: ${this.defectName === "Error" ? "" : `${this.defectName}: `}${this.defectMessage}`
   }
 }
 
@@ -229,6 +249,90 @@ export class PoisonCall extends Schema.TaggedError<PoisonCall>()("PoisonCall", {
 }
 
 /**
+ * A handler failed because a call it made to another Worker failed with a
+ * {@link CallError} (`CallLost`, `CorpsClosed`, a `WorkerDefect` of the
+ * callee, …) that it let through: handlers may fail with any `CallError`
+ * without declaring it, and the caller receives it wrapped in this error,
+ * which says where it happened. `worker`/`method` is the call the caller
+ * made; `error` is the original failure (its own fields name the Worker that
+ * failed). Across several hops the wrapper stays flat: `via` lists the calls
+ * in between, outermost first, and `error` is never itself a
+ * `DownstreamFailed`. A → B → C with C's Env killed reads, at A's caller,
+ * `DownstreamFailed { worker: "A", method: "x", via: [{ worker: "B", method: "m" }], error: CallLost { worker: "C", … } }`.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class DownstreamFailed extends Schema.TaggedError<DownstreamFailed>()("DownstreamFailed", {
+  worker: Schema.String,
+  method: Schema.String,
+  via: Schema.Array(Schema.Struct({ worker: Schema.String, method: Schema.String })),
+  // Typed below, in the class body: a type that names this class cannot appear in its own base expression.
+  error: Schema.suspend((): Schema.Codec<unknown, unknown> => DownstreamCauseSchema)
+}) {
+  /** The original failure (never a `DownstreamFailed`). */
+  declare readonly error: DownstreamCause
+  /**
+   * Wraps `error`, which a handler of `worker.method` failed with: a
+   * `DownstreamFailed` from further down is flattened into this one.
+   *
+   * @since 0.3.0
+   */
+  static wrap(worker: string, method: string, error: CallError): DownstreamFailed {
+    return error._tag === "DownstreamFailed"
+      ? new DownstreamFailed({
+          worker,
+          method,
+          via: [{ worker: error.worker, method: error.method }, ...error.via],
+          error: error.error
+        })
+      : new DownstreamFailed({ worker, method, via: [], error })
+  }
+  override get message(): string {
+    const via = this.via.map((hop) => ` via ${hop.worker}.${hop.method}`).join("")
+    return `${this.worker}.${this.method} failed because a call it made failed${via}: ${this.error.message}`
+  }
+}
+
+/**
+ * The failure a {@link DownstreamFailed} carries: any {@link CallError} but
+ * another `DownstreamFailed` (those are flattened).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type DownstreamCause = Exclude<CallError, DownstreamFailed>
+
+/**
+ * A Conc instance could not be built: its builder failed or died, so the
+ * call that needed it was not run. Only that instance is affected: the Corps
+ * keeps serving other keys, and the next call to this key tries to build it
+ * again. `reason` (and `stack`, when there is one) says what went wrong;
+ * `error` is the typed failure when the builder failed with a
+ * {@link CallError} (a Worker it called was lost, say); otherwise `defect`
+ * is what it died with (the value itself in its own Env, its JSON form after
+ * crossing one, as for {@link WorkerDefect}).
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class InstanceStartFailed extends Schema.TaggedError<InstanceStartFailed>()("InstanceStartFailed", {
+  worker: Schema.String,
+  key: Schema.String,
+  reason: Schema.String,
+  stack: Schema.optional(Schema.String),
+  /** What the builder died with (or failed with, when not a CallError): the value itself in its own Env. */
+  defect: Schema.optional(Schema.Defect()),
+  error: Schema.optional(Schema.suspend((): Schema.Codec<unknown, unknown> => CallError))
+}) {
+  /** The builder's typed failure, when it failed with a {@link CallError}. */
+  declare readonly error: CallError | undefined
+  override get message(): string {
+    return `${this.worker}[${this.key}] could not be built: ${this.reason}`
+  }
+}
+
+/**
  * The errors any call through a handle can fail with, beside the method's own
  * declared errors.
  *
@@ -246,6 +350,8 @@ export type CallError =
   | WorkerStopped
   | CorpsFailed
   | PoisonCall
+  | DownstreamFailed
+  | InstanceStartFailed
 
 /**
  * The Schema of {@link CallError}, used to carry call errors across Envs.
@@ -263,17 +369,81 @@ export const CallError: Schema.Codec<CallError, unknown> = Schema.Union([
   CorpsClosed,
   WorkerStopped,
   CorpsFailed,
-  PoisonCall
+  PoisonCall,
+  DownstreamFailed,
+  InstanceStartFailed
 ]) as any
 
-const describeDefect = (defect: unknown): string => {
-  if (defect instanceof Error) return defect.message
-  if (typeof defect === "string") return defect
-  try {
-    return JSON.stringify(defect)
-  } catch {
-    return String(defect)
+const DownstreamCauseSchema: Schema.Codec<unknown, unknown> = Schema.Union([
+  WorkerDefect,
+  MailboxFull,
+  UnknownWorker,
+  UnknownMethod,
+  SerializationError,
+  CallLost,
+  CorpsClosed,
+  WorkerStopped,
+  CorpsFailed,
+  PoisonCall,
+  InstanceStartFailed
+]) as any
+
+const callErrorClasses: ReadonlyMap<string, new (...args: Array<any>) => unknown> = new Map<
+  string,
+  new (
+    ...args: Array<any>
+  ) => unknown
+>([
+  ["WorkerDefect", WorkerDefect],
+  ["CorpsMailboxFull", MailboxFull],
+  ["UnknownWorker", UnknownWorker],
+  ["UnknownMethod", UnknownMethod],
+  ["SerializationError", SerializationError],
+  ["CallLost", CallLost],
+  ["CorpsClosed", CorpsClosed],
+  ["WorkerStopped", WorkerStopped],
+  ["CorpsFailed", CorpsFailed],
+  ["PoisonCall", PoisonCall],
+  ["DownstreamFailed", DownstreamFailed],
+  ["InstanceStartFailed", InstanceStartFailed]
+])
+
+/**
+ * Whether `u` is one of effect-corps' own call errors ({@link CallError}).
+ *
+ * @since 0.3.0
+ * @category guards
+ */
+export const isCallError = (u: unknown): u is CallError => {
+  if (typeof u !== "object" || u === null) return false
+  const tag = (u as { readonly _tag?: unknown })._tag
+  if (typeof tag !== "string") return false
+  const Class = callErrorClasses.get(tag)
+  return Class !== undefined && u instanceof Class
+}
+
+/**
+ * How a defect reads after crossing an Env: its name, message and stack when
+ * it is an `Error` (or has a `message`), else its type and a printout.
+ */
+const describeDefect = (
+  defect: unknown
+): { readonly defectName: string; readonly defectMessage: string; readonly defectStack?: string } => {
+  if (typeof defect === "object" && defect !== null && typeof (defect as Error).message === "string") {
+    const error = defect as Error & { readonly _tag?: unknown }
+    const name = typeof error._tag === "string" ? error._tag : typeof error.name === "string" ? error.name : "Error"
+    return typeof error.stack === "string"
+      ? { defectName: name, defectMessage: error.message, defectStack: error.stack }
+      : { defectName: name, defectMessage: error.message }
   }
+  if (typeof defect === "string") return { defectName: "string", defectMessage: defect }
+  let printed: string
+  try {
+    printed = JSON.stringify(defect) ?? String(defect)
+  } catch {
+    printed = String(defect)
+  }
+  return { defectName: defect === null ? "null" : typeof defect, defectMessage: printed }
 }
 
 /**

@@ -237,14 +237,19 @@ export type Handle<M extends Methods> = { readonly [K in keyof M]: ClientMethod<
  * function is allowed and is the fastest kind: it runs with no Effect
  * machinery at all.
  *
+ * Beside its declared errors, a handler may fail with any {@link CallError}
+ * met on a call it made to another Worker (no `orDie` needed): its caller
+ * receives it wrapped in a `DownstreamFailed` that names this method (see
+ * docs/errors.md).
+ *
  * @since 0.1.0
  * @category models
  */
 export type Handler<S extends MethodSpec> = (
   payload: Payload<S>
 ) => S["stream"] extends true
-  ? Stream.Stream<Success<S>, Failure<S>>
-  : Effect.Effect<Success<S>, Failure<S>> | Success<S>
+  ? Stream.Stream<Success<S>, Failure<S> | CallError>
+  : Effect.Effect<Success<S>, Failure<S> | CallError> | Success<S>
 
 /**
  * The handlers of an implementation, one per contract method.
@@ -388,7 +393,7 @@ export interface Implementation<in out Self, out R = never> {
   readonly worker: AnyWorker
   readonly kind: "conc" | "func"
   /** Conc: builds one instance's handlers; Func: builds the handlers once per replica. */
-  readonly build: (key: string) => Effect.Effect<Record<string, any>, never, any>
+  readonly build: (key: string) => Effect.Effect<Record<string, any>, unknown, any>
   readonly conc: ConcOptions<any>
   readonly func: FuncImplementationOptions<Methods>
   /** Private members, when the implementation is a Corps (see `Corps.make`). */
@@ -484,12 +489,16 @@ export interface WorkerClass<Self, Name extends string, M extends Methods>
    * With a `state` option the state is persisted (see the `State` module):
    * `build` then takes the key and the instance's `State.Ref`, loaded from
    * the store, and each call's change is committed when the call ends.
+   *
+   * A builder may fail with a {@link CallError} (a Worker it called was
+   * lost, say) and may die: the call that needed the instance then fails
+   * with `InstanceStartFailed`, other keys keep being served, and the next
+   * call to this key builds it again.
    */
-  conc<B extends Effect.Effect<Handlers<M>, never, any> | ((key: string) => Effect.Effect<Handlers<M>, never, any>)>(
-    build: B,
-    options?: ConcOptions<M> & { readonly state?: undefined }
-  ): Implementation<Self, BuildRequirements<B>>
-  conc<S extends Schema.Top, B extends Effect.Effect<Handlers<M>, never, any>>(
+  conc<
+    B extends Effect.Effect<Handlers<M>, CallError, any> | ((key: string) => Effect.Effect<Handlers<M>, CallError, any>)
+  >(build: B, options?: ConcOptions<M> & { readonly state?: undefined }): Implementation<Self, BuildRequirements<B>>
+  conc<S extends Schema.Top, B extends Effect.Effect<Handlers<M>, CallError, any>>(
     build: (key: string, state: State.Ref<S["Type"]>) => B,
     options: ConcOptions<M> & { readonly state: State.Options<S> }
   ): Implementation<Self, BuildRequirements<B>>
@@ -674,7 +683,7 @@ const streamAccessor = (worker: any, method: string) => (payload: unknown) =>
 export const makeImplementation = (
   worker: AnyWorker,
   kind: "conc" | "func",
-  build: (key: string) => Effect.Effect<Record<string, any>, never, any>,
+  build: (key: string) => Effect.Effect<Record<string, any>, unknown, any>,
   options: {
     readonly conc?: ConcOptions<any>
     readonly func?: FuncImplementationOptions<Methods>

@@ -11,7 +11,7 @@ import { Cause, Deferred, Effect, Exit, Fiber, Layer, PubSub, Redacted, Schema }
 import { KeyValueStore } from "effect/persistence"
 import { SqlClient } from "effect/sql"
 import { inject, vi } from "vitest"
-import { StateError, WorkerDefect } from "../src/CorpsError.ts"
+import { type InstanceStartFailed, StateError, WorkerDefect } from "../src/CorpsError.ts"
 import { Corps, type Placement, State, Worker } from "../src/index.ts"
 import { NodeEnv } from "../src/node/index.ts"
 
@@ -67,7 +67,7 @@ const makeBox = (onDefect: "resume" | "restart") => {
             Effect.andThen(Deferred.succeed(entered, undefined), Deferred.await(gate)),
             Effect.die(new Error("broken"))
           ),
-        relayDefect: () => Effect.fail(new WorkerDefect({ worker: "Other", method: "m", defect: "elsewhere" })),
+        relayDefect: () => Effect.fail(WorkerDefect.fromDefect("Other", "m", "elsewhere")),
         peek: () => [...items]
       }
     }),
@@ -268,14 +268,18 @@ describe("persisted state (memory store)", () => {
     }
   })
 
-  it.live("a store that cannot be read fails the call with WorkerDefect(StateError load)", () => {
+  it.live("a store that cannot be read fails the call with InstanceStartFailed(StateError load)", () => {
     const broken = State.fromKeyValueStore(Layer.effect(KeyValueStore.KeyValueStore, Effect.fail("no store")), "broken")
     return inCorps(makeCounter(broken).impl)(
       Effect.gen(function* () {
         const handle = yield* Counter
-        const defect = defectOf(yield* Effect.exit(handle.increment({ by: 1 })))
-        assert.instanceOf(defect, StateError)
-        assert.strictEqual((defect as StateError).reason, "load")
+        const error = yield* Effect.flip(handle.increment({ by: 1 }))
+        assert.strictEqual(error._tag, "InstanceStartFailed")
+        const failed = error as InstanceStartFailed
+        assert.deepStrictEqual([failed.worker, failed.key], ["Counter", "default"])
+        assert.include(failed.reason, "StateError: Counter[default]: persisted state load failed")
+        assert.instanceOf(failed.defect, StateError)
+        assert.strictEqual((failed.defect as StateError).reason, "load")
       })
     )
   })

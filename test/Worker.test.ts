@@ -250,7 +250,7 @@ describe("Worker", () => {
   })
 
   describe("conc", () => {
-    it.effect("a builder that dies fails the call with WorkerDefect, and the next call builds again", () => {
+    it.effect("a builder that dies fails the call with InstanceStartFailed, and the next call builds again", () => {
       let builds = 0
       const live = Flaky.conc(
         Effect.suspend(() => {
@@ -263,8 +263,12 @@ describe("Worker", () => {
       return Effect.gen(function* () {
         const flaky = yield* Flaky
         const error = yield* Effect.flip(flaky.ping())
-        assert.strictEqual(error._tag, "WorkerDefect")
-        assert.deepStrictEqual(error._tag === "WorkerDefect" ? [error.worker, error.method] : [], ["Flaky", "ping"])
+        assert.strictEqual(error._tag, "InstanceStartFailed")
+        assert.deepStrictEqual(
+          error._tag === "InstanceStartFailed" ? [error.worker, error.key, error.reason, error.error] : [],
+          ["Flaky", "default", "first build", undefined]
+        )
+        assert.include(error._tag === "InstanceStartFailed" ? error.stack : "", "first build")
         assert.strictEqual(builds, 1)
         assert.strictEqual(yield* flaky.ping(), "pong")
         assert.strictEqual(builds, 2)
@@ -275,23 +279,26 @@ describe("Worker", () => {
       }).pipe(Effect.provide(Corps.layer([live], { placement: {} })))
     })
 
-    it.effect("a builder that throws fails the call with WorkerDefect, and the instance is built on retry", () => {
-      let builds = 0
-      const live = Flaky.conc(
-        Effect.sync(() => {
-          builds++
-          if (builds === 1) throw new Error("first build")
-          return { ping: () => "pong", builds: () => builds }
-        })
-      )
-      return Effect.gen(function* () {
-        const flaky = yield* Flaky
-        const error = yield* Effect.flip(flaky.ping())
-        assert.strictEqual(error._tag, "WorkerDefect")
-        assert.strictEqual(yield* flaky.ping(), "pong")
-        assert.strictEqual(yield* flaky.builds(), 2)
-      }).pipe(Effect.provide(Corps.layer([live], { placement: {} })))
-    })
+    it.effect(
+      "a builder that throws fails the call with InstanceStartFailed, and the instance is built on retry",
+      () => {
+        let builds = 0
+        const live = Flaky.conc(
+          Effect.sync(() => {
+            builds++
+            if (builds === 1) throw new Error("first build")
+            return { ping: () => "pong", builds: () => builds }
+          })
+        )
+        return Effect.gen(function* () {
+          const flaky = yield* Flaky
+          const error = yield* Effect.flip(flaky.ping())
+          assert.strictEqual(error._tag, "InstanceStartFailed")
+          assert.strictEqual(yield* flaky.ping(), "pong")
+          assert.strictEqual(yield* flaky.builds(), 2)
+        }).pipe(Effect.provide(Corps.layer([live], { placement: {} })))
+      }
+    )
 
     it.effect(
       "a call's Effect is a description: run by many fibers at once, each run is one call",

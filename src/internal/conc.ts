@@ -12,7 +12,7 @@
  */
 import { Cause, Effect, Effectable, Exit, Scope, Stream } from "effect"
 import { CorpsClosed, MailboxFull, UnknownMethod, WorkerDefect } from "../CorpsError.ts"
-import { localStream } from "./func.ts"
+import { handlerStream, localStream } from "./func.ts"
 import {
   type AnyHandler,
   callPrototype,
@@ -21,7 +21,8 @@ import {
   defectMapper,
   invokeWith,
   isEffectResult,
-  settle
+  settle,
+  startFailed
 } from "./invoke.ts"
 
 /** How a Conc instance's mailbox behaves when `capacity` calls are already waiting. */
@@ -333,10 +334,12 @@ export class ConcInstance {
       },
       onFailure: (cause) =>
         // The instance stays unbuilt: the next call that gets it tries again.
-        Effect.andThen(
-          Scope.close(scope, Exit.failCause(cause)),
-          Exit.fail(defectError(this.owner.worker, run.method, Cause.squash(cause)))
-        )
+        Cause.hasInterruptsOnly(cause)
+          ? Exit.failCause(cause)
+          : Effect.andThen(
+              Scope.close(scope, Exit.failCause(cause)),
+              Exit.fail(startFailed(this.owner.worker, this.key, cause))
+            )
     })
   }
 
@@ -377,7 +380,11 @@ export class ConcInstance {
    */
   stream(method: string, payload: unknown): Stream.Stream<unknown, unknown> {
     return localStream(this.shared.worker, method, () =>
-      Stream.unwrap(this.call(method, payload) as Effect.Effect<Stream.Stream<unknown, unknown>, unknown>)
+      Stream.unwrap(
+        Effect.map(this.call(method, payload) as Effect.Effect<Stream.Stream<unknown, unknown>, unknown>, (stream) =>
+          handlerStream(this.shared.worker, method, stream)
+        )
+      )
     )
   }
 

@@ -5,7 +5,15 @@
 import { Cause, Effect, Semaphore, Stream } from "effect"
 import { CorpsClosed, UnknownMethod } from "../CorpsError.ts"
 import type { Target } from "./handle.ts"
-import { type AnyHandler, callPrototype, type DefectMapper, defectError, defectMapper, invokeWith } from "./invoke.ts"
+import {
+  type AnyHandler,
+  callPrototype,
+  type DefectMapper,
+  defectError,
+  defectMapper,
+  downstream,
+  invokeWith
+} from "./invoke.ts"
 
 /**
  * One Func call, as a description: running it calls the handler (each run
@@ -83,7 +91,9 @@ export class LocalFunc implements Target {
   stream(method: string, payload: unknown): Stream.Stream<unknown, unknown> {
     const handler = this.handlers[method]
     if (handler === undefined) return Stream.fail(new UnknownMethod({ worker: this.worker, method }))
-    return localStream(this.worker, method, () => handler(payload) as Stream.Stream<unknown, unknown>)
+    return localStream(this.worker, method, () =>
+      handlerStream(this.worker, method, handler(payload) as Stream.Stream<unknown, unknown>)
+    )
   }
 }
 
@@ -104,4 +114,16 @@ export const localStream = (
       if (Cause.hasInterrupts(cause) || !Cause.hasDies(cause)) return Stream.failCause(cause)
       return Stream.fail(defectError(worker, method, cause.reasons.find(Cause.isDieReason)?.defect))
     })
+  )
+
+/** A stream a handler returned: a CallError it fails with (from a call it made) becomes DownstreamFailed. */
+export const handlerStream = (
+  worker: string,
+  method: string,
+  stream: Stream.Stream<unknown, unknown>
+): Stream.Stream<unknown, unknown> =>
+  Stream.catchCause(stream, (cause) =>
+    Cause.hasInterrupts(cause) || Cause.hasDies(cause)
+      ? Stream.failCause(cause)
+      : Stream.fromEffect(downstream(worker, method, cause))
   )

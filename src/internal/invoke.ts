@@ -2,22 +2,26 @@
  * Running one handler call: a handler may return a plain value (a synchronous
  * handler, run with no Effect machinery at all) or an Effect. Defects — a
  * throw while building the Effect, or a die while running it — become the
- * typed {@link WorkerDefect}, so a caller in any Env sees the same tag.
+ * typed {@link WorkerDefect}, so a caller in any Env sees the same tag. A
+ * {@link CallError} the handler fails with (from a call it made and let
+ * through) becomes a {@link DownstreamFailed}, so the caller never mistakes
+ * it for the failure of its own call.
  */
 import { Cause, Effect, Effectable, Exit } from "effect"
-import { WorkerDefect } from "../CorpsError.ts"
+import { type CallError, DownstreamFailed, InstanceStartFailed, isCallError, WorkerDefect } from "../CorpsError.ts"
 
 /** A handler as the runtime sees it: payload in, value or Effect out. */
 export type AnyHandler = (payload: any) => unknown
 
 /** Wraps a defect of `worker.method` as the typed error callers receive. */
 export const defectError = (worker: string, method: string, defect: unknown): WorkerDefect =>
-  new WorkerDefect({ worker, method, defect })
+  WorkerDefect.fromDefect(worker, method, defect)
 
 /**
- * The failure side of one method: a die becomes WorkerDefect; typed failures
- * and interruption pass through untouched. Made once per method and shared by
- * every call (no closure per call).
+ * The failure side of one method: a die becomes WorkerDefect, a CallError
+ * becomes DownstreamFailed; declared failures and interruption pass through
+ * untouched. Made once per method and shared by every call (no closure per
+ * call); it runs only when a call fails, so successes pay nothing for it.
  */
 export type DefectMapper = (cause: Cause.Cause<unknown>) => Effect.Effect<never, unknown>
 
@@ -25,10 +29,38 @@ export type DefectMapper = (cause: Cause.Cause<unknown>) => Effect.Effect<never,
 export const defectMapper =
   (worker: string, method: string): DefectMapper =>
   (cause) => {
-    if (Cause.hasInterrupts(cause) || !Cause.hasDies(cause)) return Exit.failCause(cause)
+    if (Cause.hasInterrupts(cause)) return Exit.failCause(cause)
+    if (!Cause.hasDies(cause)) return downstream(worker, method, cause)
     const die = cause.reasons.find(Cause.isDieReason)
     return Exit.fail(defectError(worker, method, die?.defect))
   }
+
+/**
+ * A typed failure of `worker.method`'s handler: a CallError (met on a call
+ * the handler made) is wrapped as DownstreamFailed; a declared error passes.
+ */
+export const downstream = (worker: string, method: string, cause: Cause.Cause<unknown>): Exit.Exit<never, unknown> => {
+  const error = cause.reasons.find(Cause.isFailReason)
+  if (error === undefined || !isCallError(error.error)) return Exit.failCause(cause)
+  return Exit.fail(DownstreamFailed.wrap(worker, method, error.error as CallError))
+}
+
+/**
+ * How the build of instance `key` of `worker` failed, as the typed error its
+ * caller receives: the builder's CallError is kept, a die is described.
+ */
+export const startFailed = (worker: string, key: string, cause: Cause.Cause<unknown>): InstanceStartFailed => {
+  const failure = cause.reasons.find(Cause.isFailReason)
+  if (failure !== undefined && isCallError(failure.error)) {
+    return new InstanceStartFailed({ worker, key, reason: failure.error.message, error: failure.error })
+  }
+  const died = failure === undefined ? Cause.squash(cause) : failure.error
+  const described = WorkerDefect.fromDefect(worker, "", died)
+  const reason = `${described.defectName === "Error" ? "" : `${described.defectName}: `}${described.defectMessage}`
+  return described.defectStack === undefined
+    ? new InstanceStartFailed({ worker, key, reason, defect: died })
+    : new InstanceStartFailed({ worker, key, reason, stack: described.defectStack, defect: died })
+}
 
 /**
  * `Effect.isEffect` without its generic `hasProperty` (a `dual`): this runs on

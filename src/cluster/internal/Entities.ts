@@ -513,7 +513,7 @@ export const toCallError = (
       }
       return Cause.fail(new CallLost({ worker, method, env: "cluster", reason: String(die.defect._tag) }))
     }
-    return Cause.fail(new WorkerDefect({ worker, method, defect: die.defect }))
+    return Cause.fail(WorkerDefect.fromDefect(worker, method, die.defect))
   }
   return cause
 }
