@@ -160,12 +160,13 @@ export type SuccessSchemaOf<S extends MethodSpec> = S["success"] extends Schema.
 export type ErrorSchemaOf<S extends MethodSpec> = S["error"] extends Schema.Top ? S["error"] : typeof Schema.Never
 
 /**
- * The payload type of a method.
+ * The payload type of a method. `H` is the handle type that stands for a
+ * {@link SelfHandle} in it (see {@link Service}'s callback form).
  *
  * @since 0.1.0
  * @category type-level
  */
-export type Payload<S extends MethodSpec> = PayloadSchemaOf<S>["Type"]
+export type Payload<S extends MethodSpec, H = never> = ResolveSelf<PayloadSchemaOf<S>["Type"], H>
 
 /**
  * The success type of a method (the element type for streams).
@@ -173,7 +174,66 @@ export type Payload<S extends MethodSpec> = PayloadSchemaOf<S>["Type"]
  * @since 0.1.0
  * @category type-level
  */
-export type Success<S extends MethodSpec> = SuccessSchemaOf<S>["Type"]
+export type Success<S extends MethodSpec, H = never> = ResolveSelf<SuccessSchemaOf<S>["Type"], H>
+
+// ---------------------------------------------------------------------------
+// Self-handles
+// ---------------------------------------------------------------------------
+
+/** @internal */
+export const SelfHandleTypeId: unique symbol = Symbol.for("effect-corps/SelfHandle")
+
+/**
+ * The type a contract's own handle has while the contract is being declared
+ * (a class cannot name its own type in its base expression, TS2506). In the
+ * handle's and the handlers' types it reads as the Worker's own handle: as a
+ * payload or success value, as a field of one, as an array of either, and as
+ * an optional field. Deeper (inside an `Option`, a nested struct) it stays a
+ * `SelfHandle`, which holds the very handle at run time.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface SelfHandle {
+  readonly [SelfHandleTypeId]: typeof SelfHandleTypeId
+  readonly worker: string
+  readonly key: string
+  readonly corps: string
+}
+
+/**
+ * The Schema a contract's callback receives for its own handles (see
+ * {@link Service}).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type SelfHandleSchema = Schema.Codec<SelfHandle, HandleEncoded>
+
+type SwapSelf<F, H> = F extends SelfHandle ? H : F extends ReadonlyArray<SelfHandle> ? ReadonlyArray<H> : F
+
+type HasSelfField<T> = {
+  [K in keyof T]-?: [Extract<T[K], SelfHandle | ReadonlyArray<SelfHandle>>] extends [never] ? never : K
+}[keyof T]
+
+/**
+ * `T` with its {@link SelfHandle}s read as `H` (top level, fields, arrays);
+ * untouched when `H` is `never` or `T` holds none.
+ *
+ * @since 0.3.0
+ * @category type-level
+ */
+export type ResolveSelf<T, H> = [H] extends [never]
+  ? T
+  : 0 extends 1 & T
+    ? T
+    : T extends SelfHandle | ReadonlyArray<SelfHandle>
+      ? SwapSelf<T, H>
+      : T extends object
+        ? [HasSelfField<T>] extends [never]
+          ? T
+          : { [K in keyof T]: SwapSelf<T[K], H> }
+        : T
 
 /**
  * The declared error type of a method.
@@ -200,7 +260,9 @@ export type RpcOf<Tag extends string, S extends MethodSpec> = Rpc.Rpc<
  */
 export type RpcsOf<M extends Methods> = { [K in keyof M & string]: RpcOf<K, M[K]> }[keyof M & string]
 
-type CallArgs<S extends MethodSpec> = [Payload<S>] extends [void] ? [payload?: Payload<S>] : [payload: Payload<S>]
+type CallArgs<S extends MethodSpec, H = never> = [Payload<S, H>] extends [void]
+  ? [payload?: Payload<S, H>]
+  : [payload: Payload<S, H>]
 
 /**
  * How a caller sees one method: an Effect (or a Stream) failing with the
@@ -209,11 +271,11 @@ type CallArgs<S extends MethodSpec> = [Payload<S>] extends [void] ? [payload?: P
  * @since 0.1.0
  * @category models
  */
-export type ClientMethod<S extends MethodSpec> = (
-  ...args: CallArgs<S>
+export type ClientMethod<S extends MethodSpec, H = never> = (
+  ...args: CallArgs<S, H>
 ) => S["stream"] extends true
-  ? Stream.Stream<Success<S>, Failure<S> | CallError>
-  : Effect.Effect<Success<S>, Failure<S> | CallError>
+  ? Stream.Stream<Success<S, H>, Failure<S> | CallError>
+  : Effect.Effect<Success<S, H>, Failure<S> | CallError>
 
 /**
  * A typed reference to one instance of a Worker: its methods, the instance's
@@ -224,7 +286,7 @@ export type ClientMethod<S extends MethodSpec> = (
  * @since 0.1.0
  * @category models
  */
-export type Handle<M extends Methods> = { readonly [K in keyof M]: ClientMethod<M[K]> } & {
+export type Handle<M extends Methods> = { readonly [K in keyof M]: ClientMethod<M[K], Handle<M>> } & {
   readonly worker: string
   readonly key: string
   readonly corps: string
@@ -245,11 +307,11 @@ export type Handle<M extends Methods> = { readonly [K in keyof M]: ClientMethod<
  * @since 0.1.0
  * @category models
  */
-export type Handler<S extends MethodSpec> = (
-  payload: Payload<S>
+export type Handler<S extends MethodSpec, H = never> = (
+  payload: Payload<S, H>
 ) => S["stream"] extends true
-  ? Stream.Stream<Success<S>, Failure<S> | CallError>
-  : Effect.Effect<Success<S>, Failure<S> | CallError> | Success<S>
+  ? Stream.Stream<Success<S, H>, Failure<S> | CallError>
+  : Effect.Effect<Success<S, H>, Failure<S> | CallError> | Success<S, H>
 
 /**
  * The handlers of an implementation, one per contract method.
@@ -257,7 +319,7 @@ export type Handler<S extends MethodSpec> = (
  * @since 0.1.0
  * @category models
  */
-export type Handlers<M extends Methods> = { readonly [K in keyof M]: Handler<M[K]> }
+export type Handlers<M extends Methods> = { readonly [K in keyof M]: Handler<M[K], Handle<M>> }
 
 // ---------------------------------------------------------------------------
 // Implementations
@@ -510,6 +572,40 @@ export interface WorkerClass<Self, Name extends string, M extends Methods>
     handlers: B,
     options?: FuncImplementationOptions<M>
   ): Implementation<Self, B extends Effect.Effect<any, any, infer R> ? Exclude<R, Scope.Scope> : never>
+  /**
+   * A new contract with this one's methods plus `more` (a method of `more`
+   * with the name of one of these replaces it). The result is a Worker of
+   * its own — its own name, handles and implementations — whose handlers
+   * objects may reuse this one's handlers for the methods it keeps. Self-
+   * handles (see {@link Service}) of this contract become the new one's.
+   *
+   * @example
+   * ```ts
+   * class Store extends Worker.Service<Store>()("Store", {
+   *   get: { payload: { key: Schema.String }, success: Schema.String }
+   * }) {}
+   * class AuditedStore extends Store.extend<AuditedStore>()("AuditedStore", {
+   *   history: { success: Schema.Array(Schema.String) }
+   * }) {}
+   * ```
+   *
+   * @since 0.3.0
+   */
+  extend<Derived>(): <const Name2 extends string, const More extends Methods>(
+    name: Name2,
+    more: More | ((self: SelfHandleSchema) => More)
+  ) => WorkerClass<Derived, Name2, Extended<M, More>> & Accessors<Derived, Extended<M, More>>
+}
+
+/**
+ * The methods of a contract `M` extended with `More` (see
+ * {@link WorkerClass.extend}): those of `More` win.
+ *
+ * @since 0.3.0
+ * @category type-level
+ */
+export type Extended<M extends Methods, More extends Methods> = {
+  readonly [K in keyof M | keyof More]: K extends keyof More ? More[K] : K extends keyof M ? M[K] : never
 }
 
 /**
@@ -521,10 +617,10 @@ export interface WorkerClass<Self, Name extends string, M extends Methods>
  */
 export type Accessors<Self, M extends Methods> = {
   readonly [K in keyof M]: (
-    ...args: CallArgs<M[K]>
+    ...args: CallArgs<M[K], Handle<M>>
   ) => M[K]["stream"] extends true
-    ? Stream.Stream<Success<M[K]>, Failure<M[K]> | CallError, Self>
-    : Effect.Effect<Success<M[K]>, Failure<M[K]> | CallError, Self>
+    ? Stream.Stream<Success<M[K], Handle<M>>, Failure<M[K]> | CallError, Self>
+    : Effect.Effect<Success<M[K], Handle<M>>, Failure<M[K]> | CallError, Self>
 }
 
 /**
@@ -580,7 +676,8 @@ const reservedNames = new Set([
   "entry",
   "target",
   "constructor",
-  "stack"
+  "stack",
+  "extend"
 ])
 
 /**
@@ -592,6 +689,10 @@ const reservedNames = new Set([
  * `instance`, `conc`, `func`, `use`, `of`, …): such a contract is a defect at
  * definition time.
  *
+ * A contract whose methods take or return handles of its own kind (a chain,
+ * a tree, peers) is declared with a callback: it receives `self`, the
+ * Schema of this Worker's handles, to use anywhere in its methods.
+ *
  * @example
  * ```ts
  * import { Schema } from "effect"
@@ -600,6 +701,11 @@ const reservedNames = new Set([
  * class Greeter extends Worker.Service<Greeter>()("Greeter", {
  *   greet: { payload: { name: Schema.String }, success: Schema.String }
  * }) {}
+ *
+ * class Node extends Worker.Service<Node>()("Node", (self) => ({
+ *   link: { payload: { next: self } },
+ *   length: { success: Schema.Number }
+ * })) {}
  * ```
  *
  * @since 0.1.0
@@ -609,25 +715,10 @@ export const Service =
   <Self>() =>
   <const Name extends string, const M extends Methods>(
     name: Name,
-    methods: M
+    methods: M | ((self: SelfHandleSchema) => M)
   ): WorkerClass<Self, Name, M> & Accessors<Self, M> => {
-    for (const method of Object.keys(methods)) {
-      if (reservedNames.has(method)) {
-        throw new Error(`Worker ${name}: method name "${method}" is reserved; rename it`)
-      }
-    }
-    const Base = Context.Service<Self, Handle<M>>()(name) as any
-    // A Worker no Corps provides is a WorkerNotProvided naming the Corps in context, not `Service not found`.
-    withLookup(Base)
-    const HandleClass = makeHandleClass(name, methods)
-    const rpcs = Object.entries(methods).map(([method, spec]) =>
-      Rpc.make(method, {
-        payload: spec.payload as any,
-        success: spec.success as any,
-        error: spec.error as any,
-        stream: spec.stream === true
-      })
-    )
+    // Made before the methods, which may hold it; it finds the handle class only when it decodes.
+    let HandleClass: HandleClass
     const fallback = (corps: string) => unreachableEntry(corps, name, HandleClass)
     const HandleSchema = Schema.Struct({
       corps: Schema.String,
@@ -639,8 +730,36 @@ export const Service =
         encode: SchemaGetter.transform((h: HandleBase) => ({ corps: h.corps, worker: h.worker, key: h.key })) as any
       })
     )
+    const makeMethods = typeof methods === "function" ? methods : undefined
+    if (makeMethods !== undefined) methods = makeMethods(HandleSchema as any)
+    const declared = methods as M
+    for (const method of Object.keys(declared)) {
+      if (reservedNames.has(method)) {
+        throw new Error(`Worker ${name}: method name "${method}" is reserved; rename it`)
+      }
+    }
+    const Base = Context.Service<Self, Handle<M>>()(name) as any
+    // A Worker no Corps provides is a WorkerNotProvided naming the Corps in context, not `Service not found`.
+    withLookup(Base)
+    HandleClass = makeHandleClass(name, declared)
+    const rpcs = Object.entries(declared).map(([method, spec]) =>
+      Rpc.make(method, {
+        payload: spec.payload as any,
+        success: spec.success as any,
+        error: spec.error as any,
+        stream: spec.stream === true
+      })
+    )
     class Worker extends Base {
-      static readonly methods = methods
+      static readonly methods = declared
+      // A contract declared with a callback is declared again for the derived one, with the derived self-handle.
+      static extend() {
+        return (derived: string, more: Methods | ((self: SelfHandleSchema) => Methods)) =>
+          Service()(derived, (self) => ({
+            ...(makeMethods === undefined ? declared : makeMethods(self)),
+            ...(typeof more === "function" ? more(self) : more)
+          }))
+      }
       static readonly group = RpcGroup.make(...rpcs)
       static readonly Handle = HandleSchema
       static readonly HandleClass = HandleClass
@@ -665,7 +784,7 @@ export const Service =
         })
       }
     }
-    for (const [method, spec] of Object.entries(methods)) {
+    for (const [method, spec] of Object.entries(declared)) {
       const accessor = (payload: unknown) => (Worker as any).use((handle: any) => handle[method](payload))
       Object.defineProperty(Worker, method, {
         value: spec.stream ? streamAccessor(Worker, method) : accessor,
