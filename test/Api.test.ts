@@ -110,15 +110,13 @@ describe("errors across two hops: Front (local) → Middle (thread) → Back (pr
           ["Middle", [], "CallLost"]
         )
         // Middle's thread kept serving, and Back's process is started again: calls go through once it is back.
-        const echo = (yield* Middle)
-          .echo({ text: "still here" })
-          .pipe(
-            Effect.retry({
-              while: (e) => e._tag === "DownstreamFailed",
-              schedule: Schedule.spaced("50 millis"),
-              times: 600
-            })
-          )
+        const echo = (yield* Middle).echo({ text: "still here" }).pipe(
+          Effect.retry({
+            while: (e) => e._tag === "DownstreamFailed",
+            schedule: Schedule.spaced("50 millis"),
+            times: 600
+          })
+        )
         assert.strictEqual(yield* echo, "still here")
       }).pipe(Effect.provide(corps), Effect.scoped),
     60_000

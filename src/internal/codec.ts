@@ -104,6 +104,19 @@ export const encodeCallFailure = (error: unknown): Wire.Exit => {
   return { _tag: "Failure", error: [1, Exit.isSuccess(fallback) ? fallback.value : null] }
 }
 
+/** Decodes one of effect-corps' own errors, encoded by {@link encodeCallFailure} (anything else: a SerializationError). */
+export const decodeCallFailure = (encoded: Encoded): unknown => {
+  const exit = decodeCallError(encoded)
+  return Exit.isSuccess(exit)
+    ? exit.value
+    : new SerializationError({
+        worker: "?",
+        method: "?",
+        part: "error",
+        issue: `undecodable error: ${String(encoded)}`
+      })
+}
+
 /** Decodes a failure on the caller's side. */
 export const decodeFailure = (method: MethodCodec, encoded: readonly [0 | 1, Encoded]): unknown => {
   const [callError, error] = encoded

@@ -1,12 +1,20 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer, Stream } from "effect"
+import { Cause, Effect, Exit, Layer, Schema, Stream } from "effect"
 import { TestRunner } from "effect/cluster"
+import { CallLost, DownstreamFailed } from "../../src/CorpsError.ts"
 import { deliveryOf, layerEntity, makeTargets } from "../../src/cluster/internal/Entities.ts"
+import { Worker } from "../../src/index.ts"
 import { Account, AccountLive, Hasher, HasherLive, Ledger } from "./workers.ts"
+
+/** A Func whose handler lets a CallError through, as one meeting a lost downstream call would. */
+class Relayer extends Worker.Service<Relayer>()("Relayer", { relay: { success: Schema.Number } }) {}
+const RelayerLive = Relayer.func({
+  relay: () => Effect.fail(new CallLost({ worker: "Far", method: "op", env: "far#0", reason: "gone" }))
+})
 
 // TestRunner: the whole cluster in memory, in this process. Cluster layers
 // sleep internally, so these tests run on the live clock (it.live).
-const Cluster = Layer.mergeAll(layerEntity(AccountLive), layerEntity(HasherLive)).pipe(
+const Cluster = Layer.mergeAll(layerEntity(AccountLive), layerEntity(HasherLive), layerEntity(RelayerLive)).pipe(
   Layer.provideMerge(TestRunner.layer)
 )
 
@@ -75,8 +83,25 @@ describe("cluster/Entities", () => {
         assert.strictEqual(defect._tag, "WorkerDefect")
         assert.strictEqual(defect.method, "crash")
         assert.include(defect.message, "boom")
+        // Readable across the cluster: name, message and stack as fields.
+        assert.deepStrictEqual([defect.defectName, defect.defectMessage], ["Error", "boom"])
+        assert.match(defect.defectStack, /^Error: boom\n\s+at /)
         // Same instance, state intact: the defect was not replayed.
         assert.strictEqual(yield* a.call("balance", undefined), 3)
+      })
+    )
+  )
+
+  it.live("a CallError a handler lets through reaches the caller as DownstreamFailed, decoded with its Schema", () =>
+    run(
+      Effect.gen(function* () {
+        const relayer = (yield* makeTargets(Relayer, "func"))("default")
+        const error = failureOf(yield* Effect.exit(relayer.call("relay", undefined)))
+        assert.instanceOf(error, DownstreamFailed)
+        const failed = error as DownstreamFailed
+        assert.deepStrictEqual([failed.worker, failed.method, failed.via], ["Relayer", "relay", []])
+        assert.instanceOf(failed.error, CallLost)
+        assert.strictEqual((failed.error as CallLost).worker, "Far")
       })
     )
   )

@@ -37,8 +37,17 @@ import { Cause, Context, Duration, Effect, Exit, Layer, Schedule, Schema, Scope,
 import { ClusterSchema, Entity } from "effect/cluster"
 import type { Sharding } from "effect/cluster/Sharding"
 import { Rpc } from "effect/rpc"
-import { CallLost, MailboxFull, SerializationError, UnknownMethod, WorkerDefect } from "../../CorpsError.ts"
-import { codecsOf, type MethodCodec, run } from "../../internal/codec.ts"
+import {
+  type CallError,
+  CallLost,
+  DownstreamFailed,
+  isCallError,
+  MailboxFull,
+  SerializationError,
+  UnknownMethod,
+  WorkerDefect
+} from "../../CorpsError.ts"
+import { codecsOf, decodeCallFailure, encodeCallFailure, type MethodCodec, run } from "../../internal/codec.ts"
 import type { Target } from "../../internal/handle.ts"
 import type { AnyHandler } from "../../internal/invoke.ts"
 import { messageOf } from "../../internal/message.ts"
@@ -249,15 +258,36 @@ const runHandler = (
  * typed error.
  */
 const serveOutcome = (effect: Effect.Effect<unknown, unknown>, codec: MethodCodec) =>
-  Effect.matchEffect(effect, {
+  Effect.matchCauseEffect(effect, {
     onSuccess: (value) => {
       const encoded = encodeChecked(codec, "success", value)
       return Exit.isSuccess(encoded) ? encoded : Effect.die(Cause.squash(encoded.cause))
     },
-    onFailure: (error) => serveError(codec, error)
+    onFailure: (cause) => {
+      const error = Cause.findErrorOption(cause)
+      if (error._tag === "Some") return serveError(codec, error.value)
+      const die = cause.reasons.find(Cause.isDieReason)
+      // A handler's defect crosses whole (name, message and stack), not as the cluster's Error encoding.
+      if (die === undefined || Cause.hasInterrupts(cause)) return Effect.failCause(cause)
+      return Effect.die(carry(WorkerDefect.fromDefect(codec.worker, codec.method, die.defect)))
+    }
   })
 
+/**
+ * One of effect-corps' own errors on its way through the cluster, which
+ * carries only declared errors and defects: a defect holding the error
+ * encoded with its Schema, turned back into it by {@link toCallError}.
+ */
+const CARRIED = "effect-corps/CallError"
+
+const carry = (error: CallError): { readonly _tag: typeof CARRIED; readonly error: unknown } => {
+  const encoded = encodeCallFailure(error)
+  return { _tag: CARRIED, error: encoded._tag === "Failure" ? encoded.error[1] : null }
+}
+
 const serveError = (codec: MethodCodec, error: unknown): Effect.Effect<never, unknown> => {
+  // A CallError from a call the handler made and let through: its caller learns where it happened.
+  if (isCallError(error)) return Effect.die(carry(DownstreamFailed.wrap(codec.worker, codec.method, error)))
   if (!codec.isError(error)) {
     return Effect.die(serializationFailure(codec, "error", `undeclared or unencodable error: ${messageOf(error)}`))
   }
@@ -488,7 +518,15 @@ export const toCallError = (
   const die = cause.reasons.find(Cause.isDieReason)
   if (die !== undefined) {
     // A SerializationError raised on the runner (see serveOutcome), which crossed as a defect.
-    const named = die.defect as { readonly name?: unknown; readonly _tag?: unknown; readonly message?: unknown }
+    const named = die.defect as {
+      readonly name?: unknown
+      readonly _tag?: unknown
+      readonly message?: unknown
+      readonly error?: unknown
+    }
+    if (named !== null && typeof named === "object" && named._tag === CARRIED) {
+      return Cause.fail(decodeCallFailure(named.error))
+    }
     if (
       named !== null &&
       typeof named === "object" &&
