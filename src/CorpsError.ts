@@ -487,9 +487,10 @@ export class WorkerNotProvided extends Schema.TaggedError<WorkerNotProvided>()("
  *   holds does not decode with the Schema (the state's Schema changed).
  * - `commit`: the store refused a write. The call's change is rolled back.
  *
- * `load` and `commit` reach the caller as the `defect` of a
- * {@link WorkerDefect}: the instance cannot go on from a state it cannot read
- * or keep (under `onDefect: "restart"` it is rebuilt from the store).
+ * `load` reaches the caller as the `defect` of an {@link InstanceStartFailed}
+ * (the instance is not built; the next call tries again), `commit` as the
+ * `defect` of a {@link WorkerDefect}: the instance cannot go on from a state
+ * it cannot keep (under `onDefect: "restart"` it is rebuilt from the store).
  *
  * @since 0.2.0
  * @category errors
