@@ -5,6 +5,7 @@
 import { createConnection } from "node:net"
 import { runBaselines } from "./baselines.bench.ts"
 import { runCluster } from "./cluster.bench.ts"
+import { runErrors } from "./errors.bench.ts"
 import { runFastPath } from "./fastpath.bench.ts"
 import { printJson } from "./lib/report.ts"
 import { runRecovery } from "./recovery.bench.ts"
@@ -35,6 +36,7 @@ const postgresUp = (): Promise<boolean> =>
   })
 
 await runFastPath()
+await runErrors()
 await runBaselines()
 await runRecovery()
 if (await postgresUp()) await runCluster()

@@ -462,9 +462,7 @@ describe.runIf(postgres)("cluster", () => {
     await eventually(20_000, async () => (await countRows()) >= (ledgerKeys.length * perKey) / 4)
     const killedAt = Date.now()
     victim.child.kill("SIGKILL")
-    const heldExit = await held
-    console.log("HELD", JSON.stringify(heldExit), String(heldExit))
-    const lost = failureOf(heldExit)
+    const lost = failureOf(await held)
     assert.strictEqual(lost._tag, "CallLost")
     console.log(`failover: in-flight volatile call failed with CallLost ${Date.now() - killedAt} ms after SIGKILL`)
     await load
