@@ -39,7 +39,7 @@ const GreeterLive = Greeter.func(
   Effect.gen(function* () {
     const counter = yield* Counter
     return {
-      greet: ({ name }) => Effect.as(counter.increment({ by: 1 }), `Hello, ${name}!`).pipe(Effect.orDie)
+      greet: ({ name }) => Effect.as(counter.increment({ by: 1 }), `Hello, ${name}!`)
     }
   })
 )
