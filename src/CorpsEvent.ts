@@ -141,6 +141,52 @@ export const InstanceRestarted = Schema.TaggedStruct("InstanceRestarted", {
 })
 
 /**
+ * What one Env looked like when a scaling decision was made.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export const ScalingSample = Schema.Struct({
+  index: Schema.Number,
+  inFlight: Schema.Number,
+  /** Event-loop utilisation since the previous sample; absent when the Env did not answer in time. */
+  utilization: Schema.optional(Schema.Number)
+})
+
+/**
+ * A scaling Env changes size: `from` → `to` Envs in service, with the
+ * reason and the samples that decided it (docs/scaling.md). Growing Envs
+ * start (`EnvStarted`) or come back from draining; shrinking ones drain,
+ * then are removed (`EnvRemoved`).
+ *
+ * @since 0.3.0
+ * @category events
+ */
+export const EnvScaled = Schema.TaggedStruct("EnvScaled", {
+  ...common,
+  env: Schema.String,
+  from: Schema.Number,
+  to: Schema.Number,
+  direction: Schema.Literals(["up", "down"]),
+  reason: Schema.String,
+  samples: Schema.Array(ScalingSample)
+})
+
+/**
+ * A drained thread or process of a scaling Env was stopped (`reason`
+ * `"drained"`), or was lost while draining and is not restarted.
+ *
+ * @since 0.3.0
+ * @category events
+ */
+export const EnvRemoved = Schema.TaggedStruct("EnvRemoved", {
+  ...common,
+  env: Schema.String,
+  index: Schema.Number,
+  reason: Schema.String
+})
+
+/**
  * Every event a Corps reports.
  *
  * @since 0.2.0
@@ -154,7 +200,9 @@ export const CorpsEvent = Schema.Union([
   SupervisionExhausted,
   CallRedelivered,
   CallQuarantined,
-  InstanceRestarted
+  InstanceRestarted,
+  EnvScaled,
+  EnvRemoved
 ])
 
 /**

@@ -49,7 +49,9 @@ const severity: Record<CorpsEvent["_tag"], "Debug" | "Info" | "Warning"> = {
   SupervisionExhausted: "Warning",
   CallRedelivered: "Info",
   CallQuarantined: "Warning",
-  InstanceRestarted: "Warning"
+  InstanceRestarted: "Warning",
+  EnvScaled: "Info",
+  EnvRemoved: "Info"
 }
 
 const describe = (event: CorpsEvent): string => {
@@ -70,6 +72,10 @@ const describe = (event: CorpsEvent): string => {
       return `effect-corps: ${event.worker}.${event.method} quarantined after taking down its Env ${event.crashes} times`
     case "InstanceRestarted":
       return `effect-corps: ${event.worker}[${event.key}] rebuilt: ${event.detail}`
+    case "EnvScaled":
+      return `effect-corps: Env ${event.env} scaled ${event.direction} from ${event.from} to ${event.to}: ${event.reason}`
+    case "EnvRemoved":
+      return `effect-corps: Env ${event.env}#${event.index} removed (${event.reason})`
   }
 }
 

@@ -30,9 +30,10 @@ export interface RuntimeOptions {
   /**
    * Concs built here whose instances are split with other Envs: for a key
    * that lives elsewhere, the Target to reach it; `undefined` for keys that
-   * live here.
+   * live here. `local` is the key's instance here, for a partition that
+   * decides per call (a scaling Env's directory).
    */
-  readonly partition?: Map<string, (key: string) => Target | undefined> | undefined
+  readonly partition?: Map<string, (key: string, local: () => Target) => Target | undefined> | undefined
   /**
    * Workers whose handles carry another Corps id than this one (Workers on a
    * cluster carry the cluster's, which its runners resolve), by Worker name.
@@ -61,7 +62,9 @@ export class CorpsRuntime {
   readonly handleCorps: ReadonlyMap<string, string>
   /** The Corps tree's event hub (`Corps.events`); undefined inside an Env. */
   readonly events: EventHub | undefined
-  private readonly partition: Map<string, (key: string) => Target | undefined>
+  private readonly partition: Map<string, (key: string, local: () => Target) => Target | undefined>
+  /** The Concs built here, by Worker name (a scaling Env drains their instances). */
+  readonly concs = new Map<string, ConcWorker>()
   /** Serves every Worker of this runtime, built here or not (Envs call in through it). */
   readonly dispatcher: Dispatcher
 
@@ -143,9 +146,12 @@ export class CorpsRuntime {
           Effect.updateContext(impl.build(key), () => Context.add(contextOf(), Scope.Scope, scope)) as any
       })
       this.closers.push((exit) => conc.close(exit))
+      this.concs.set(worker.key, conc)
       const elsewhereFor = this.partition.get(worker.key)
       local =
-        elsewhereFor === undefined ? (key) => conc.instance(key) : (key) => elsewhereFor(key) ?? conc.instance(key)
+        elsewhereFor === undefined
+          ? (key) => conc.instance(key)
+          : (key) => elsewhereFor(key, () => conc.instance(key)) ?? conc.instance(key)
     } else {
       const func = new LocalFunc(worker.key, this.id, impl.func.concurrency)
       this.funcs.set(worker.key, func)
