@@ -204,8 +204,9 @@ const clamp = (n: number, bounds: Bounds) => Math.min(bounds.max, Math.max(bound
  * - Demand above the size for `upAfterMillis` → grow towards the demand, by
  *   at most `maxStepUp`; the pressure clock then starts again.
  * - The same demand measured against the lower threshold
- *   (`targetUtilization · (1 - hysteresis)`, half of `inFlightPerEnv`)
- *   below the size for `downAfterMillis` → shrink towards it by at most
+ *   (`targetUtilization · (1 - hysteresis)`, and half of `inFlightPerEnv`
+ *   while the Envs are busy) below the size for `downAfterMillis` → shrink
+ *   towards it by at most
  *   `maxStepDown`, then once per sample while the slack lasts.
  * - The target is always within `bounds`.
  *
@@ -255,8 +256,9 @@ export const decide = (policy: Resolved, bounds: Bounds, state: State, sample: S
     busy ? Math.ceil(inFlight / policy.inFlightPerEnv) : 0,
     totalUtilization === undefined ? 0 : Math.ceil(totalUtilization / policy.targetUtilization - 1e-9)
   )
+  // Calls in flight hold the size only while they keep the Envs busy, and only above half of what they need.
   const downDemand = Math.max(
-    Math.ceil((2 * inFlight) / policy.inFlightPerEnv),
+    busy ? Math.ceil((2 * inFlight) / policy.inFlightPerEnv) : 0,
     totalUtilization === undefined ? size : Math.ceil(totalUtilization / lower - 1e-9)
   )
   const figures = `${inFlight} in flight, utilisation ${mean === undefined ? "unknown" : mean.toFixed(2)} over ${size}`

@@ -57,14 +57,18 @@ export const start = (options: ScalerOptions): Effect.Effect<void, never, Scope.
      * fully used.
      */
     const sampleOf = (index: number) =>
-      pool.load(index).pipe(
-        Effect.timeoutOrElse({ duration: policy.sampleMillis, orElse: () => Effect.succeed({ utilization: 1 }) }),
-        Effect.map((load) => ({
-          index,
-          inFlight: pool.client(index).inFlight,
-          ...(load === undefined ? {} : { utilization: load.utilization })
-        }))
-      )
+      Effect.suspend(() => {
+        // Read before the load call: its answer comes in the same batch as the replies of the calls in flight.
+        const inFlight = pool.client(index).inFlight
+        return pool.load(index).pipe(
+          Effect.timeoutOrElse({ duration: policy.sampleMillis, orElse: () => Effect.succeed({ utilization: 1 }) }),
+          Effect.map((load) => ({
+            index,
+            inFlight,
+            ...(load === undefined ? {} : { utilization: load.utilization })
+          }))
+        )
+      })
 
     const step = Effect.gen(function* () {
       const active = pool.active
