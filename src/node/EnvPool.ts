@@ -711,8 +711,11 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
               ),
               Effect.catch((error) =>
                 Effect.sync(() => reserved.delete(index)).pipe(
+                  // A start cut short by the Corps closing is no news.
                   Effect.andThen(
-                    Effect.logWarning(`effect-corps: Env ${options.envName}#${index} did not start`, error)
+                    closing || halted
+                      ? Effect.void
+                      : Effect.logWarning(`effect-corps: Env ${options.envName}#${index} did not start`, error)
                   ),
                   Effect.as(0)
                 )
