@@ -123,10 +123,10 @@ export interface EnvPool {
   /**
    * Puts `count` more slots in service: draining slots first (they are
    * still running), then the warm spare, then fresh starts in parallel.
-   * Answers how many were added (fewer when a start failed; that failure is
-   * logged, and the scaler tries again at its next decision).
+   * Answers how many were added, and why the others could not start (the
+   * caller reports them: a start cut short by the Corps closing is no news).
    */
-  readonly grow: (count: number) => Effect.Effect<number>
+  readonly grow: (count: number) => Effect.Effect<Grown>
   /** Takes slot `index` out of {@link active}: it finishes its work and takes no new keys. */
   readonly drain: (index: number) => void
   /** Whether slot `index` is draining (false once it is back in service or removed). */
@@ -139,6 +139,12 @@ export interface EnvPool {
   readonly remove: (index: number) => Effect.Effect<boolean>
   /** Calls `listener` with the index of each slot removed (drained, or lost while draining). */
   readonly onRemoved: (listener: (index: number) => void) => void
+}
+
+/** What {@link EnvPool.grow} did. */
+export interface Grown {
+  readonly added: number
+  readonly failures: ReadonlyArray<EnvStartError>
 }
 
 /** Why an Env was lost, as far as its own signals tell. */
@@ -276,7 +282,10 @@ type Command = { readonly _tag: "lost"; readonly slot: Slot } | { readonly _tag:
  */
 export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartError, Scope.Scope> =>
   Effect.gen(function* () {
-    const scope = yield* Effect.scope
+    const outer = yield* Effect.scope
+    // The fibers of the Envs (servers, heartbeats, starts) live in a child scope, closed only after the
+    // pool's own finalizer has marked it closing: a start cut short by the close is then known as such.
+    const scope = yield* Scope.fork(outer)
     const health = options.health ?? {}
     const policy = Supervision.resolve(health.supervision)
     const corps = options.corps
@@ -644,7 +653,7 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
     )
     const unregister = corpsSupervisor.register(failPool)
     yield* Scope.addFinalizer(
-      scope,
+      outer,
       Effect.suspend(() => {
         closing = true
         unregister()
@@ -673,9 +682,9 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
       return index
     }
 
-    const grow = (count: number): Effect.Effect<number> =>
+    const grow = (count: number): Effect.Effect<Grown> =>
       Effect.gen(function* () {
-        if (halted || closing || count <= 0) return 0
+        if (halted || closing || count <= 0) return { added: 0, failures: [] }
         let added = 0
         // A draining slot is still running: putting it back costs nothing.
         for (const slot of slots) {
@@ -701,30 +710,28 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
                   reserved.delete(index)
                   if (closing || halted) {
                     yield* stopSlot(slot)
-                    return 0
+                    return undefined
                   }
                   yield* install(slot, index)
                   setActive([...active, index])
                   yield* emit({ _tag: "EnvStarted", corps, at: Date.now(), env: options.envName, index, attempt: 0 })
-                  return 1
+                  return index
                 })
               ),
               Effect.catch((error) =>
-                Effect.sync(() => reserved.delete(index)).pipe(
-                  // A start cut short by the Corps closing is no news.
-                  Effect.andThen(
-                    closing || halted
-                      ? Effect.void
-                      : Effect.logWarning(`effect-corps: Env ${options.envName}#${index} did not start`, error)
-                  ),
-                  Effect.as(0)
-                )
+                Effect.sync(() => {
+                  reserved.delete(index)
+                  return error
+                })
               )
             ),
           { concurrency: "unbounded" }
         )
         yield* refillSpare
-        return added + started.reduce((a, b) => a + b, 0)
+        return {
+          added: added + started.filter((outcome) => typeof outcome === "number").length,
+          failures: started.filter((outcome) => outcome instanceof EnvStartError)
+        }
       })
 
     const remove = (index: number): Effect.Effect<boolean> =>

@@ -92,8 +92,12 @@ export const start = (options: ScalerOptions): Effect.Effect<void, never, Scope.
         samples
       })
       if (decision.direction === "up") {
-        const added = yield* pool.grow(decision.target - active.length)
-        state = { ...state, size: active.length + added }
+        const grown = yield* pool.grow(decision.target - active.length)
+        state = { ...state, size: active.length + grown.added }
+        // The next decision tries again.
+        for (const failure of grown.failures) {
+          yield* Effect.logWarning(`effect-corps: a new Env of ${options.envName} did not start`, failure)
+        }
         return
       }
       // The highest slots go first: the lowest ones hold the pinned Workers and the fixed replicas.
