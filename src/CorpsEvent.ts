@@ -141,6 +141,25 @@ export const InstanceRestarted = Schema.TaggedStruct("InstanceRestarted", {
 })
 
 /**
+ * A Conc instance was passivated: idle for its Worker's `passivateAfter`
+ * (`idleMillis` is the least time it had been idle), or retired from an Env
+ * being drained (no `idleMillis`). Its finalizers ran and it left memory;
+ * the next call to its key builds it again (a persisted one resumes its
+ * state). `env` names the thread or process Env it lived in (`<name>#<index>`),
+ * absent in the caller's runtime.
+ *
+ * @since 0.3.0
+ * @category events
+ */
+export const InstancePassivated = Schema.TaggedStruct("InstancePassivated", {
+  ...common,
+  worker: Schema.String,
+  key: Schema.String,
+  env: Schema.optional(Schema.String),
+  idleMillis: Schema.optional(Schema.Number)
+})
+
+/**
  * Every event a Corps reports.
  *
  * @since 0.2.0
@@ -154,7 +173,8 @@ export const CorpsEvent = Schema.Union([
   SupervisionExhausted,
   CallRedelivered,
   CallQuarantined,
-  InstanceRestarted
+  InstanceRestarted,
+  InstancePassivated
 ])
 
 /**

@@ -73,7 +73,24 @@ const main = Effect.gen(function* () {
         partition.set(name, (key) => (hostFor(key, hosts) === index ? undefined : viaCaller(key)))
     }
     const handleCorps = new Map(Object.entries(init.handleCorps))
-    runtime = new CorpsRuntime({ name: init.envName, id: init.corps, resolved, scope, remote, partition, handleCorps })
+    runtime = new CorpsRuntime({
+      name: init.envName,
+      id: init.corps,
+      resolved,
+      scope,
+      remote,
+      partition,
+      handleCorps,
+      // This Env's pool may drain it (passivate), and its events go to the caller's hub.
+      drainable: true,
+      forward: {
+        env: () => `${init.envName}#${index}`,
+        // Fire and forget: the caller logs and publishes it; nothing here waits for that.
+        send: (event) => {
+          caller.register({ worker: CONTROL, key: "", method: "event", payload: event }, ignoreReply)
+        }
+      }
+    })
     yield* runtime.build([...implementations.values()], Context.empty())
     runtime.publish()
   })
@@ -103,6 +120,11 @@ const main = Effect.gen(function* () {
       // The Env's load since the previous sample (src/node/load.ts): read by the caller's pool.
       case "load":
         return Effect.sync(() => answer(load()))
+      // Draining: passivates every idle instance of the Concs named (all when null); answers the keys still live.
+      case "passivate":
+        return runtime === undefined
+          ? Effect.succeed(answer({}))
+          : Effect.map(passivateIdle(runtime, call.payload as ReadonlyArray<string> | null), answer)
       case "adopt":
         index = call.payload as number
         return Effect.succeed(answer(null))
@@ -118,6 +140,26 @@ const main = Effect.gen(function* () {
     call.worker === CONTROL || runtime === undefined ? control(call) : runtime.dispatcher.dispatch(call)
   )
 })
+
+const ignoreReply = () => {}
+
+/**
+ * The answer of the `passivate` control call: for each Conc Worker built
+ * here and named in `workers` (every one when null), the keys still live
+ * after its idle instances were passivated.
+ */
+const passivateIdle = (
+  runtime: CorpsRuntime,
+  workers: ReadonlyArray<string> | null
+): Effect.Effect<Record<string, ReadonlyArray<string>>> =>
+  Effect.map(
+    Effect.forEach(
+      [...runtime.concs].filter(([name]) => workers === null || workers.includes(name)),
+      ([name, conc]) => Effect.map(conc.passivateIdle(), (live) => [name, live] as const),
+      { concurrency: "unbounded" }
+    ),
+    (entries) => Object.fromEntries(entries)
+  )
 
 Effect.runFork(
   main.pipe(
