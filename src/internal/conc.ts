@@ -193,45 +193,56 @@ const RESTART_RUN = "~restart"
  */
 export const SWEEPS_TO_PASSIVATE = 3
 
-/** An instance just retired: whether it had been built, and what closes its scope (none: released already). */
+/** An instance just retired: whether it had been built, and its scope to close (none: released already). */
 interface Retired {
+  readonly instance: ConcInstance
   readonly built: boolean
-  readonly closing: Effect.Effect<void> | undefined
+  readonly scope: Scope.Closeable | undefined
 }
 
 /** Scopes closed at once by one sweep or drain: enough to overlap slow finalizers, not a fiber per instance. */
 const CLOSING_CONCURRENCY = 64
 
 /**
- * The instances one sweep or drain retired: their scopes to close (in
- * parallel), then their reports. Instances without a scope were released at
- * once; only their report is left.
+ * The instances one sweep or drain retired: their scopes are closed (in
+ * parallel), then each built one is reported. The Effects are made one
+ * instance at a time as they run, so a sweep of 100,000 holds no Effect per
+ * instance.
  */
 class Retirements {
-  private readonly closings: Array<Effect.Effect<void>> = []
-  private readonly reports: Array<Effect.Effect<void>> = []
+  private readonly retired: Array<Retired> = []
+  private readonly idleMillis: number | undefined
+  private readonly report: ConcShared["onPassivate"]
+  constructor(idleMillis: number | undefined, report: ConcShared["onPassivate"]) {
+    this.idleMillis = idleMillis
+    this.report = report
+  }
 
-  add(
-    instance: ConcInstance,
-    retired: Retired,
-    idleMillis: number | undefined,
-    report: ConcShared["onPassivate"]
-  ): void {
-    const reporting = retired.built && report !== undefined ? report(instance.key, idleMillis) : undefined
-    if (retired.closing === undefined) {
-      if (reporting !== undefined) this.reports.push(reporting)
-    } else {
-      this.closings.push(reporting === undefined ? retired.closing : Effect.andThen(retired.closing, reporting))
+  add(retired: Retired | undefined): void {
+    if (retired !== undefined && (retired.scope !== undefined || (retired.built && this.report !== undefined))) {
+      this.retired.push(retired)
     }
   }
 
   get run(): Effect.Effect<void> {
-    const reports = Effect.forEach(this.reports, (report) => report, { discard: true })
-    if (this.closings.length === 0) return reports
-    return Effect.andThen(
-      Effect.forEach(this.closings, (closing) => closing, { concurrency: CLOSING_CONCURRENCY, discard: true }),
-      reports
+    if (this.retired.length === 0) return Effect.void
+    return Effect.forEach(this.retired, (retired) => this.finish(retired), {
+      concurrency: CLOSING_CONCURRENCY,
+      discard: true
+    })
+  }
+
+  private finish({ instance, built, scope }: Retired): Effect.Effect<void> {
+    const report = built && this.report !== undefined ? this.report(instance.key, this.idleMillis) : Effect.void
+    if (scope === undefined) return report
+    // Uninterruptible: the finalizers run to the end, and the flag is released whatever happens.
+    const closing = Effect.uninterruptible(
+      Effect.ensuring(
+        Scope.close(scope, Exit.void),
+        Effect.sync(() => instance.release())
+      )
     )
+    return Effect.andThen(closing, report)
   }
 }
 
@@ -538,10 +549,9 @@ export class ConcInstance {
   /**
    * Retires the instance if it is idle now: takes its flag for good (calls
    * that arrive meanwhile queue, then go to the key's next instance) and
-   * leaves the map. Without a scope it is released at once and `closing` is
-   * undefined; else `closing` closes the scope with a normal exit, then
-   * releases (uninterruptible: finalizers run to the end). `undefined` when
-   * the instance is busy and was left alone.
+   * leaves the map. Without a scope it is released at once; with one, the
+   * flag is released once the scope is closed ({@link Retirements}).
+   * `undefined` when the instance is busy and was left alone.
    */
   retireIfIdle(): Retired | undefined {
     if (!this.idle) return undefined
@@ -551,17 +561,9 @@ export class ConcInstance {
     const scope = this.scope
     this.scope = undefined
     this.handlers = undefined
-    if (scope === undefined) {
-      this.release()
-      return { built, closing: undefined }
-    }
-    const closing = Effect.uninterruptible(
-      Effect.ensuring(
-        Scope.close(scope, Exit.void),
-        Effect.sync(() => this.release())
-      )
-    )
-    return { built, closing }
+    // Nothing to close: free at once (calls that meet it go on to the key's next instance).
+    if (scope === undefined) this.release()
+    return { instance: this, built, scope }
   }
 
   /** Calls waiting for this instance (monitoring). */
@@ -668,8 +670,8 @@ export class ConcWorker {
       if (instance === undefined) return Effect.succeed(true)
       const retired = instance.retireIfIdle()
       if (retired === undefined) return Effect.succeed(false)
-      const batch = new Retirements()
-      batch.add(instance, retired, undefined, this.shared.onPassivate)
+      const batch = new Retirements(undefined, this.shared.onPassivate)
+      batch.add(retired)
       return Effect.as(batch.run, true)
     })
   }
@@ -682,11 +684,8 @@ export class ConcWorker {
    */
   passivateIdle(): Effect.Effect<ReadonlyArray<string>> {
     return Effect.suspend(() => {
-      const batch = new Retirements()
-      for (const instance of this.instances.values()) {
-        const retired = instance.retireIfIdle()
-        if (retired !== undefined) batch.add(instance, retired, undefined, this.shared.onPassivate)
-      }
+      const batch = new Retirements(undefined, this.shared.onPassivate)
+      for (const instance of this.instances.values()) batch.add(instance.retireIfIdle())
       return Effect.andThen(
         batch.run,
         Effect.sync(() => this.liveKeys())
@@ -711,14 +710,14 @@ export class ConcWorker {
   sweep(idleMillis: number): Effect.Effect<void> {
     return Effect.suspend(() => {
       if (this.shared.closed) return Effect.void
-      const batch = new Retirements()
+      const batch = new Retirements(idleMillis, this.shared.onPassivate)
       for (const instance of this.instances.values()) {
         if (!instance.idle) {
           instance.sweeps = 0
           continue
         }
         if (++instance.sweeps < SWEEPS_TO_PASSIVATE) continue
-        batch.add(instance, instance.retireIfIdle()!, idleMillis, this.shared.onPassivate)
+        batch.add(instance.retireIfIdle())
       }
       return batch.run
     })
