@@ -182,6 +182,15 @@ const HANDING_OFF = 2
 const RELEASED_DURING_HAND_OFF = 4
 /** Passivated: out of the map for good; calls it still gets go to the key's current instance. */
 const RETIRED = 8
+/**
+ * Two bits counting the sweeps an instance survived unused (see
+ * {@link SWEEPS_TO_PASSIVATE}): in `flags` rather than a field of their own,
+ * since every idle instance pays for each field. A call clears them; the
+ * sweeper counts up only instances it finds idle, so they are 0 whenever the
+ * instance is busy and `release`'s `flags === BUSY` test still holds.
+ */
+const SWEEP_UNIT = 16
+const SWEEP_MASK = 48
 
 /** The method name of the run a concurrent method's defect takes the flag with (not a call: never forwarded). */
 const RESTART_RUN = "~restart"
@@ -255,15 +264,8 @@ export class ConcInstance {
   readonly key: string
   /** The handlers built for this instance; undefined until built. */
   handlers: Record<string, AnyHandler> | undefined = undefined
-  /** Bit flags: BUSY, HANDING_OFF, RELEASED_DURING_HAND_OFF, RETIRED. */
+  /** Bit flags: BUSY, HANDING_OFF, RELEASED_DURING_HAND_OFF, RETIRED, and the sweep count (SWEEP_MASK). */
   flags = 0
-  /**
-   * Sweeps seen since its last call: each call sets it to 0 (a plain store,
-   * no clock read), the passivation sweeper counts it up.
-   */
-  sweeps = 0
-  /** Concurrent calls running and streams open (counted only when the Conc is `tracked`). */
-  active = 0
   /** Created on first contention only. */
   queue: WaitQueue | undefined = undefined
   /** Kept only when the builder registered finalizers. */
@@ -289,7 +291,8 @@ export class ConcInstance {
    * no lock at all — nothing can interleave with synchronous code.
    */
   step(method: string, payload: unknown): Effect.Effect<unknown, unknown> {
-    this.sweeps = 0
+    // Used: the sweep count starts again (no clock read on the call path).
+    this.flags &= ~SWEEP_MASK
     const mode = this.owner.modeOf(method)
     if (mode !== MODE_MAILBOX) {
       if (mode === MODE_RESTARTING) return this.runExclusive(method, undefined, payload)
@@ -413,7 +416,7 @@ export class ConcInstance {
   }
 
   /**
-   * A concurrent method of a tracked Conc: counted in `active` while it runs.
+   * A concurrent method of a tracked Conc: counted in its worker's `active` while it runs.
    * The count is taken by a step run under the exit hook, so an interruption
    * at any point undoes exactly what was counted.
    */
@@ -424,11 +427,11 @@ export class ConcInstance {
         // Passivated between the step and now: start over on the key's current instance.
         if (this.handlers === undefined) return this.call(method, payload)
         counted = true
-        this.active++
+        this.owner.countActive(this, 1)
         return this.invokeOwned(method, payload)
       }),
       () => {
-        if (counted) this.active--
+        if (counted) this.owner.countActive(this, -1)
         return undefined
       }
     )
@@ -508,20 +511,17 @@ export class ConcInstance {
 
   /**
    * A stream of a tracked Conc: the instance that serves it counts it in
-   * `active` from before its call until the stream ends, so it is never
+   * it as active from before its call until the stream ends, so it is never
    * passivated under an open stream.
    */
   private countedStream(method: string, payload: unknown): Stream.Stream<unknown, unknown> {
     const open = Effect.acquireRelease(
       Effect.sync(() => {
         const live = this.current()
-        live.active++
+        this.owner.countActive(live, 1)
         return live
       }),
-      (live) =>
-        Effect.sync(() => {
-          live.active--
-        })
+      (live) => Effect.sync(() => this.owner.countActive(live, -1))
     )
     return Stream.unwrap(
       Effect.flatMap(
@@ -538,7 +538,11 @@ export class ConcInstance {
 
   /** Whether nothing runs on it or waits for it: no call, no queued call, no concurrent call, no open stream. */
   get idle(): boolean {
-    return this.flags === 0 && this.active === 0 && (this.queue === undefined || this.queue.length === 0)
+    return (
+      (this.flags & ~SWEEP_MASK) === 0 &&
+      (this.queue === undefined || this.queue.length === 0) &&
+      (this.owner.active === undefined || !this.owner.active.has(this))
+    )
   }
 
   /** Whether it holds handlers, or is being built or called (what draining an Env waits for). */
@@ -587,6 +591,21 @@ export class ConcWorker {
 
   constructor(shared: ConcShared) {
     this.shared = shared
+  }
+
+  /**
+   * Concurrent calls running and streams open, per instance that has any
+   * (tracked Concs only): beside the instances rather than a field of each,
+   * so idle instances pay nothing for it.
+   */
+  active: Map<ConcInstance, number> | undefined = undefined
+
+  /** Counts one concurrent call or stream of `instance` in (+1) or out (-1). */
+  countActive(instance: ConcInstance, delta: 1 | -1): void {
+    const active = (this.active ??= new Map())
+    const count = (active.get(instance) ?? 0) + delta
+    if (count === 0) active.delete(instance)
+    else active.set(instance, count)
   }
 
   /** The worker's name. */
@@ -713,10 +732,13 @@ export class ConcWorker {
       const batch = new Retirements(idleMillis, this.shared.onPassivate)
       for (const instance of this.instances.values()) {
         if (!instance.idle) {
-          instance.sweeps = 0
+          instance.flags &= ~SWEEP_MASK
           continue
         }
-        if (++instance.sweeps < SWEEPS_TO_PASSIVATE) continue
+        if (instance.flags < (SWEEPS_TO_PASSIVATE - 1) * SWEEP_UNIT) {
+          instance.flags += SWEEP_UNIT
+          continue
+        }
         batch.add(instance.retireIfIdle())
       }
       return batch.run
