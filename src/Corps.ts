@@ -171,7 +171,8 @@ export type Events = CorpsEvents
 /**
  * What the Corps in context reports about itself from now on: Envs started,
  * crashed, restarted or given up on, calls sent again or quarantined,
- * instances rebuilt (see `CorpsEvent`). Each event is also logged once,
+ * instances rebuilt or passivated, in its thread and process Envs too (see
+ * `CorpsEvent`). Each event is also logged once,
  * annotated with its Worker and Env. A subscriber that falls behind by more
  * than 4,096 events loses the oldest; nothing waits for subscribers.
  *

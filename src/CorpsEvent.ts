@@ -1,7 +1,8 @@
 /**
  * What a running Corps reports about itself: one typed event for each thing
  * its runtime does on its own (an Env starts, crashes, is restarted or given
- * up on; a call is sent again or quarantined; an instance is rebuilt). The
+ * up on; a call is sent again or quarantined; an instance is rebuilt or
+ * passivated). The
  * events are Schemas, so they can cross Envs and be shown by monitoring.
  *
  * ```ts
