@@ -8,6 +8,7 @@ import { runCluster } from "./cluster.bench.ts"
 import { runFastPath } from "./fastpath.bench.ts"
 import { printJson } from "./lib/report.ts"
 import { runRecovery } from "./recovery.bench.ts"
+import { runPassivation, runScaling } from "./scaling.bench.ts"
 import { runState } from "./state.bench.ts"
 
 // A benchmark must never hang CI or a terminal: child processes are killed by
@@ -37,6 +38,8 @@ const postgresUp = (): Promise<boolean> =>
 await runFastPath()
 await runBaselines()
 await runRecovery()
+await runScaling()
+await runPassivation()
 if (await postgresUp()) await runCluster()
 else console.log("\n== cluster: skipped (no PostgreSQL at 127.0.0.1:5432)")
 if (await postgresUp()) await runState()

@@ -1,7 +1,8 @@
 /**
  * What a running Corps reports about itself: one typed event for each thing
  * its runtime does on its own (an Env starts, crashes, is restarted or given
- * up on; a call is sent again or quarantined; an instance is rebuilt). The
+ * up on; a call is sent again or quarantined; an instance is rebuilt or
+ * passivated). The
  * events are Schemas, so they can cross Envs and be shown by monitoring.
  *
  * ```ts
@@ -187,6 +188,25 @@ export const EnvRemoved = Schema.TaggedStruct("EnvRemoved", {
 })
 
 /**
+ * A Conc instance was passivated: idle for its Worker's `passivateAfter`
+ * (`idleMillis` is the least time it had been idle), or retired from an Env
+ * being drained (no `idleMillis`). Its finalizers ran and it left memory;
+ * the next call to its key builds it again (a persisted one resumes its
+ * state). `env` names the thread or process Env it lived in (`<name>#<index>`),
+ * absent in the caller's runtime.
+ *
+ * @since 0.3.0
+ * @category events
+ */
+export const InstancePassivated = Schema.TaggedStruct("InstancePassivated", {
+  ...common,
+  worker: Schema.String,
+  key: Schema.String,
+  env: Schema.optional(Schema.String),
+  idleMillis: Schema.optional(Schema.Number)
+})
+
+/**
  * Every event a Corps reports.
  *
  * @since 0.2.0
@@ -202,7 +222,8 @@ export const CorpsEvent = Schema.Union([
   CallQuarantined,
   InstanceRestarted,
   EnvScaled,
-  EnvRemoved
+  EnvRemoved,
+  InstancePassivated
 ])
 
 /**

@@ -29,6 +29,7 @@ import type { Supervisor } from "../internal/supervisor.ts"
 import type * as Wire from "../internal/wire.ts"
 import * as Supervision from "../Supervision.ts"
 import { split } from "./duplex.ts"
+import { servingEnv } from "./envEvents.ts"
 import { CONTROL, type EnvInit, INIT_VARIABLE } from "./envInit.ts"
 import type { EnvLoad } from "./load.ts"
 import { type Client, makeClient } from "./transport/Client.ts"
@@ -341,7 +342,7 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
         const link = spawned.link
         const { calling, serving } = split(link)
         const client = yield* makeClient(calling, { envName: `${options.envName}#${index}` })
-        const server = yield* Effect.forkIn(serve(serving, options.dispatch), scope)
+        const server = yield* Effect.forkIn(serve(serving, servingEnv(options.dispatch, options.events)), scope)
         const problem = yield* control(client, "ready").pipe(
           Effect.catchTag("CallLost", (lost) => Effect.succeed(lost.reason))
         )

@@ -7,8 +7,9 @@
 /**
  * The pseudo-Worker of control calls (`ready`, `shutdown`, `ping` for
  * heartbeats, `adopt` telling a spare its slot, `load` sampling its
- * load: src/node/load.ts, `release` draining it for scaling down:
- * src/node/scaler.ts): no user Worker can have
+ * load: src/node/load.ts, `passivate` draining its idle Conc instances,
+ * `release` draining it for scaling down: src/node/scaler.ts; from an Env
+ * to its caller, `event` carrying a CorpsEvent): no user Worker can have
  * this name.
  */
 export const CONTROL = "$corps"

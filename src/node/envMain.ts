@@ -6,7 +6,6 @@
  */
 import { isMainThread, workerData } from "node:worker_threads"
 import { Cause, Context, Deferred, Effect, Exit, Scope, Stream } from "effect"
-import type { ConcWorker } from "../internal/conc.ts"
 import { remoteTarget, STREAM } from "../internal/dispatch.ts"
 import { markServing } from "../internal/envProvider.ts"
 import type { Target } from "../internal/handle.ts"
@@ -63,11 +62,6 @@ const perCall = (key: string, mine: ReadonlySet<string>, here: () => Target, the
   }
 }
 
-/** The passivation API of a Conc (src/internal/conc.ts), when it has one. */
-interface Passivating {
-  readonly passivate: (key: string) => Effect.Effect<boolean>
-}
-
 /**
  * Drains this Env for scaling down (the `release` control call): passivates
  * the idle instances of the `passivate` Workers (their state is persisted:
@@ -83,14 +77,14 @@ const release = (
     const answer: Record<string, ReadonlyArray<string>> = {}
     for (const name of request.workers) {
       const mine = assigned.get(name)
-      const conc: (ConcWorker & Partial<Passivating>) | undefined = runtime?.concs.get(name)
+      const conc = runtime?.concs.get(name)
       if (mine === undefined || conc === undefined) continue
-      if (request.passivate.includes(name) && conc.passivate !== undefined) {
-        for (const key of [...mine]) yield* conc.passivate(key)
+      if (request.passivate.includes(name)) {
+        yield* Effect.forEach([...mine], (key) => conc.passivate(key), { concurrency: "unbounded", discard: true })
       }
-      const live = [...mine].filter((key) => conc.instances.has(key))
-      for (const key of mine) if (!conc.instances.has(key)) mine.delete(key)
-      answer[name] = live
+      const live = new Set(conc.liveKeys())
+      for (const key of mine) if (!live.has(key)) mine.delete(key)
+      answer[name] = [...mine]
     }
     return answer
   })
@@ -146,7 +140,24 @@ const main = Effect.gen(function* () {
       }
     }
     const handleCorps = new Map(Object.entries(init.handleCorps))
-    runtime = new CorpsRuntime({ name: init.envName, id: init.corps, resolved, scope, remote, partition, handleCorps })
+    runtime = new CorpsRuntime({
+      name: init.envName,
+      id: init.corps,
+      resolved,
+      scope,
+      remote,
+      partition,
+      handleCorps,
+      // This Env's pool may drain it (passivate), and its events go to the caller's hub.
+      drainable: true,
+      forward: {
+        env: () => `${init.envName}#${index}`,
+        // Fire and forget: the caller logs and publishes it; nothing here waits for that.
+        send: (event) => {
+          caller.register({ worker: CONTROL, key: "", method: "event", payload: event }, ignoreReply)
+        }
+      }
+    })
     yield* runtime.build([...implementations.values()], Context.empty())
     runtime.publish()
   })
@@ -181,6 +192,11 @@ const main = Effect.gen(function* () {
           release(runtime, call.payload as { workers: ReadonlyArray<string>; passivate: ReadonlyArray<string> }),
           answer
         )
+      // Draining: passivates every idle instance of the Concs named (all when null); answers the keys still live.
+      case "passivate":
+        return runtime === undefined
+          ? Effect.succeed(answer({}))
+          : Effect.map(passivateIdle(runtime, call.payload as ReadonlyArray<string> | null), answer)
       case "adopt":
         index = call.payload as number
         return Effect.succeed(answer(null))
@@ -198,6 +214,26 @@ const main = Effect.gen(function* () {
     return runtime.dispatcher.dispatch(call)
   })
 })
+
+const ignoreReply = () => {}
+
+/**
+ * The answer of the `passivate` control call: for each Conc Worker built
+ * here and named in `workers` (every one when null), the keys still live
+ * after its idle instances were passivated.
+ */
+const passivateIdle = (
+  runtime: CorpsRuntime,
+  workers: ReadonlyArray<string> | null
+): Effect.Effect<Record<string, ReadonlyArray<string>>> =>
+  Effect.map(
+    Effect.forEach(
+      [...runtime.concs].filter(([name]) => workers === null || workers.includes(name)),
+      ([name, conc]) => Effect.map(conc.passivateIdle(), (live) => [name, live] as const),
+      { concurrency: "unbounded" }
+    ),
+    (entries) => Object.fromEntries(entries)
+  )
 
 Effect.runFork(
   main.pipe(
