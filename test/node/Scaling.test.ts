@@ -5,20 +5,52 @@
  * and from inside Envs, during resizing; placement strategies keep their
  * meaning; a `replicas` count the Env could shrink under is refused.
  */
+import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, PubSub, type Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, PubSub, Redacted, type Scope } from "effect"
+import { SqlClient } from "effect/sql"
+import { inject, vi } from "vitest"
 import { Corps, type CorpsEvent, type Placement, type Worker } from "../../src/index.ts"
 import { NodeEnv } from "../../src/node/index.ts"
-import { Bump, BumpLive, Pinned, PinnedLive, Spin, SpinLive, Tick, TickLive } from "../fixtures/scaling.ts"
+
+// Before the fixture is imported (here and in the Envs, which inherit the environment): one table per run.
+const table = vi.hoisted(() => {
+  const name = `corps_scaling_t${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`
+  process.env.CORPS_TEST_SCALING_TABLE = name
+  return name
+})
+
+import {
+  Brief,
+  BriefLive,
+  Bump,
+  BumpLive,
+  databaseUrl,
+  Kept,
+  KeptLive,
+  Pinned,
+  PinnedLive,
+  Spin,
+  SpinLive,
+  Tick,
+  TickLive
+} from "../fixtures/scaling.ts"
+
+const postgres: boolean = inject("postgres")
 
 const fixtures = new URL("../fixtures/scaling.ts", import.meta.url).href
 
 /** A policy fast enough for tests: decisions every 20 ms, growth after 40 ms of pressure, shrinking after 300 ms. */
 const fast = { sampleMillis: 20, upAfterMillis: 40, downAfterMillis: 300, inFlightPerEnv: 2 }
 
-const placementOf = (kind: "thread" | "process", max: number, workers: Placement.Placement["workers"] = {}) =>
+const placementOf = (
+  kind: "thread" | "process",
+  max: number,
+  workers: Placement.Placement["workers"] = {},
+  scaling: Partial<typeof fast> = {}
+) =>
   ({
-    envs: { pool: { kind, count: { min: 1, max }, scaling: fast } },
+    envs: { pool: { kind, count: { min: 1, max }, scaling: { ...fast, ...scaling } } },
     default: "pool",
     workers
   }) satisfies Placement.Placement
@@ -222,5 +254,112 @@ describe("autoscaling", () => {
       assert.strictEqual(failure._tag, "EnvStartError")
       assert.match(failure.reason, /Spin asks for 2 replicas; Env "pool" may shrink to 1/)
     })
+  )
+})
+
+/** Up to 2 threads, grown by a burn; answers the new thread's place once Funcs reach it, with the burn still running. */
+const grownToTwo = (next: Effect.Success<typeof watchEvents>, spin: Worker.Handle<typeof Spin.methods>) =>
+  Effect.gen(function* () {
+    const first = placeOf(yield* spin.where())
+    const load = yield* burn(spin, 8)
+    yield* next("EnvScaled", (e) => e.direction === "up")
+    yield* next("EnvStarted", (e) => e.index === 1)
+    const places = yield* placesReached(() => spin.spin({ millis: 1 }), 2)
+    const second = [...places].find((place) => place !== first)!
+    return { load, first, second }
+  })
+
+describe("draining", () => {
+  it.live(
+    "instances that passivate themselves (passivateAfter) let their Env go; their keys start afresh on the Env left",
+    () =>
+      Effect.gen(function* () {
+        const next = yield* watchEvents
+        const spin = yield* Spin
+        const brief = yield* Brief
+        const { load, first, second } = yield* grownToTwo(next, spin)
+        // New keys go to the least-loaded Env, then the one with fewer keys: some land on the new one.
+        const keys = Array.from({ length: 20 }, (_, i) => `b${i}`)
+        const placed = yield* Effect.forEach(keys, (key) =>
+          Effect.andThen(brief.instance(key).add({ by: 5 }), brief.instance(key).where())
+        )
+        const onSecond = keys.filter((_, i) => placeOf(placed[i]!) === second)
+        assert.isAbove(onSecond.length, 0)
+        yield* Fiber.interrupt(load)
+        const removed = yield* next("EnvRemoved")
+        assert.deepStrictEqual([removed.index, removed.reason], [1, "drained"])
+        // Passivated (state not persisted): rebuilt from scratch, on the Env left.
+        for (const key of onSecond) {
+          assert.strictEqual(yield* brief.instance(key).add({ by: 1 }), 1)
+          assert.strictEqual(placeOf(yield* brief.instance(key).where()), first)
+        }
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(
+          Corps.layer([SpinLive, BriefLive], { module: fixtures, placement: placementOf("thread", 2) }).pipe(
+            Layer.provide(NodeEnv.layer)
+          )
+        )
+      ),
+    60_000
+  )
+
+  const Sql = PgClient.layer({ url: Redacted.make(databaseUrl), onnotice: () => {} } as PgClient.PgPoolConfig)
+  const dropTable = Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`DROP TABLE IF EXISTS ${sql(table)}`
+  }).pipe(Effect.provide(Sql), Effect.orDie)
+
+  it.live.runIf(postgres)(
+    "persisted instances of a drained Env are passivated and resume their state on the Env left",
+    () =>
+      Effect.gen(function* () {
+        yield* Effect.addFinalizer(() => dropTable)
+        yield* Effect.gen(function* () {
+          const next = yield* watchEvents
+          const spin = yield* Spin
+          const kept = yield* Kept
+          const { load, first, second } = yield* grownToTwo(next, spin)
+          // Stopped before the persisted keys are made: a thread kept busy by synchronous CPU-bound calls
+          // answers its PostgreSQL socket too late (see docs/scaling.md). The longer cooldown leaves time for them.
+          yield* Fiber.interrupt(load)
+          const keys = Array.from({ length: 20 }, (_, i) => `p${i}`)
+          const placed = yield* Effect.forEach(keys, (key, i) =>
+            Effect.gen(function* () {
+              yield* kept.instance(key).add({ by: i + 1 })
+              yield* kept.instance(key).add({ by: i + 1 })
+              return placeOf(yield* kept.instance(key).where())
+            })
+          )
+          const onSecond = keys.filter((_, i) => placed[i] === second)
+          assert.isAbove(onSecond.length, 0)
+          // A subscription of its own: two takers of one would each miss what the other took.
+          const nextPassivated = yield* watchEvents
+          const passivated = yield* Effect.forkChild(
+            Effect.forEach(onSecond, () => nextPassivated("InstancePassivated", (e) => e.worker === "Kept"))
+          )
+          const removed = yield* next("EnvRemoved")
+          assert.deepStrictEqual([removed.index, removed.reason], [1, "drained"])
+          const events = yield* Fiber.join(passivated)
+          assert.sameMembers(
+            events.map((e) => e.key),
+            onSecond
+          )
+          // Every key, wherever it lived, has its whole state, now on the Env left.
+          for (const [i, key] of keys.entries()) {
+            assert.strictEqual(yield* kept.instance(key).get(), 2 * (i + 1))
+            assert.strictEqual(placeOf(yield* kept.instance(key).where()), first)
+          }
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(
+            Corps.layer([SpinLive, KeptLive], {
+              module: fixtures,
+              placement: placementOf("thread", 2, {}, { downAfterMillis: 3000 })
+            }).pipe(Layer.provide(NodeEnv.layer))
+          )
+        )
+      }).pipe(Effect.scoped),
+    60_000
   )
 })
