@@ -25,7 +25,7 @@
  */
 import { availableParallelism } from "node:os"
 import { fileURLToPath } from "node:url"
-import { Deferred, Effect, Layer, ManagedRuntime, Schema, Stream } from "effect"
+import { Deferred, Effect, Layer, ManagedRuntime, References, Schema, Stream } from "effect"
 import { Piscina } from "piscina"
 import { Corps, Scaling, Worker } from "../src/index.ts"
 import { NodeEnv } from "../src/node/index.ts"
@@ -51,7 +51,7 @@ interface Burst {
   readonly totalMs: number
 }
 
-/** Runs `BURST_TASKS` calls of `call` with `IN_FLIGHT` in flight; records when each completes. */
+/** Runs `BURST_TASKS` calls of `call` with `IN_FLIGHT` in flight; records when each completes (Piscina's driver). */
 const burst = async (call: (seed: number) => Promise<number>): Promise<Burst> => {
   const done: Array<number> = []
   let next = 0
@@ -86,7 +86,11 @@ const startCorps = async (count: number | { readonly min: number; readonly max: 
     Corps.layer([BenchLive], {
       module,
       placement: { envs: { pool: { kind: "thread", count } }, default: "pool" }
-    }).pipe(Layer.provide(NodeEnv.layer))
+    }).pipe(
+      Layer.provide(NodeEnv.layer),
+      // The scaling events are read below; their log lines would drown the figures.
+      Layer.provide(Layer.succeed(References.MinimumLogLevel, "Error"))
+    )
   )
   const removed: Array<number> = []
   let size = typeof count === "number" ? count : count.min
@@ -113,7 +117,26 @@ const startCorps = async (count: number | { readonly min: number; readonly max: 
     })
   )
   return {
-    call: (iterations: number) => (seed: number) => runtime.runPromise(bench.spin({ seed, iterations })),
+    // Driven from inside the runtime, one fiber per lane, as a program using the Corps would.
+    burst: (iterations: number): Promise<Burst> =>
+      runtime.runPromise(
+        Effect.gen(function* () {
+          const done: Array<number> = []
+          let next = 0
+          const start = performance.now()
+          const lane = Effect.gen(function* () {
+            while (next < BURST_TASKS) {
+              yield* bench.spin({ seed: next++, iterations })
+              done.push(performance.now() - start)
+            }
+          })
+          yield* Effect.all(
+            Array.from({ length: IN_FLIGHT }, () => lane),
+            { concurrency: "unbounded", discard: true }
+          )
+          return { done, totalMs: performance.now() - start }
+        })
+      ),
     size: () => size,
     removed,
     close: () => runtime.dispose()
@@ -147,14 +170,14 @@ export const runScaling = async (): Promise<void> => {
   const piscinaBackToMin: Array<number> = []
   try {
     // Warm every path once (JIT in the Envs, Piscina's task file), then let the scaling Env and Piscina go idle.
-    await burst(fixed.call(iterations))
+    await fixed.burst(iterations)
     await burst(piscinaCall)
     await waitUntil(() => piscina.threads.length === 1, COOLDOWN_MS + 5000)
     for (let round = 0; round < ROUNDS; round++) {
-      results.fixed.push(await burst(fixed.call(iterations)))
+      results.fixed.push(await fixed.burst(iterations))
       if (scaling.size() !== 1) throw new Error(`scaling Env not at min before the burst: ${scaling.size()}`)
       const seen = scaling.removed.length
-      results.scaling.push(await burst(scaling.call(iterations)))
+      results.scaling.push(await scaling.burst(iterations))
       const end = performance.now()
       await waitUntil(() => scaling.size() === 1 && scaling.removed.length > seen, COOLDOWN_MS + 10_000)
       backToMin.push(scaling.removed.at(-1)! - end)
