@@ -91,6 +91,8 @@ export interface EnvPoolOptions {
 export interface EnvPool {
   /** Whether the pool's scope is closing: no call should be sent any more. */
   readonly closing: boolean
+  /** Whether the pool was stopped or failed by supervision: nothing is started any more. */
+  readonly halted: boolean
   /** The error of a Worker stopped by its own policy (its calls fail at once with it), or `undefined`. */
   readonly stoppedError: (worker: string) => WorkerStopped | undefined
   /**
@@ -110,6 +112,12 @@ export interface EnvPool {
    * reader should sample a slot: each sample starts the next window.
    */
   readonly load: (index: number) => Effect.Effect<EnvLoad | undefined>
+  /**
+   * The last sample {@link load} answered for slot `index`, without taking
+   * a new one: what a scaling pool's scaler saw (it samples every
+   * `sampleMillis`), for monitoring to show without splitting its windows.
+   */
+  readonly lastLoad: (index: number) => EnvLoad | undefined
   /**
    * The slots in service that take new work, in ascending order. Fixed for a
    * fixed-size pool; a scaling pool's changes with {@link grow} and
@@ -309,6 +317,8 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
     /** Indexes being started by `grow`, not yet installed. */
     const reserved = new Set<number>()
     const removedListeners: Array<(index: number) => void> = []
+    /** The last load sample of each slot (see EnvPool.lastLoad). */
+    const lastLoads: Array<EnvLoad | undefined> = []
     const watchers = (options.workers ?? []).map((worker) => ({
       worker,
       policy: Supervision.resolve(worker.supervision, health.supervision),
@@ -668,6 +678,7 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
       for (const listener of removedListeners) listener(slot.index)
       slot.draining = false
       delete slots[slot.index]
+      lastLoads[slot.index] = undefined
       while (slots.length > 0 && slots[slots.length - 1] === undefined && !reserved.has(slots.length - 1))
         slots.length--
     }
@@ -755,6 +766,9 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
       get closing() {
         return closing
       },
+      get halted() {
+        return halted
+      },
       stoppedError: (worker) => stopped.get(worker),
       client,
       picker: (hosts) => () => leastLoaded(client, hosts, turn++ % hosts.length),
@@ -763,10 +777,15 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
           const slot = slots[index]
           if (slot === undefined || halted || slot.link.closeReason !== undefined) return Effect.undefined
           return control(slot.client, "load").pipe(
-            Effect.map((sample) => sample as EnvLoad | undefined),
+            Effect.map((sample) => {
+              const load = sample as EnvLoad | undefined
+              lastLoads[index] = load
+              return load
+            }),
             Effect.catchTag("CallLost", () => Effect.undefined)
           )
         }),
+      lastLoad: (index) => (slots[index] === undefined ? undefined : lastLoads[index]),
       get active() {
         return active
       },

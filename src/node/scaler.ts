@@ -71,6 +71,8 @@ export const start = (options: ScalerOptions): Effect.Effect<void, never, Scope.
       })
 
     const step = Effect.gen(function* () {
+      // A pool stopped by supervision starts nothing any more: no decision to make.
+      if (pool.halted || pool.closing) return
       const active = pool.active
       const samples = yield* Effect.forEach(active, sampleOf, { concurrency: "unbounded" })
       state = { ...state, size: active.length }
