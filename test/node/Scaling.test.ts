@@ -304,6 +304,45 @@ describe("draining", () => {
     60_000
   )
 
+  it.live(
+    "a draining Env that crashes is removed, not restarted; its keys start afresh on the Env left",
+    () =>
+      Effect.gen(function* () {
+        const next = yield* watchEvents
+        const spin = yield* Spin
+        const tick = yield* Tick
+        const { load, first, second } = yield* grownToTwo(next, spin)
+        const keys = Array.from({ length: 20 }, (_, i) => `c${i}`)
+        const placed = yield* Effect.forEach(keys, (key) =>
+          Effect.andThen(tick.instance(key).add({ by: 5 }), tick.instance(key).where())
+        )
+        const onSecond = keys.filter((_, i) => placeOf(placed[i]!) === second)
+        assert.isAbove(onSecond.length, 0)
+        yield* Fiber.interrupt(load)
+        // Its live instances (no persistence, no passivateAfter) keep it draining.
+        yield* next("EnvScaled", (e) => e.direction === "down")
+        const crashed = yield* Effect.exit(tick.instance(onSecond[0]!).crash())
+        assert.isTrue(Exit.isFailure(crashed))
+        const removed = yield* next("EnvRemoved")
+        assert.strictEqual(removed.index, 1)
+        assert.match(removed.reason, /^lost while draining/)
+        // Not restarted: every key is served by the Env left, the lost ones from scratch.
+        for (const key of onSecond) {
+          assert.strictEqual(yield* tick.instance(key).add({ by: 1 }), 1)
+          assert.strictEqual(placeOf(yield* tick.instance(key).where()), first)
+        }
+        assert.strictEqual(placeOf(yield* spin.where()), first)
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(
+          Corps.layer([SpinLive, TickLive], { module: fixtures, placement: placementOf("thread", 2) }).pipe(
+            Layer.provide(NodeEnv.layer)
+          )
+        )
+      ),
+    60_000
+  )
+
   const Sql = PgClient.layer({ url: Redacted.make(databaseUrl), onnotice: () => {} } as PgClient.PgPoolConfig)
   const dropTable = Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
