@@ -180,6 +180,9 @@ export const runScaling = async (): Promise<void> => {
       results.scaling.push(await scaling.burst(iterations))
       const end = performance.now()
       await waitUntil(() => scaling.size() === 1 && scaling.removed.length > seen, COOLDOWN_MS + 10_000)
+      if (scaling.size() !== 1 || scaling.removed.length === seen) {
+        throw new Error(`scaling Env not back at min ${COOLDOWN_MS + 10_000} ms after the burst`)
+      }
       backToMin.push(scaling.removed.at(-1)! - end)
       results.piscina.push(await burst(piscinaCall))
       piscinaBackToMin.push(await waitUntil(() => piscina.threads.length === 1, COOLDOWN_MS + 10_000))
