@@ -93,15 +93,19 @@ const startCorps = async (count: number | { readonly min: number; readonly max: 
     )
   )
   const removed: Array<number> = []
-  let size = typeof count === "number" ? count : count.min
+  // The Envs running (started at build, or since, and not removed): back at min when it has `min` again.
+  const running = new Set(Array.from({ length: typeof count === "number" ? count : count.min }, (_, i) => i))
   const bench = await runtime.runPromise(
     Effect.gen(function* () {
       yield* Effect.forkDetach(
         Corps.events.pipe(
           Stream.runForEach((event) =>
             Effect.sync(() => {
-              if (event._tag === "EnvScaled") size = event.to
-              if (event._tag === "EnvRemoved") removed.push(performance.now())
+              if (event._tag === "EnvStarted") running.add(event.index)
+              if (event._tag === "EnvRemoved") {
+                running.delete(event.index)
+                removed.push(performance.now())
+              }
             })
           )
         )
@@ -137,7 +141,7 @@ const startCorps = async (count: number | { readonly min: number; readonly max: 
           return { done, totalMs: performance.now() - start }
         })
       ),
-    size: () => size,
+    size: () => running.size,
     removed,
     close: () => runtime.dispose()
   }
