@@ -269,7 +269,7 @@ const grownToTwo = (next: Effect.Success<typeof watchEvents>, spin: Worker.Handl
     return { load, first, second }
   })
 
-describe("draining", () => {
+describe("draining and supervision of added Envs", () => {
   it.live(
     "instances that passivate themselves (passivateAfter) let their Env go; their keys start afresh on the Env left",
     () =>
@@ -297,6 +297,39 @@ describe("draining", () => {
         Effect.scoped,
         Effect.provide(
           Corps.layer([SpinLive, BriefLive], { module: fixtures, placement: placementOf("thread", 2) }).pipe(
+            Layer.provide(NodeEnv.layer)
+          )
+        )
+      ),
+    60_000
+  )
+
+  it.live(
+    "an Env added by scaling that crashes while in service is restarted under supervision, in its slot",
+    () =>
+      Effect.gen(function* () {
+        const next = yield* watchEvents
+        const spin = yield* Spin
+        const tick = yield* Tick
+        const { load, second } = yield* grownToTwo(next, spin)
+        const keys = Array.from({ length: 10 }, (_, i) => `s${i}`)
+        const placed = yield* Effect.forEach(keys, (key) => tick.instance(key).where())
+        const onSecond = keys.filter((_, i) => placeOf(placed[i]!) === second)
+        assert.isAbove(onSecond.length, 0)
+        // Still under load, so still in service: a crash is a crash, not a removal.
+        yield* Effect.exit(tick.instance(onSecond[0]!).crash())
+        const crashed = yield* next("EnvCrashed")
+        assert.strictEqual(crashed.index, 1)
+        const restarted = yield* next("EnvStarted", (e) => e.index === 1)
+        assert.strictEqual(restarted.attempt, 1)
+        // The key is still placed there, on the new thread.
+        const again = placeOf(yield* tick.instance(onSecond[0]!).where())
+        assert.notStrictEqual(again, second)
+        yield* Fiber.interrupt(load)
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(
+          Corps.layer([SpinLive, TickLive], { module: fixtures, placement: placementOf("thread", 2) }).pipe(
             Layer.provide(NodeEnv.layer)
           )
         )
