@@ -9,6 +9,7 @@ import { runErrors } from "./errors.bench.ts"
 import { runFastPath } from "./fastpath.bench.ts"
 import { printJson } from "./lib/report.ts"
 import { runRecovery } from "./recovery.bench.ts"
+import { runPassivation, runScaling } from "./scaling.bench.ts"
 import { runState } from "./state.bench.ts"
 
 // A benchmark must never hang CI or a terminal: child processes are killed by
@@ -39,6 +40,8 @@ await runFastPath()
 await runErrors()
 await runBaselines()
 await runRecovery()
+await runScaling()
+await runPassivation()
 if (await postgresUp()) await runCluster()
 else console.log("\n== cluster: skipped (no PostgreSQL at 127.0.0.1:5432)")
 if (await postgresUp()) await runState()

@@ -15,12 +15,13 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer, Stream } from "effect"
-import { EnvStartError, PlacementError } from "./CorpsError.ts"
+import { EnvStartError, PlacementError, type WorkerOptionError } from "./CorpsError.ts"
 import type { CorpsEvent } from "./CorpsEvent.ts"
 import type * as Env from "./Env.ts"
 import * as EnvProvider from "./internal/envProvider.ts"
 import { CorpsEvents, type EventHub, makeHub } from "./internal/events.ts"
 import { contractOf, HandleBase } from "./internal/handle.ts"
+import { checkPassivateAfter } from "./internal/passivation.ts"
 import { type CorpsRecord, recordKey } from "./internal/provided.ts"
 import { CorpsRuntime } from "./internal/runtime.ts"
 import { CorpsSupervisor, Supervisor } from "./internal/supervisor.ts"
@@ -102,11 +103,14 @@ export const layer = <const Members extends ReadonlyArray<AnyImplementation>>(
   options?: Options
 ): Layer.Layer<
   Provided<Members> | Events,
-  PlacementError | EnvStartError,
+  PlacementError | EnvStartError | WorkerOptionError,
   Exclude<Requirements<Members>, Provided<Members>>
 > =>
   Layer.effectContext(
     Effect.gen(function* () {
+      for (const impl of allMembers(members)) {
+        if (impl.kind === "conc") yield* checkPassivateAfter(impl.worker.key, impl.conc.passivateAfter)
+      }
       // A placement written in code is checked like one read from a file.
       const placement =
         options?.placement === undefined ? yield* currentPlacement : yield* Placement.decode(options.placement)
@@ -167,7 +171,8 @@ export type Events = CorpsEvents
 /**
  * What the Corps in context reports about itself from now on: Envs started,
  * crashed, restarted or given up on, calls sent again or quarantined,
- * instances rebuilt (see `CorpsEvent`). Each event is also logged once,
+ * instances rebuilt or passivated, in its thread and process Envs too (see
+ * `CorpsEvent`). Each event is also logged once,
  * annotated with its Worker and Env. A subscriber that falls behind by more
  * than 4,096 events loses the oldest; nothing waits for subscribers.
  *

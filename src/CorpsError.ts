@@ -506,3 +506,21 @@ export class StateError extends Schema.TaggedError<StateError>()("StateError", {
     return `${where}: persisted state ${this.reason === "options" ? "option is invalid" : `${this.reason} failed`}: ${this.detail}`
   }
 }
+
+/**
+ * An option of a Worker's implementation is invalid (for example a Conc's
+ * `passivateAfter` of 0, a negative duration or NaN). `Corps.layer` fails
+ * with it before any Env starts; fix the option.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class WorkerOptionError extends Schema.TaggedError<WorkerOptionError>()("WorkerOptionError", {
+  worker: Schema.String,
+  option: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.worker}: option ${this.option} ${this.reason}`
+  }
+}

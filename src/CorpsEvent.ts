@@ -1,7 +1,8 @@
 /**
  * What a running Corps reports about itself: one typed event for each thing
  * its runtime does on its own (an Env starts, crashes, is restarted or given
- * up on; a call is sent again or quarantined; an instance is rebuilt). The
+ * up on; a call is sent again or quarantined; an instance is rebuilt or
+ * passivated). The
  * events are Schemas, so they can cross Envs and be shown by monitoring.
  *
  * ```ts
@@ -141,6 +142,71 @@ export const InstanceRestarted = Schema.TaggedStruct("InstanceRestarted", {
 })
 
 /**
+ * What one Env looked like when a scaling decision was made.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export const ScalingSample = Schema.Struct({
+  index: Schema.Number,
+  inFlight: Schema.Number,
+  /** Event-loop utilisation since the previous sample; absent when the Env did not answer in time. */
+  utilization: Schema.optional(Schema.Number)
+})
+
+/**
+ * A scaling Env changes size: `from` → `to` Envs in service, with the
+ * reason and the samples that decided it (docs/scaling.md). Growing Envs
+ * start (`EnvStarted`) or come back from draining; shrinking ones drain,
+ * then are removed (`EnvRemoved`).
+ *
+ * @since 0.3.0
+ * @category events
+ */
+export const EnvScaled = Schema.TaggedStruct("EnvScaled", {
+  ...common,
+  env: Schema.String,
+  from: Schema.Number,
+  to: Schema.Number,
+  direction: Schema.Literals(["up", "down"]),
+  reason: Schema.String,
+  samples: Schema.Array(ScalingSample)
+})
+
+/**
+ * A drained thread or process of a scaling Env was stopped (`reason`
+ * `"drained"`), or was lost while draining and is not restarted.
+ *
+ * @since 0.3.0
+ * @category events
+ */
+export const EnvRemoved = Schema.TaggedStruct("EnvRemoved", {
+  ...common,
+  env: Schema.String,
+  index: Schema.Number,
+  reason: Schema.String
+})
+
+/**
+ * A Conc instance was passivated: idle for its Worker's `passivateAfter`
+ * (`idleMillis` is the least time it had been idle), or retired from an Env
+ * being drained (no `idleMillis`). Its finalizers ran and it left memory;
+ * the next call to its key builds it again (a persisted one resumes its
+ * state). `env` names the thread or process Env it lived in (`<name>#<index>`),
+ * absent in the caller's runtime.
+ *
+ * @since 0.3.0
+ * @category events
+ */
+export const InstancePassivated = Schema.TaggedStruct("InstancePassivated", {
+  ...common,
+  worker: Schema.String,
+  key: Schema.String,
+  env: Schema.optional(Schema.String),
+  idleMillis: Schema.optional(Schema.Number)
+})
+
+/**
  * Every event a Corps reports.
  *
  * @since 0.2.0
@@ -154,7 +220,10 @@ export const CorpsEvent = Schema.Union([
   SupervisionExhausted,
   CallRedelivered,
   CallQuarantined,
-  InstanceRestarted
+  InstanceRestarted,
+  EnvScaled,
+  EnvRemoved,
+  InstancePassivated
 ])
 
 /**

@@ -13,9 +13,30 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import * as Scaling from "./Scaling.ts"
 import * as Supervision from "./Supervision.ts"
 
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+
+/**
+ * A range of sizes for an Env that scales with its load (docs/scaling.md):
+ * it starts with `min` threads or processes and grows up to `max`.
+ *
+ * @since 0.3.0
+ * @category schemas
+ */
+export const Range = Schema.Struct({ min: Count, max: Count }).check(
+  Schema.makeFilter(({ min, max }) => min <= max || `min (${min}) must not be above max (${max})`)
+)
+
+/**
+ * The size of a thread or process Env: a fixed count, a {@link Range}, or
+ * `"auto"` (1 to the available cores, scaling).
+ *
+ * @since 0.3.0
+ * @category schemas
+ */
+export const Size = Schema.Union([Count, Range, Schema.Literal("auto")])
 const Megabytes = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 
 /**
@@ -33,7 +54,9 @@ const health = {
    */
   hangTimeoutMillis: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(10))),
   /** Keep one started spare ready to take over a crashed one at once (default `true`). */
-  spare: Schema.optional(Schema.Boolean)
+  spare: Schema.optional(Schema.Boolean),
+  /** How a scaling Env (`count` a range or `"auto"`) follows its load (docs/scaling.md; since 0.3.0). */
+  scaling: Schema.optional(Scaling.Policy)
 }
 
 /**
@@ -66,14 +89,16 @@ export const Local = Schema.Struct({
 /**
  * Worker threads of this process; `count` defaults to the available cores.
  * `supervision`, `hangTimeoutMillis`, `spare` and `resourceLimits` (since
- * 0.2.0) say how each thread is kept healthy (docs/supervision.md).
+ * 0.2.0) say how each thread is kept healthy (docs/supervision.md). Since
+ * 0.3.0 `count` may be a range `{ min, max }` or `"auto"`, and `scaling`
+ * sets how the Env follows its load (docs/scaling.md).
  *
  * @since 0.1.0
  * @category schemas
  */
 export const Thread = Schema.Struct({
   kind: Schema.Literal("thread"),
-  count: Schema.optional(Count),
+  count: Schema.optional(Size),
   ...health,
   resourceLimits: Schema.optional(ResourceLimits)
 })
@@ -81,14 +106,16 @@ export const Thread = Schema.Struct({
 /**
  * Child processes of this process; `count` defaults to the available cores.
  * `supervision`, `hangTimeoutMillis`, `spare` and `maxOldSpaceSizeMb` (since
- * 0.2.0) say how each process is kept healthy (docs/supervision.md).
+ * 0.2.0) say how each process is kept healthy (docs/supervision.md). Since
+ * 0.3.0 `count` may be a range `{ min, max }` or `"auto"`, and `scaling`
+ * sets how the Env follows its load (docs/scaling.md).
  *
  * @since 0.1.0
  * @category schemas
  */
 export const Process = Schema.Struct({
   kind: Schema.Literal("process"),
-  count: Schema.optional(Count),
+  count: Schema.optional(Size),
   ...health,
   /** The V8 old-space limit of each process (`--max-old-space-size`): one that passes it is replaced (reason `"memory"`). */
   maxOldSpaceSizeMb: Schema.optional(Megabytes)
@@ -183,3 +210,18 @@ export const process = (options?: Partial<Omit<typeof Process.Type, "kind">> | u
   kind: "process",
   ...defined(options)
 })
+
+/**
+ * The sizes a thread or process Env may take: `min === max` for a fixed
+ * count. `cores` is the machine's available parallelism, the default count
+ * and the top of `"auto"`.
+ *
+ * @since 0.3.0
+ * @category resolving
+ */
+export const boundsOf = (count: typeof Size.Type | undefined, cores: number): Scaling.Bounds => {
+  if (count === undefined) return { min: cores, max: cores }
+  if (count === "auto") return { min: 1, max: Math.max(1, cores) }
+  if (typeof count === "number") return { min: count, max: count }
+  return count
+}

@@ -23,6 +23,7 @@ import { Config, Context, Effect, Exit, FileSystem, Layer, Option, Schema, Schem
 import { PlacementError } from "./CorpsError.ts"
 import * as Env from "./Env.ts"
 import { didYouMean } from "./internal/suggest.ts"
+import * as Scaling from "./Scaling.ts"
 import * as Supervision from "./Supervision.ts"
 
 /**
@@ -173,6 +174,8 @@ const knownKeys = (input: unknown, path: ReadonlyArray<string>): ReadonlyArray<s
   const last = path[path.length - 1]
   if (path.length === 3 && last === "supervision") return Object.keys(Supervision.Policy.fields)
   if (path.length === 4 && last === "backoff") return Object.keys(Supervision.Backoff.fields)
+  if (path.length === 3 && last === "scaling") return Object.keys(Scaling.Policy.fields)
+  if (path.length === 3 && last === "count") return Object.keys(Env.Range.fields)
   if (path.length === 3 && last === "resourceLimits") return Object.keys(Env.ResourceLimits.fields)
   if (path.length === 2 && path[0] === "envs") {
     const env = (input as { envs: Record<string, { kind?: unknown }> }).envs[path[1]!]

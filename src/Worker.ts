@@ -367,6 +367,28 @@ export interface ConcOptions<M extends Methods> {
    * @since 0.2.0
    */
   readonly state?: State.Options<Schema.Top> | undefined
+  /**
+   * Passivates an instance idle this long: its finalizers run (its Scope
+   * closes with a normal exit), it leaves memory, and the next call to its
+   * key builds it again — from its store, for a persisted Conc (docs/state.md).
+   * An instance is idle when no call runs or waits for it, no concurrent
+   * method runs and no stream of it is open; it goes between once and 1.5
+   * times this after its last call (a sweeper checks every half of it, so the
+   * calls themselves read no clock). Each passivation is an
+   * `InstancePassivated` event. Absent (or `"Infinity"`): instances live
+   * until their Corps closes. Must be a positive duration (else `Corps.layer`
+   * fails with `WorkerOptionError`). Works in the caller's runtime and in
+   * thread and process Envs; on a cluster it is the default of
+   * `cluster.maxIdleTime`. See docs/scaling.md.
+   *
+   * @example
+   * ```ts
+   * export const SessionLive = Session.conc(build, { passivateAfter: "10 minutes" })
+   * ```
+   *
+   * @since 0.3.0
+   */
+  readonly passivateAfter?: Duration.Input | undefined
 }
 
 /**

@@ -38,6 +38,12 @@ export * as Env from "./Env.ts"
  */
 export * as Placement from "./Placement.ts"
 /**
+ * Autoscaling: the scaling policy and the pure decision that sizes Envs and runners.
+ *
+ * @since 0.3.0
+ */
+export * as Scaling from "./Scaling.ts"
+/**
  * Persisted state for Concs: stores (memory, PostgreSQL) and the state Ref.
  *
  * @since 0.2.0

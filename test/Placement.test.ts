@@ -186,7 +186,7 @@ describe("Placement", () => {
         assert.strictEqual(cuont.key, "envs.cpu.cuont")
         assert.strictEqual(
           cuont.reason,
-          `unknown key "cuont" (did you mean "count"?); known keys here: kind, count, supervision, hangTimeoutMillis, spare, resourceLimits`
+          `unknown key "cuont" (did you mean "count"?); known keys here: kind, count, supervision, hangTimeoutMillis, spare, scaling, resourceLimits`
         )
         const nested = yield* Effect.flip(
           Placement.decode({ envs: { checked: { kind: "local", checkSerialisation: true } } })

@@ -9,6 +9,12 @@
  * `Effect.callback` runs its fiber at once, so a recursive hand-off would
  * overflow the stack at a few hundred queued synchronous callers, and the
  * symptom is a silent hang (test/internal/conc.test.ts queues 20,000).
+ *
+ * Passivation (`passivateAfter`, and draining an Env) retires an idle
+ * instance: under its flag, so no call runs against a half-closed instance.
+ * A retired instance leaves the map and forwards every call it still gets
+ * (from a handle made before, or queued while it closed) to the key's
+ * current instance, built afresh on its first call.
  */
 import { Cause, Effect, Effectable, Exit, Scope, Stream } from "effect"
 import { CorpsClosed, MailboxFull, UnknownMethod, WorkerDefect } from "../CorpsError.ts"
@@ -47,6 +53,19 @@ export interface ConcShared {
    * scope was closed (reports `InstanceRestarted`); absent under `resume`.
    */
   readonly onRestart?: ((key: string, defect: unknown) => Effect.Effect<void>) | undefined
+  /**
+   * Whether concurrent calls and open streams are counted per instance, so
+   * that passivation never closes an instance under them. On when the Conc
+   * may be passivated (`passivateAfter`, or it lives in a thread or process
+   * Env, which a pool may drain); off, those calls cost nothing more.
+   */
+  readonly tracked?: boolean | undefined
+  /**
+   * Called after an instance was passivated and its finalizers ran (reports
+   * `InstancePassivated`); `idleMillis` is the least time it was idle, when a
+   * sweep (not a drain) retired it.
+   */
+  readonly onPassivate?: ((key: string, idleMillis: number | undefined) => Effect.Effect<void>) | undefined
 }
 
 /** FIFO queue with a moving head: O(1) at both ends, no `shift`. */
@@ -117,6 +136,7 @@ interface ExclusiveRun extends Effect.Effect<unknown, unknown> {
   readonly method: string
   /** The handler's Effect when the handler was already called; else the handler is called under the flag. */
   readonly effect: Effect.Effect<unknown, unknown> | undefined
+  /** Kept even with `effect`: a retired instance forwards the call, payload and all, to the key's current one. */
   readonly payload: unknown
   owned: boolean
   resume: ((effect: Effect.Effect<void>) => void) | undefined
@@ -155,10 +175,86 @@ const MODE_MAILBOX = 1
 const MODE_CONCURRENT = 2
 /** A mailbox method of a Conc with `onDefect: "restart"`: always under the flag, so a restart is too. */
 const MODE_RESTARTING = 3
+/** A concurrent method of a tracked Conc: counted while it runs, so that passivation waits for it. */
+const MODE_CONCURRENT_TRACKED = 4
 
 const BUSY = 1
 const HANDING_OFF = 2
 const RELEASED_DURING_HAND_OFF = 4
+/** Passivated: out of the map for good; calls it still gets go to the key's current instance. */
+const RETIRED = 8
+/**
+ * Two bits counting the sweeps an instance survived unused (see
+ * {@link SWEEPS_TO_PASSIVATE}): in `flags` rather than a field of their own,
+ * since every idle instance pays for each field. A call clears them; the
+ * sweeper counts up only instances it finds idle, so they are 0 whenever the
+ * instance is busy and `release`'s `flags === BUSY` test still holds.
+ */
+const SWEEP_UNIT = 16
+const SWEEP_MASK = 48
+
+/** The method name of the run a concurrent method's defect takes the flag with (not a call: never forwarded). */
+const RESTART_RUN = "~restart"
+
+/**
+ * Sweeps an instance survives unused before a sweep retires it. Sweeps come
+ * every `passivateAfter / 2`, so an instance retired at its third unused sweep
+ * has been idle at least `passivateAfter` (and less than 1.5 times it).
+ */
+export const SWEEPS_TO_PASSIVATE = 3
+
+/** An instance just retired: whether it had been built, and its scope to close (none: released already). */
+interface Retired {
+  readonly instance: ConcInstance
+  readonly built: boolean
+  readonly scope: Scope.Closeable | undefined
+}
+
+/** Scopes closed at once by one sweep or drain: enough to overlap slow finalizers, not a fiber per instance. */
+const CLOSING_CONCURRENCY = 64
+
+/**
+ * The instances one sweep or drain retired: their scopes are closed (in
+ * parallel), then each built one is reported. The Effects are made one
+ * instance at a time as they run, so a sweep of 100,000 holds no Effect per
+ * instance.
+ */
+class Retirements {
+  private readonly retired: Array<Retired> = []
+  private readonly idleMillis: number | undefined
+  private readonly report: ConcShared["onPassivate"]
+  constructor(idleMillis: number | undefined, report: ConcShared["onPassivate"]) {
+    this.idleMillis = idleMillis
+    this.report = report
+  }
+
+  add(retired: Retired | undefined): void {
+    if (retired !== undefined && (retired.scope !== undefined || (retired.built && this.report !== undefined))) {
+      this.retired.push(retired)
+    }
+  }
+
+  get run(): Effect.Effect<void> {
+    if (this.retired.length === 0) return Effect.void
+    return Effect.forEach(this.retired, (retired) => this.finish(retired), {
+      concurrency: CLOSING_CONCURRENCY,
+      discard: true
+    })
+  }
+
+  private finish({ instance, built, scope }: Retired): Effect.Effect<void> {
+    const report = built && this.report !== undefined ? this.report(instance.key, this.idleMillis) : Effect.void
+    if (scope === undefined) return report
+    // Uninterruptible: the finalizers run to the end, and the flag is released whatever happens.
+    const closing = Effect.uninterruptible(
+      Effect.ensuring(
+        Scope.close(scope, Exit.void),
+        Effect.sync(() => instance.release())
+      )
+    )
+    return Effect.andThen(closing, report)
+  }
+}
 
 /**
  * One keyed instance. Fields are few and inline, methods live on the
@@ -169,7 +265,7 @@ export class ConcInstance {
   readonly key: string
   /** The handlers built for this instance; undefined until built. */
   handlers: Record<string, AnyHandler> | undefined = undefined
-  /** Bit flags: BUSY, HANDING_OFF, RELEASED_DURING_HAND_OFF. */
+  /** Bit flags: BUSY, HANDING_OFF, RELEASED_DURING_HAND_OFF, RETIRED, and the sweep count (SWEEP_MASK). */
   flags = 0
   /** Created on first contention only. */
   queue: WaitQueue | undefined = undefined
@@ -196,11 +292,14 @@ export class ConcInstance {
    * no lock at all — nothing can interleave with synchronous code.
    */
   step(method: string, payload: unknown): Effect.Effect<unknown, unknown> {
+    // Used: the sweep count starts again (no clock read on the call path).
+    this.flags &= ~SWEEP_MASK
     const mode = this.owner.modeOf(method)
     if (mode !== MODE_MAILBOX) {
       if (mode === MODE_RESTARTING) return this.runExclusive(method, undefined, payload)
       if (this.handlers === undefined) return this.runExclusive(method, undefined, payload)
-      const effect = this.invokeOwned(method, payload)
+      const effect =
+        mode === MODE_CONCURRENT_TRACKED ? this.runCounted(method, payload) : this.invokeOwned(method, payload)
       return this.owner.shared.onRestart === undefined ? effect : this.restartAfter(effect)
     }
     if ((this.flags & BUSY) === 0 && this.handlers !== undefined) {
@@ -213,7 +312,7 @@ export class ConcInstance {
         return Exit.fail(defectError(this.owner.worker, method, defect))
       }
       if (!isEffectResult(result) || Exit.isExit(result)) return settle(result, this.owner, method)
-      return this.runExclusive(method, result, undefined)
+      return this.runExclusive(method, result, payload)
     }
     return this.runExclusive(method, undefined, payload)
   }
@@ -264,7 +363,7 @@ export class ConcInstance {
     return Effect.catchCause(effect, (cause) => {
       const defect = this.owner.diedIn(cause)
       if (defect === undefined) return Effect.failCause(cause)
-      const restart = new ExclusiveRun(this, "~restart", Effect.void, undefined)
+      const restart = new ExclusiveRun(this, RESTART_RUN, Effect.void, undefined)
       return Effect.andThen(
         Effect.onExitPrimitive(restart, () => {
           if (!restart.owned) return undefined
@@ -303,6 +402,11 @@ export class ConcInstance {
   }
 
   private runOwned(run: ExclusiveRun): Effect.Effect<unknown, unknown> {
+    // Passivated while this call waited (or before it started): the key's current instance takes it. The old
+    // flag stays held until it ends, so the calls queued here reach the new instance in their order.
+    if ((this.flags & RETIRED) !== 0 && run.method !== RESTART_RUN) {
+      return this.owner.instance(this.key).call(run.method, run.payload)
+    }
     // Called already, and known to be an Effect that is not an Exit.
     if (run.effect !== undefined) return Effect.catchCause(run.effect, this.owner.mapperOf(run.method))
     if (this.handlers === undefined) {
@@ -310,6 +414,28 @@ export class ConcInstance {
       return this.buildThenInvoke(run)
     }
     return this.invokeOwned(run.method, run.payload)
+  }
+
+  /**
+   * A concurrent method of a tracked Conc: counted in its worker's `active` while it runs.
+   * The count is taken by a step run under the exit hook, so an interruption
+   * at any point undoes exactly what was counted.
+   */
+  private runCounted(method: string, payload: unknown): Effect.Effect<unknown, unknown> {
+    let counted = false
+    return Effect.onExitPrimitive(
+      Effect.suspend(() => {
+        // Passivated between the step and now: start over on the key's current instance.
+        if (this.handlers === undefined) return this.call(method, payload)
+        counted = true
+        this.owner.countActive(this, 1)
+        return this.invokeOwned(method, payload)
+      }),
+      () => {
+        if (counted) this.owner.countActive(this, -1)
+        return undefined
+      }
+    )
   }
 
   private invokeOwned(method: string, payload: unknown): Effect.Effect<unknown, unknown> {
@@ -379,6 +505,8 @@ export class ConcInstance {
    * elements flow outside it.
    */
   stream(method: string, payload: unknown): Stream.Stream<unknown, unknown> {
+    if (this.owner.shared.tracked === true)
+      return localStream(this.shared.worker, method, () => this.countedStream(method, payload))
     return localStream(this.shared.worker, method, () =>
       Stream.unwrap(
         Effect.map(this.call(method, payload) as Effect.Effect<Stream.Stream<unknown, unknown>, unknown>, (stream) =>
@@ -386,6 +514,67 @@ export class ConcInstance {
         )
       )
     )
+  }
+
+  /**
+   * A stream of a tracked Conc: the instance that serves it counts it in
+   * it as active from before its call until the stream ends, so it is never
+   * passivated under an open stream.
+   */
+  private countedStream(method: string, payload: unknown): Stream.Stream<unknown, unknown> {
+    const open = Effect.acquireRelease(
+      Effect.sync(() => {
+        const live = this.current()
+        this.owner.countActive(live, 1)
+        return live
+      }),
+      (live) => Effect.sync(() => this.owner.countActive(live, -1))
+    )
+    return Stream.unwrap(
+      Effect.flatMap(
+        open,
+        (live) => live.call(method, payload) as Effect.Effect<Stream.Stream<unknown, unknown>, unknown>
+      )
+    )
+  }
+
+  /** This instance, or the key's current one once this one is retired. */
+  current(): ConcInstance {
+    return (this.flags & RETIRED) === 0 ? this : this.owner.instance(this.key)
+  }
+
+  /** Whether nothing runs on it or waits for it: no call, no queued call, no concurrent call, no open stream. */
+  get idle(): boolean {
+    return (
+      (this.flags & ~SWEEP_MASK) === 0 &&
+      (this.queue === undefined || this.queue.length === 0) &&
+      (this.owner.active === undefined || !this.owner.active.has(this))
+    )
+  }
+
+  /** Whether it holds handlers, or is being built or called (what draining an Env waits for). */
+  get live(): boolean {
+    return this.handlers !== undefined || !this.idle
+  }
+
+  /**
+   * Retires the instance if it is idle now: takes its flag for good (calls
+   * that arrive meanwhile queue, then go to the key's next instance) and
+   * leaves the map. Without a scope it is released at once; with one, the
+   * flag is released once the scope is closed ({@link Retirements}).
+   * `undefined` when the instance is busy and was left alone.
+   */
+  retireIfIdle(): Retired | undefined {
+    if (!this.idle) return undefined
+    this.flags = BUSY | RETIRED
+    if (this.owner.instances.get(this.key) === this) this.owner.instances.delete(this.key)
+    const built = this.handlers !== undefined
+    const scope = this.scope
+    this.scope = undefined
+    this.handlers = undefined
+    // Nothing to close: free at once (calls that meet it go on to the key's next instance).
+    if (scope === undefined) this.release()
+    return { instance: this, built, scope }
   }
 
   /** Calls waiting for this instance (monitoring). */
@@ -411,6 +600,21 @@ export class ConcWorker {
     this.shared = shared
   }
 
+  /**
+   * Concurrent calls running and streams open, per instance that has any
+   * (tracked Concs only): beside the instances rather than a field of each,
+   * so idle instances pay nothing for it.
+   */
+  active: Map<ConcInstance, number> | undefined = undefined
+
+  /** Counts one concurrent call or stream of `instance` in (+1) or out (-1). */
+  countActive(instance: ConcInstance, delta: 1 | -1): void {
+    const active = (this.active ??= new Map())
+    const count = (active.get(instance) ?? 0) + delta
+    if (count === 0) active.delete(instance)
+    else active.set(instance, count)
+  }
+
   /** The worker's name. */
   get worker(): string {
     return this.shared.worker
@@ -420,7 +624,9 @@ export class ConcWorker {
   private readonly modes: Record<string, number> = {}
   modeOf(method: string): number {
     return (this.modes[method] ??= this.shared.concurrent.has(method)
-      ? MODE_CONCURRENT
+      ? this.shared.tracked === true
+        ? MODE_CONCURRENT_TRACKED
+        : MODE_CONCURRENT
       : this.shared.onRestart === undefined
         ? MODE_MAILBOX
         : MODE_RESTARTING)
@@ -470,6 +676,80 @@ export class ConcWorker {
       this.instances.set(key, instance)
     }
     return instance
+  }
+
+  /**
+   * Passivates the instance of `key` if it is idle now: its finalizers run
+   * (its Scope closes with a normal exit), it leaves {@link instances}, and
+   * the next call to the key builds a fresh one (a persisted Conc resumes
+   * from its store). Completes once its finalizers have run.
+   *
+   * Answers `true` when no instance of `key` is live afterwards: it was idle
+   * and is now closed, or there was none (or only an unbuilt one). Answers
+   * `false` when the instance is busy — a call running or being built, calls
+   * queued, a concurrent method running or a stream open (the last two are
+   * seen only when the Conc is `tracked`) — and leaves it untouched.
+   */
+  passivate(key: string): Effect.Effect<boolean> {
+    return Effect.suspend(() => {
+      const instance = this.instances.get(key)
+      if (instance === undefined) return Effect.succeed(true)
+      const retired = instance.retireIfIdle()
+      if (retired === undefined) return Effect.succeed(false)
+      const batch = new Retirements(undefined, this.shared.onPassivate)
+      batch.add(retired)
+      return Effect.as(batch.run, true)
+    })
+  }
+
+  /**
+   * Passivates every instance idle now (see {@link passivate}), their
+   * finalizers in parallel; answers the keys still live once they have run:
+   * the busy ones, and any built meanwhile by new calls. An Env being
+   * drained calls it until the answer is empty.
+   */
+  passivateIdle(): Effect.Effect<ReadonlyArray<string>> {
+    return Effect.suspend(() => {
+      const batch = new Retirements(undefined, this.shared.onPassivate)
+      for (const instance of this.instances.values()) batch.add(instance.retireIfIdle())
+      return Effect.andThen(
+        batch.run,
+        Effect.sync(() => this.liveKeys())
+      )
+    })
+  }
+
+  /** The keys whose instance is built, being built or busy now. */
+  liveKeys(): ReadonlyArray<string> {
+    const keys: Array<string> = []
+    for (const [key, instance] of this.instances) if (instance.live) keys.push(key)
+    return keys
+  }
+
+  /**
+   * One sweep of the passivation clock: a busy instance, or one called since
+   * the last sweep, starts counting again; one unused for
+   * {@link SWEEPS_TO_PASSIVATE} sweeps in a row is retired (reported with
+   * `idleMillis`, the least time it was idle). Idle shells (never built) go
+   * too, silently. Completes once the retired ones' finalizers ran.
+   */
+  sweep(idleMillis: number): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.shared.closed) return Effect.void
+      const batch = new Retirements(idleMillis, this.shared.onPassivate)
+      for (const instance of this.instances.values()) {
+        if (!instance.idle) {
+          instance.flags &= ~SWEEP_MASK
+          continue
+        }
+        if (instance.flags < (SWEEPS_TO_PASSIVATE - 1) * SWEEP_UNIT) {
+          instance.flags += SWEEP_UNIT
+          continue
+        }
+        batch.add(instance.retireIfIdle())
+      }
+      return batch.run
+    })
   }
 
   /** Closes every instance's scope, in parallel. */

@@ -16,29 +16,34 @@ export class EventHub {
     this.pubsub = pubsub
   }
 
-  /** Publishes `event` and logs it (Warning for losses and give-ups, Info otherwise) in the caller's fiber. */
+  /** Publishes `event` and logs it (see {@link logEvent}) in the caller's fiber. */
   emit(event: CorpsEvent): Effect.Effect<void> {
-    const annotations: Record<string, unknown> = { corps: event.corps, event: event._tag }
-    if ("env" in event && event.env !== undefined) annotations.env = event.env
-    if ("worker" in event && event.worker !== undefined) annotations.worker = event.worker
-    // An Env starting with its Corps is routine: logged at Debug, so programs' output stays theirs.
-    const level = event._tag === "EnvStarted" && event.attempt === 0 ? "Debug" : severity[event._tag]
-    const log =
-      level === "Warning"
-        ? Effect.logWarning(describe(event))
-        : level === "Debug"
-          ? Effect.logDebug(describe(event))
-          : Effect.logInfo(describe(event))
-    return PubSub.publish(this.pubsub, event).pipe(
-      Effect.andThen(log.pipe(Effect.annotateLogs(annotations))),
-      Effect.asVoid
-    )
+    return PubSub.publish(this.pubsub, event).pipe(Effect.andThen(logEvent(event)))
   }
 
   /** The events published from now on. */
   get stream(): Stream.Stream<CorpsEvent> {
     return Stream.fromPubSub(this.pubsub)
   }
+}
+
+/**
+ * Logs `event` once, annotated with its Corps, Worker and Env: Warning for
+ * losses and give-ups, Debug for routine ones, Info otherwise.
+ */
+export const logEvent = (event: CorpsEvent): Effect.Effect<void> => {
+  const annotations: Record<string, unknown> = { corps: event.corps, event: event._tag }
+  if ("env" in event && event.env !== undefined) annotations.env = event.env
+  if ("worker" in event && event.worker !== undefined) annotations.worker = event.worker
+  // An Env starting with its Corps is routine: logged at Debug, so programs' output stays theirs.
+  const level = event._tag === "EnvStarted" && event.attempt === 0 ? "Debug" : severity[event._tag]
+  const log =
+    level === "Warning"
+      ? Effect.logWarning(describe(event))
+      : level === "Debug"
+        ? Effect.logDebug(describe(event))
+        : Effect.logInfo(describe(event))
+  return Effect.annotateLogs(log, annotations)
 }
 
 const severity: Record<CorpsEvent["_tag"], "Debug" | "Info" | "Warning"> = {
@@ -49,7 +54,11 @@ const severity: Record<CorpsEvent["_tag"], "Debug" | "Info" | "Warning"> = {
   SupervisionExhausted: "Warning",
   CallRedelivered: "Info",
   CallQuarantined: "Warning",
-  InstanceRestarted: "Warning"
+  InstanceRestarted: "Warning",
+  EnvScaled: "Info",
+  EnvRemoved: "Info",
+  // Routine (an idle instance gives its memory back), and there may be thousands per sweep: Debug.
+  InstancePassivated: "Debug"
 }
 
 const describe = (event: CorpsEvent): string => {
@@ -70,6 +79,12 @@ const describe = (event: CorpsEvent): string => {
       return `effect-corps: ${event.worker}.${event.method} quarantined after taking down its Env ${event.crashes} times`
     case "InstanceRestarted":
       return `effect-corps: ${event.worker}[${event.key}] rebuilt: ${event.detail}`
+    case "EnvScaled":
+      return `effect-corps: Env ${event.env} scaled ${event.direction} from ${event.from} to ${event.to}: ${event.reason}`
+    case "EnvRemoved":
+      return `effect-corps: Env ${event.env}#${event.index} removed (${event.reason})`
+    case "InstancePassivated":
+      return `effect-corps: ${event.worker}[${event.key}] passivated${event.env === undefined ? "" : ` in Env ${event.env}`}${event.idleMillis === undefined ? " (drained)" : ` after ${event.idleMillis} ms idle`}`
   }
 }
 

@@ -8,14 +8,16 @@
  * the same Corps id, so a handle means the same instance everywhere.
  */
 import { Context, Effect, type Exit, Scope } from "effect"
+import type { CorpsEvent } from "../CorpsEvent.ts"
 import type * as Placement from "../Placement.ts"
 import type { AnyImplementation } from "../Worker.ts"
 import { ConcWorker } from "./conc.ts"
 import { Dispatcher, remoteTarget, type Served } from "./dispatch.ts"
-import type { EventHub } from "./events.ts"
+import { type EventHub, logEvent } from "./events.ts"
 import { LocalFunc } from "./func.ts"
 import type { HandleBase, Target, WorkerEntry } from "./handle.ts"
 import { messageOf } from "./message.ts"
+import { passivateAfterMillis, sweeper } from "./passivation.ts"
 import { register } from "./registry.ts"
 
 /** How to build a runtime. */
@@ -30,9 +32,10 @@ export interface RuntimeOptions {
   /**
    * Concs built here whose instances are split with other Envs: for a key
    * that lives elsewhere, the Target to reach it; `undefined` for keys that
-   * live here.
+   * live here. `local` is the key's instance here, for a partition that
+   * decides per call (a scaling Env's directory).
    */
-  readonly partition?: Map<string, (key: string) => Target | undefined> | undefined
+  readonly partition?: Map<string, (key: string, local: () => Target) => Target | undefined> | undefined
   /**
    * Workers whose handles carry another Corps id than this one (Workers on a
    * cluster carry the cluster's, which its runners resolve), by Worker name.
@@ -42,6 +45,17 @@ export interface RuntimeOptions {
   readonly handleCorps?: ReadonlyMap<string, string> | undefined
   /** Where the runtime reports what it does on its own (restarts, re-deliveries…); absent in Envs. */
   readonly events?: EventHub | undefined
+  /**
+   * Where an Env's runtime sends its events instead (to the caller's hub,
+   * over the link: src/node/envMain.ts); `env` is the Env's `<name>#<index>`.
+   */
+  readonly forward?: { readonly env: () => string; readonly send: (event: CorpsEvent) => void } | undefined
+  /**
+   * The Concs built here may be drained (an Env of a pool): they count
+   * concurrent calls and open streams, so passivation never closes an
+   * instance under one.
+   */
+  readonly drainable?: boolean | undefined
 }
 
 /** One built Corps: its Workers' entries, and the closing of all of them. */
@@ -61,7 +75,13 @@ export class CorpsRuntime {
   readonly handleCorps: ReadonlyMap<string, string>
   /** The Corps tree's event hub (`Corps.events`); undefined inside an Env. */
   readonly events: EventHub | undefined
-  private readonly partition: Map<string, (key: string) => Target | undefined>
+  private readonly forward: RuntimeOptions["forward"]
+  private readonly drainable: boolean
+  /** The Conc Workers built here, by name (draining passivates their instances). */
+  readonly concs = new Map<string, ConcWorker>()
+  /** The passivation sweepers of Concs with `passivateAfter`, forked in the scope once built. */
+  private readonly sweepers: Array<Effect.Effect<never>> = []
+  private readonly partition: Map<string, (key: string, local: () => Target) => Target | undefined>
   /** Serves every Worker of this runtime, built here or not (Envs call in through it). */
   readonly dispatcher: Dispatcher
 
@@ -74,6 +94,8 @@ export class CorpsRuntime {
     this.partition = options.partition ?? new Map()
     this.handleCorps = options.handleCorps ?? new Map()
     this.events = options.events
+    this.forward = options.forward
+    this.drainable = options.drainable ?? false
     this.dispatcher = new Dispatcher(this.id, this.served)
   }
 
@@ -106,7 +128,10 @@ export class CorpsRuntime {
           const inner = new CorpsRuntime({
             name: `${runtime.name}/${impl.worker.key}`,
             resolved: runtime.resolved,
-            scope: runtime.scope
+            scope: runtime.scope,
+            events: runtime.events,
+            forward: runtime.forward,
+            drainable: runtime.drainable
           })
           memberContexts.set(impl, yield* inner.build(impl.members, context))
           inner.publish()
@@ -117,6 +142,8 @@ export class CorpsRuntime {
           yield* runtime.buildFunc(impl, memberContexts.get(impl)!)
         }
       }
+      // In the Corps' scope: closing the Corps stops them (and still closes every live instance).
+      for (const sweep of runtime.sweepers.splice(0)) yield* Effect.forkIn(sweep, runtime.scope)
       return context
     })
   }
@@ -130,6 +157,9 @@ export class CorpsRuntime {
     if (elsewhere !== undefined) {
       local = elsewhere
     } else if (impl.kind === "conc") {
+      // Checked by Corps.layer (WorkerOptionError); an Env reads the same module, so a bad value cannot get here.
+      const passivateAfter = passivateAfterMillis(impl.conc.passivateAfter)
+      const passivating = typeof passivateAfter === "number"
       const conc = new ConcWorker({
         worker: worker.key,
         corps: this.id,
@@ -137,15 +167,21 @@ export class CorpsRuntime {
         mailbox: { capacity: impl.conc.capacity ?? 1024, onFull: impl.conc.onFull ?? "suspend" },
         concurrent: new Set(impl.conc.concurrent ?? []),
         onRestart: impl.conc.onDefect === "restart" ? this.reportRestart(worker.key) : undefined,
+        tracked: passivating || this.drainable,
+        onPassivate: this.reportPassivation(worker.key),
         // The builder sees the Corps' context and its instance's Scope — not its first caller's context
         // (so no merge with it: one context copy per instance).
         build: (key, scope) =>
           Effect.updateContext(impl.build(key), () => Context.add(contextOf(), Scope.Scope, scope)) as any
       })
       this.closers.push((exit) => conc.close(exit))
+      this.concs.set(worker.key, conc)
+      if (passivating) this.sweepers.push(sweeper(conc, passivateAfter))
       const elsewhereFor = this.partition.get(worker.key)
       local =
-        elsewhereFor === undefined ? (key) => conc.instance(key) : (key) => elsewhereFor(key) ?? conc.instance(key)
+        elsewhereFor === undefined
+          ? (key) => conc.instance(key)
+          : (key) => elsewhereFor(key, () => conc.instance(key)) ?? conc.instance(key)
     } else {
       const func = new LocalFunc(worker.key, this.id, impl.func.concurrency)
       this.funcs.set(worker.key, func)
@@ -168,18 +204,48 @@ export class CorpsRuntime {
 
   /**
    * What a Conc under `onDefect: "restart"` reports when an instance is
-   * retired: an `InstanceRestarted` event where the Corps has its hub, a log
-   * line inside an Env (which has none).
+   * retired: an `InstanceRestarted` event (see {@link emit}).
    */
   private reportRestart(worker: string): (key: string, defect: unknown) => Effect.Effect<void> {
-    return (key, defect) => {
-      const detail = `a handler died (${messageOf(defect)}); finalizers ran, the next call builds a fresh instance`
-      return this.events === undefined
-        ? Effect.logWarning(`effect-corps: ${worker}[${key}] rebuilt: ${detail}`).pipe(
-            Effect.annotateLogs({ corps: this.id, worker })
-          )
-        : this.events.emit({ _tag: "InstanceRestarted", corps: this.id, at: Date.now(), worker, key, detail })
-    }
+    return (key, defect) =>
+      this.emit(() => ({
+        _tag: "InstanceRestarted",
+        corps: this.id,
+        at: Date.now(),
+        worker,
+        key,
+        detail: `a handler died (${messageOf(defect)}); finalizers ran, the next call builds a fresh instance`
+      }))
+  }
+
+  /** What a Conc reports when an instance was passivated: an `InstancePassivated` event (see {@link emit}). */
+  private reportPassivation(worker: string): (key: string, idleMillis: number | undefined) => Effect.Effect<void> {
+    return (key, idleMillis) =>
+      this.emit(() => ({
+        _tag: "InstancePassivated",
+        corps: this.id,
+        at: Date.now(),
+        worker,
+        key,
+        ...(idleMillis === undefined ? {} : { idleMillis })
+      }))
+  }
+
+  /**
+   * Reports an event of `worker`: to the Corps tree's hub where there is one
+   * (it logs it too); from an Env, to the caller's hub over the link, with
+   * the Env's name (fire and forget: the caller logs it); else as a log line.
+   */
+  private emit(make: () => CorpsEvent): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const event = make()
+      if (this.events !== undefined) return this.events.emit(event)
+      if (this.forward !== undefined) {
+        const forward = this.forward
+        return Effect.sync(() => forward.send({ ...event, env: forward.env() } as CorpsEvent))
+      }
+      return logEvent(event)
+    })
   }
 
   private buildFunc(impl: AnyImplementation, context: Context.Context<never>): Effect.Effect<void> {

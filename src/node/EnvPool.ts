@@ -29,6 +29,7 @@ import type { Supervisor } from "../internal/supervisor.ts"
 import type * as Wire from "../internal/wire.ts"
 import * as Supervision from "../Supervision.ts"
 import { split } from "./duplex.ts"
+import { servingEnv } from "./envEvents.ts"
 import { CONTROL, type EnvInit, INIT_VARIABLE } from "./envInit.ts"
 import type { EnvLoad } from "./load.ts"
 import { type Client, makeClient } from "./transport/Client.ts"
@@ -65,7 +66,7 @@ export interface SupervisedWorker {
 /** Options of {@link make}. */
 export interface EnvPoolOptions {
   readonly kind: "thread" | "process"
-  /** Slots, numbered 0 to `size - 1`. */
+  /** Slots at the start, numbered 0 to `size - 1` (a scaling pool adds and removes slots above them: {@link EnvPool.grow}). */
   readonly size: number
   /** The Corps' id (in events and errors). */
   readonly corps: string
@@ -90,6 +91,8 @@ export interface EnvPoolOptions {
 export interface EnvPool {
   /** Whether the pool's scope is closing: no call should be sent any more. */
   readonly closing: boolean
+  /** Whether the pool was stopped or failed by supervision: nothing is started any more. */
+  readonly halted: boolean
   /** The error of a Worker stopped by its own policy (its calls fail at once with it), or `undefined`. */
   readonly stoppedError: (worker: string) => WorkerStopped | undefined
   /**
@@ -109,6 +112,48 @@ export interface EnvPool {
    * reader should sample a slot: each sample starts the next window.
    */
   readonly load: (index: number) => Effect.Effect<EnvLoad | undefined>
+  /**
+   * The last sample {@link load} answered for slot `index`, without taking
+   * a new one: what a scaling pool's scaler saw (it samples every
+   * `sampleMillis`), for monitoring to show without splitting its windows.
+   */
+  readonly lastLoad: (index: number) => EnvLoad | undefined
+  /**
+   * The slots in service that take new work, in ascending order. Fixed for a
+   * fixed-size pool; a scaling pool's changes with {@link grow} and
+   * {@link drain} (a new array each time: hold the pool, not the array).
+   */
+  readonly active: ReadonlyArray<number>
+  /**
+   * A picker over the {@link active} slots as they are at each call (Funcs
+   * of a scaling Env): new slots are picked at once, draining ones no more.
+   */
+  readonly activePicker: () => () => Client
+  /**
+   * Puts `count` more slots in service: draining slots first (they are
+   * still running), then the warm spare, then fresh starts in parallel.
+   * Answers how many were added, and why the others could not start (the
+   * caller reports them: a start cut short by the Corps closing is no news).
+   */
+  readonly grow: (count: number) => Effect.Effect<Grown>
+  /** Takes slot `index` out of {@link active}: it finishes its work and takes no new keys. */
+  readonly drain: (index: number) => void
+  /** Whether slot `index` is draining (false once it is back in service or removed). */
+  readonly draining: (index: number) => boolean
+  /**
+   * Stops the draining slot `index` (its finalizers run) and frees it.
+   * Listeners of {@link onRemoved} are told first, synchronously, so that no
+   * call is routed to it afterwards. False when it is not draining.
+   */
+  readonly remove: (index: number) => Effect.Effect<boolean>
+  /** Calls `listener` with the index of each slot removed (drained, or lost while draining). */
+  readonly onRemoved: (listener: (index: number) => void) => void
+}
+
+/** What {@link EnvPool.grow} did. */
+export interface Grown {
+  readonly added: number
+  readonly failures: ReadonlyArray<EnvStartError>
 }
 
 /** Why an Env was lost, as far as its own signals tell. */
@@ -136,6 +181,8 @@ interface Slot {
   /** The slot it serves; -1 while it is the spare. */
   index: number
   heartbeat: Fiber.Fiber<void> | undefined
+  /** Taken out of service by scaling down: finishing its work, never restarted. */
+  draining: boolean
 }
 
 /**
@@ -244,12 +291,16 @@ type Command = { readonly _tag: "lost"; readonly slot: Slot } | { readonly _tag:
  */
 export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartError, Scope.Scope> =>
   Effect.gen(function* () {
-    const scope = yield* Effect.scope
+    const outer = yield* Effect.scope
+    // The fibers of the Envs (servers, heartbeats, starts) live in a child scope, closed only after the
+    // pool's own finalizer has marked it closing: a start cut short by the close is then known as such.
+    const scope = yield* Scope.fork(outer)
     const health = options.health ?? {}
     const policy = Supervision.resolve(health.supervision)
     const corps = options.corps
     const corpsSupervisor = options.supervisor
-    const slots: Array<Slot> = []
+    /** Slots by index; a removed slot leaves a hole until `grow` fills it. */
+    const slots: Array<Slot | undefined> = []
     /** What `client(index)` answers: the slot's client, or a refusing stand-in once stopped or failed. */
     const clients: Array<Client> = []
     /** Workers stopped by their own policy, while the Env serves the others. */
@@ -259,7 +310,15 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
     /** Stopped or failed: nothing is restarted any more. */
     let halted = false
     let history: ReadonlyArray<number> = []
-    const backoffs = Array.from({ length: options.size }, () => Supervision.backoffs(policy))
+    const backoffs: Array<ReturnType<typeof Supervision.backoffs>> = []
+    const backoffOf = (index: number) => (backoffs[index] ??= Supervision.backoffs(policy))
+    /** Slots in service taking new work (see EnvPool.active). */
+    let active: ReadonlyArray<number> = Array.from({ length: options.size }, (_, i) => i)
+    /** Indexes being started by `grow`, not yet installed. */
+    const reserved = new Set<number>()
+    const removedListeners: Array<(index: number) => void> = []
+    /** The last load sample of each slot (see EnvPool.lastLoad). */
+    const lastLoads: Array<EnvLoad | undefined> = []
     const watchers = (options.workers ?? []).map((worker) => ({
       worker,
       policy: Supervision.resolve(worker.supervision, health.supervision),
@@ -293,7 +352,7 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
         const link = spawned.link
         const { calling, serving } = split(link)
         const client = yield* makeClient(calling, { envName: `${options.envName}#${index}` })
-        const server = yield* Effect.forkIn(serve(serving, options.dispatch), scope)
+        const server = yield* Effect.forkIn(serve(serving, servingEnv(options.dispatch, options.events)), scope)
         const problem = yield* control(client, "ready").pipe(
           Effect.catchTag("CallLost", (lost) => Effect.succeed(lost.reason))
         )
@@ -301,7 +360,7 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
           yield* link.close
           return yield* fail(String(problem))
         }
-        const slot: Slot = { client, link, spawned, server, index, heartbeat: undefined }
+        const slot: Slot = { client, link, spawned, server, index, heartbeat: undefined, draining: false }
         link.onClose(() => {
           if (!closing) Queue.offerUnsafe(commands, { _tag: "lost", slot })
         })
@@ -359,7 +418,8 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
 
     const stopAll = (): Effect.Effect<void> =>
       Effect.suspend(() => {
-        const all = spare === undefined ? [...slots] : [...slots, spare]
+        const all = slots.filter((slot) => slot !== undefined)
+        if (spare !== undefined) all.push(spare)
         spare = undefined
         return Effect.forEach(all, stopSlot, { concurrency: "unbounded", discard: true })
       })
@@ -413,7 +473,7 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
     const haltNow = (error: (request: Wire.Call) => unknown, reason: string): void => {
       if (halted) return
       halted = true
-      for (let index = 0; index < options.size; index++) {
+      for (let index = 0; index < clients.length; index++) {
         clients[index] = refusing(`${options.envName}#${index}`, error, reason)
       }
       Queue.offerUnsafe(commands, { _tag: "stop" })
@@ -489,7 +549,7 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
               `more than ${policy.maxRestarts} restarts within ${policy.withinMillis} ms; last: ${options.envName}#${index} ${crash.reason}: ${crash.detail}`
             )
           }
-          const next = yield* backoffs[index]!.next(at)
+          const next = yield* backoffOf(index).next(at)
           if (next === undefined) {
             return yield* exhausted(
               policy.outcome,
@@ -545,8 +605,20 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
           yield* Effect.sleep(SPARE_RETRY_DELAY)
           return yield* refillSpare
         }
-        // A replaced Env's late close notice.
+        // A replaced or removed Env's late close notice.
         if (slots[slot.index] !== slot) return
+        // Lost while draining: it was leaving anyway, so it is removed rather than restarted.
+        if (slot.draining) {
+          forget(slot)
+          return yield* emit({
+            _tag: "EnvRemoved",
+            corps,
+            at: Date.now(),
+            env: options.envName,
+            index: slot.index,
+            reason: `lost while draining: ${slot.link.closeReason ?? "lost"}`
+          })
+        }
         // A process' last words (an out-of-memory message) may still be in its stderr pipe.
         yield* Effect.promise(() => slot.spawned.settled).pipe(Effect.timeout("1 second"), Effect.ignore)
         const reason = slot.link.closeReason ?? "lost"
@@ -567,7 +639,13 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
       { concurrency: "unbounded" }
     ).pipe(
       Effect.onError(() =>
-        Effect.suspend(() => Effect.forEach(slots, stopSlot, { concurrency: "unbounded", discard: true }))
+        Effect.suspend(() =>
+          Effect.forEach(
+            slots.filter((slot) => slot !== undefined),
+            stopSlot,
+            { concurrency: "unbounded", discard: true }
+          )
+        )
       )
     )
     for (const [index, slot] of started.entries()) {
@@ -586,7 +664,7 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
     )
     const unregister = corpsSupervisor.register(failPool)
     yield* Scope.addFinalizer(
-      scope,
+      outer,
       Effect.suspend(() => {
         closing = true
         unregister()
@@ -595,11 +673,101 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
     )
     yield* refillSpare
 
+    /** Frees the slot of a removed Env; listeners drop what they routed to it first. */
+    function forget(slot: Slot): void {
+      for (const listener of removedListeners) listener(slot.index)
+      slot.draining = false
+      delete slots[slot.index]
+      lastLoads[slot.index] = undefined
+      while (slots.length > 0 && slots[slots.length - 1] === undefined && !reserved.has(slots.length - 1))
+        slots.length--
+    }
+
+    const setActive = (indexes: Iterable<number>) => {
+      active = [...indexes].sort((a, b) => a - b)
+    }
+
+    /** The lowest slot index neither in use nor being started. */
+    const freeIndex = (): number => {
+      let index = 0
+      while (slots[index] !== undefined || reserved.has(index)) index++
+      return index
+    }
+
+    const grow = (count: number): Effect.Effect<Grown> =>
+      Effect.gen(function* () {
+        if (halted || closing || count <= 0) return { added: 0, failures: [] }
+        let added = 0
+        // A draining slot is still running: putting it back costs nothing.
+        for (const slot of slots) {
+          if (added === count) break
+          if (slot?.draining) {
+            slot.draining = false
+            setActive([...active, slot.index])
+            added++
+          }
+        }
+        const indexes: Array<number> = []
+        for (let k = added; k < count; k++) {
+          const index = freeIndex()
+          reserved.add(index)
+          indexes.push(index)
+        }
+        const started = yield* Effect.forEach(
+          indexes,
+          (index) =>
+            takeOver(index).pipe(
+              Effect.flatMap((slot) =>
+                Effect.gen(function* () {
+                  reserved.delete(index)
+                  if (closing || halted) {
+                    yield* stopSlot(slot)
+                    return undefined
+                  }
+                  yield* install(slot, index)
+                  setActive([...active, index])
+                  yield* emit({ _tag: "EnvStarted", corps, at: Date.now(), env: options.envName, index, attempt: 0 })
+                  return index
+                })
+              ),
+              Effect.catch((error) =>
+                Effect.sync(() => {
+                  reserved.delete(index)
+                  return error
+                })
+              )
+            ),
+          { concurrency: "unbounded" }
+        )
+        yield* refillSpare
+        return {
+          added: added + started.filter((outcome) => typeof outcome === "number").length,
+          failures: started.filter((outcome) => outcome instanceof EnvStartError)
+        }
+      })
+
+    const remove = (index: number): Effect.Effect<boolean> =>
+      Effect.suspend(() => {
+        const slot = slots[index]
+        if (slot === undefined || !slot.draining) return Effect.succeed(false)
+        // Synchronously gone: no call is routed to it from here on, and its close is not a crash.
+        forget(slot)
+        return stopSlot(slot).pipe(
+          Effect.andThen(
+            emit({ _tag: "EnvRemoved", corps, at: Date.now(), env: options.envName, index, reason: "drained" })
+          ),
+          Effect.as(true)
+        )
+      })
+
     let turn = 0
     const client = (index: number): Client => clients[index]!
     return {
       get closing() {
         return closing
+      },
+      get halted() {
+        return halted
       },
       stoppedError: (worker) => stopped.get(worker),
       client,
@@ -609,9 +777,31 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
           const slot = slots[index]
           if (slot === undefined || halted || slot.link.closeReason !== undefined) return Effect.undefined
           return control(slot.client, "load").pipe(
-            Effect.map((sample) => sample as EnvLoad | undefined),
+            Effect.map((sample) => {
+              const load = sample as EnvLoad | undefined
+              lastLoads[index] = load
+              return load
+            }),
             Effect.catchTag("CallLost", () => Effect.undefined)
           )
-        })
+        }),
+      lastLoad: (index) => (slots[index] === undefined ? undefined : lastLoads[index]),
+      get active() {
+        return active
+      },
+      activePicker: () => () => leastLoaded(client, active, turn++ % active.length),
+      grow,
+      drain: (index) => {
+        const slot = slots[index]
+        // A lost slot is being restarted by its supervisor: it is not drained under it.
+        if (slot === undefined || slot.draining || slot.link.closeReason !== undefined) return
+        slot.draining = true
+        setActive(active.filter((i) => i !== index))
+      },
+      draining: (index) => slots[index]?.draining === true,
+      remove,
+      onRemoved: (listener) => {
+        removedListeners.push(listener)
+      }
     }
   })

@@ -15,6 +15,10 @@
  * over the batched transport (src/node/transport); the Envs of one name form
  * a pool (src/node/EnvPool.ts). Funcs go to the
  * least-loaded replica, Conc instances live in the Env their key hashes to.
+ * An Env whose `count` is a range (or `"auto"`) scales with its load
+ * (src/node/scaler.ts, docs/scaling.md): its Funcs spread over the Envs in
+ * service, and its Conc keys are placed by a directory (src/node/directory.ts)
+ * so that an instance stays where it lives while the Env is resized.
  * A crashed Env is started again for later calls; its calls in flight are
  * sent again when their method is `idempotent` (src/node/redelivery.ts) and
  * fail with `CallLost` otherwise.
@@ -24,6 +28,7 @@
 import { availableParallelism } from "node:os"
 import { Effect, Layer } from "effect"
 import { CorpsClosed, EnvStartError } from "../CorpsError.ts"
+import * as Env from "../Env.ts"
 import { type OnFailure, type Register, remoteTarget } from "../internal/dispatch.ts"
 import {
   type EnvProvider,
@@ -33,29 +38,58 @@ import {
 } from "../internal/envProvider.ts"
 import type { Target } from "../internal/handle.ts"
 import type * as Wire from "../internal/wire.ts"
+import * as Scaling from "../Scaling.ts"
+import { Directory } from "./directory.ts"
 import * as EnvPool from "./EnvPool.ts"
 import type { EnvInit } from "./envInit.ts"
 import * as Redelivery from "./redelivery.ts"
 import { hostFor, hostsOf } from "./routing.ts"
+import * as Scaler from "./scaler.ts"
 import type { Client } from "./transport/Client.ts"
 
 /** The hosts of one Worker. A Corps with private members is one unit: replicas would each hold their own members' state. */
 const hostsFor = (worker: StartRequest["workers"][number], count: number): ReadonlyArray<number> =>
   worker.impl.members.length > 0 ? [0] : hostsOf(worker.resolved, count)
 
+/**
+ * The hosts of one Worker in a scaling Env: fixed slots below `min`, which
+ * are never drained (`pinned`, `replicas`, a Corps with private members), or
+ * `"dynamic"`: every slot in service at the time of the call (a Func picks
+ * among them, a Conc key is placed by the directory).
+ */
+const scalingHostsFor = (worker: StartRequest["workers"][number], min: number): ReadonlyArray<number> | "dynamic" =>
+  worker.impl.members.length > 0 || worker.resolved.strategy === "pinned"
+    ? [0]
+    : worker.resolved.strategy === "auto" && worker.resolved.replicas !== undefined
+      ? hostsOf(worker.resolved, min)
+      : "dynamic"
+
 /** The provider of one kind: starts an EnvPool, and routes each Worker's calls into it. */
 const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process"> => ({
   start: (request) =>
     Effect.gen(function* () {
-      const count = request.env.count ?? availableParallelism()
+      const bounds = Env.boundsOf(request.env.count, availableParallelism())
+      const scaling = bounds.min < bounds.max
+      // A scaling Env starts at its minimum, and never goes below it.
+      const count = bounds.min
       for (const { impl, resolved } of request.workers) {
         if (resolved.replicas !== undefined && resolved.replicas > count) {
           return yield* new EnvStartError({
             env: request.envName,
             module: request.module,
-            reason: `${impl.worker.key} asks for ${resolved.replicas} replicas; Env "${request.envName}" has ${count}`
+            reason: scaling
+              ? `${impl.worker.key} asks for ${resolved.replicas} replicas; Env "${request.envName}" may shrink to ${count} (its count's min): raise min to ${resolved.replicas} or more`
+              : `${impl.worker.key} asks for ${resolved.replicas} replicas; Env "${request.envName}" has ${count}`
           })
         }
+      }
+      const routes = new Map(
+        request.workers.map((w) => [w.impl.worker.key, scaling ? scalingHostsFor(w, count) : hostsFor(w, count)])
+      )
+      const allSlots = Array.from({ length: bounds.max }, (_, i) => i)
+      const hostsOfWorker = (name: string) => {
+        const route = routes.get(name)!
+        return route === "dynamic" ? allSlots : route
       }
       // Read once here, so that a call never looks its method's policy up.
       const policies = new Map<string, ReadonlyMap<string, Redelivery.Policy>>()
@@ -69,7 +103,12 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
       const workers = request.workers.map((w) => w.impl.worker.key)
       // Each Env learns which instance keys are its own: a Conc key belongs to exactly one Env.
       const hosts = Object.fromEntries(
-        request.workers.filter((w) => w.impl.kind === "conc").map((w) => [w.impl.worker.key, hostsFor(w, count)])
+        request.workers
+          .filter((w) => w.impl.kind === "conc")
+          .map((w) => {
+            const route = routes.get(w.impl.worker.key)!
+            return [w.impl.worker.key, route === "dynamic" ? ("directory" as const) : route]
+          })
       )
       const handleCorps = Object.fromEntries(request.handleCorps)
       const pool = yield* EnvPool.make({
@@ -93,21 +132,68 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
         workers: request.workers.flatMap((w) =>
           w.resolved.supervision === undefined
             ? []
-            : [{ name: w.impl.worker.key, hosts: hostsFor(w, count), supervision: w.resolved.supervision }]
+            : [
+                {
+                  name: w.impl.worker.key,
+                  hosts: hostsOfWorker(w.impl.worker.key),
+                  supervision: w.resolved.supervision
+                }
+              ]
         ),
         events: request.events,
         supervisor: request.supervisor
       })
-      return targetsOf(request, pool, count, policies)
+      if (!scaling) return targetsOf(request, pool, routes, policies, new Map())
+      const directories = new Map<string, Directory>()
+      for (const { impl } of request.workers) {
+        if (impl.kind === "conc" && routes.get(impl.worker.key) === "dynamic") {
+          directories.set(impl.worker.key, new Directory(impl.worker.key, (keysOn) => placeKey(pool, keysOn)))
+        }
+      }
+      pool.onRemoved((index) => {
+        for (const directory of directories.values()) directory.dropSlot(index)
+      })
+      yield* Scaler.start({
+        pool,
+        corps: request.corps,
+        envName: request.envName,
+        bounds,
+        policy: Scaling.resolve(request.env.scaling),
+        events: request.events,
+        directories: [...directories.values()],
+        // Instances whose state is persisted may be passivated to drain a slot: they resume elsewhere.
+        persisted: request.workers.filter((w) => w.impl.conc.state !== undefined).map((w) => w.impl.worker.key)
+      })
+      return targetsOf(request, pool, routes, policies, directories)
     })
 })
+
+/** The slot for a new key: the least busy in service, then the one with the fewest keys. */
+const placeKey = (pool: EnvPool.EnvPool, keysOn: (slot: number) => number): number => {
+  const active = pool.active
+  let best = active[0]!
+  let bestLoad = Number.POSITIVE_INFINITY
+  let bestKeys = Number.POSITIVE_INFINITY
+  for (const index of active) {
+    const client = pool.client(index)
+    if (client.closeReason !== undefined) continue
+    const keys = keysOn(index)
+    if (client.inFlight < bestLoad || (client.inFlight === bestLoad && keys < bestKeys)) {
+      best = index
+      bestLoad = client.inFlight
+      bestKeys = keys
+    }
+  }
+  return best
+}
 
 /** How each Worker placed in the pool is reached: a Func through its least-loaded host, a Conc key on its own host. */
 const targetsOf = (
   request: Pick<StartRequest, "corps" | "workers" | "events">,
   pool: EnvPool.EnvPool,
-  count: number,
-  policies: ReadonlyMap<string, ReadonlyMap<string, Redelivery.Policy>>
+  routes: ReadonlyMap<string, ReadonlyArray<number> | "dynamic">,
+  policies: ReadonlyMap<string, ReadonlyMap<string, Redelivery.Policy>>,
+  directories: ReadonlyMap<string, Directory>
 ): Targets => {
   // Once the Corps is closing, calls fail with CorpsClosed rather than with the CallLost of a stopped Env.
   const closed = Effect.fail(new CorpsClosed({ corps: request.corps }))
@@ -140,14 +226,17 @@ const targetsOf = (
   const sendWith = (register: Register) => (call: Wire.Call) =>
     Effect.callback<Wire.Exit, unknown>((resume) => register(call, resume))
   const targets = new Map<string, (key: string) => Target>()
-  for (const { impl, resolved } of request.workers) {
-    const hosts = hostsFor({ impl, resolved }, count)
-    const pick = pool.picker(hosts)
+  for (const { impl } of request.workers) {
+    const route = routes.get(impl.worker.key)!
+    const hosts = route === "dynamic" ? undefined : route
+    // A fixed route keeps today's precomputed picker; a dynamic one reads the slots in service per call.
+    const pick = hosts === undefined ? pool.activePicker() : pool.picker(hosts)
+    const anyUp = hosts === undefined ? () => pool.active.some(isUp) : () => hosts.some(isUp)
     const shared = impl.kind === "func" ? registerOn(pick) : undefined
     const methods = policies.get(impl.worker.key)!
     const redeliver = (route: Redelivery.Route) => (methods.size === 0 ? undefined : redeliverWith(methods, route))
-    const sharedRedeliver =
-      shared === undefined ? undefined : redeliver({ register: shared, up: () => hosts.some(isUp) })
+    const sharedRedeliver = shared === undefined ? undefined : redeliver({ register: shared, up: anyUp })
+    const directory = directories.get(impl.worker.key)
     // A Func's stream stays with the replica that opened it.
     const pin =
       impl.kind === "func"
@@ -158,8 +247,12 @@ const targetsOf = (
         : undefined
     targets.set(impl.worker.key, (key) => {
       if (shared !== undefined) return remoteTarget(impl.worker, key, sendWith(shared), shared, pin, sharedRedeliver)
+      if (directory !== undefined) {
+        const { register, up } = directoryRoute(directory, key, registerOn, pool)
+        return remoteTarget(impl.worker, key, sendWith(register), register, pin, redeliver({ register, up }))
+      }
       // A Conc key's Env is fixed: hash it once per handle, not once per call.
-      const index = hostFor(key, hosts)
+      const index = hostFor(key, hosts!)
       const register = registerOn(() => pool.client(index))
       return remoteTarget(
         impl.worker,
@@ -172,6 +265,42 @@ const targetsOf = (
     })
   }
   return targets
+}
+
+/**
+ * How calls reach one key of a Conc placed by a directory: the slot of its
+ * entry, looked up again once the entry is dropped; each call is counted on
+ * the entry while it is on its way, so that draining never drops a key a
+ * call may be rebuilding.
+ */
+const directoryRoute = (
+  directory: Directory,
+  key: string,
+  registerOn: (client: () => Client) => Register,
+  pool: EnvPool.EnvPool
+): { readonly register: Register; readonly up: () => boolean } => {
+  let entry = directory.entry(key)
+  const current = () => {
+    if (entry.dropped) entry = directory.entry(key)
+    return entry
+  }
+  const send = registerOn(() => pool.client(current().slot))
+  const register: Register = (call, resume) => {
+    const counted = current()
+    counted.inFlight++
+    let done = false
+    const settle = () => {
+      if (done) return
+      done = true
+      counted.inFlight--
+    }
+    const cancel = send(call, (reply) => {
+      settle()
+      resume(reply)
+    })
+    return cancel === undefined ? undefined : Effect.andThen(Effect.sync(settle), cancel)
+  }
+  return { register, up: () => pool.client(current().slot).closeReason === undefined }
 }
 
 /**

@@ -7,7 +7,9 @@
 /**
  * The pseudo-Worker of control calls (`ready`, `shutdown`, `ping` for
  * heartbeats, `adopt` telling a spare its slot, `load` sampling its
- * load: src/node/load.ts): no user Worker can have
+ * load: src/node/load.ts, `passivate` draining its idle Conc instances,
+ * `release` draining it for scaling down: src/node/scaler.ts; from an Env
+ * to its caller, `event` carrying a CorpsEvent): no user Worker can have
  * this name.
  */
 export const CONTROL = "$corps"
@@ -21,8 +23,13 @@ export interface EnvInit {
   readonly index: number
   /** The Workers to build in this Env; every other exported Worker is reached through the caller. */
   readonly workers: ReadonlyArray<string>
-  /** For each Conc placed here, the Envs (indexes) that hold its instances: keys of the others go through the caller. */
-  readonly hosts: Readonly<Record<string, ReadonlyArray<number>>>
+  /**
+   * For each Conc placed here, the Envs (indexes) that hold its instances:
+   * keys of the others go through the caller. `"directory"` in a scaling
+   * Env: the caller places each key (src/node/directory.ts), and this Env
+   * serves a key locally only once the caller has sent it a call for it.
+   */
+  readonly hosts: Readonly<Record<string, ReadonlyArray<number> | "directory">>
   /** Workers whose handles carry another id than the Corps' (cluster Workers): the Env's handles must match. */
   readonly handleCorps: Readonly<Record<string, string>>
 }

@@ -5,8 +5,8 @@
  * other Worker of the Corps back through the caller.
  */
 import { isMainThread, workerData } from "node:worker_threads"
-import { Cause, Context, Deferred, Effect, Exit, Scope } from "effect"
-import { remoteTarget } from "../internal/dispatch.ts"
+import { Cause, Context, Deferred, Effect, Exit, Scope, Stream } from "effect"
+import { remoteTarget, STREAM } from "../internal/dispatch.ts"
 import { markServing } from "../internal/envProvider.ts"
 import type { Target } from "../internal/handle.ts"
 import { CorpsRuntime } from "../internal/runtime.ts"
@@ -26,6 +26,68 @@ const init: EnvInit = isMainThread ? JSON.parse(process.env[INIT_VARIABLE] ?? "n
 let index = init.index
 
 const local: Placement.Resolved = { envName: "local", env: { kind: "local" }, strategy: "auto", replicas: undefined }
+
+/**
+ * In a scaling Env, for each Conc placed by the caller's directory, the keys
+ * the caller has sent here: only these are served here. Any other key goes
+ * through the caller, whose directory places it, so two creators of a new
+ * key (here and elsewhere) always meet one instance.
+ */
+const assigned = new Map<string, Set<string>>()
+const placedByDirectory = Object.values(init.hosts).includes("directory")
+
+/** Records that the caller routed `call` here (a stream's `open` names its Worker and key in its payload). */
+const markAssigned = (call: Wire.Call): void => {
+  if (call.worker === STREAM) {
+    if (call.method === "open") {
+      const open = call.payload as Wire.Call
+      assigned.get(open.worker)?.add(open.key)
+    }
+  } else {
+    assigned.get(call.worker)?.add(call.key)
+  }
+}
+
+/**
+ * A Target that decides per call (not once per handle) whether the key is
+ * served here: a key may be assigned here after a handle to it was made, or
+ * leave when this Env is drained.
+ */
+const perCall = (key: string, mine: ReadonlySet<string>, here: () => Target, there: () => Target): Target => {
+  let remote: Target | undefined
+  const route = () => (mine.has(key) ? here() : (remote ??= there()))
+  return {
+    call: (method, payload) => Effect.suspend(() => route().call(method, payload)),
+    stream: (method, payload) => Stream.suspend(() => route().stream(method, payload))
+  }
+}
+
+/**
+ * Drains this Env for scaling down (the `release` control call): passivates
+ * the idle instances of the `passivate` Workers (their state is persisted:
+ * they resume elsewhere), then answers, for each of `workers`, the keys
+ * whose instances are still live here. Keys no longer live are no longer
+ * served here.
+ */
+const release = (
+  runtime: CorpsRuntime | undefined,
+  request: { readonly workers: ReadonlyArray<string>; readonly passivate: ReadonlyArray<string> }
+): Effect.Effect<Record<string, ReadonlyArray<string>>> =>
+  Effect.gen(function* () {
+    const answer: Record<string, ReadonlyArray<string>> = {}
+    for (const name of request.workers) {
+      const mine = assigned.get(name)
+      const conc = runtime?.concs.get(name)
+      if (mine === undefined || conc === undefined) continue
+      if (request.passivate.includes(name)) {
+        yield* Effect.forEach([...mine], (key) => conc.passivate(key), { concurrency: "unbounded", discard: true })
+      }
+      const live = new Set(conc.liveKeys())
+      for (const key of mine) if (!live.has(key)) mine.delete(key)
+      answer[name] = [...mine]
+    }
+    return answer
+  })
 
 const main = Effect.gen(function* () {
   const { calling, serving } = split(fromParent())
@@ -58,7 +120,7 @@ const main = Effect.gen(function* () {
       return yield* Effect.fail(`the module does not export an implementation of ${missing.join(", ")}`)
     const placedHere = new Set(init.workers)
     const remote = new Map<string, (key: string) => Target>()
-    const partition = new Map<string, (key: string) => Target | undefined>()
+    const partition = new Map<string, (key: string, here: () => Target) => Target | undefined>()
     const resolved = new Map<string, Placement.Resolved>()
     for (const [name, impl] of implementations) {
       const viaCaller = (key: string) => remoteTarget(impl.worker, key, (call: Wire.Call) => toCaller(call))
@@ -68,12 +130,34 @@ const main = Effect.gen(function* () {
       }
       resolved.set(name, local)
       const hosts = init.hosts[name]
-      // An instance whose key belongs to another Env of this name is reached there, through the caller.
-      if (hosts !== undefined)
+      if (hosts === "directory") {
+        const mine = new Set<string>()
+        assigned.set(name, mine)
+        partition.set(name, (key, here) => perCall(key, mine, here, () => viaCaller(key)))
+      } else if (hosts !== undefined) {
+        // An instance whose key belongs to another Env of this name is reached there, through the caller.
         partition.set(name, (key) => (hostFor(key, hosts) === index ? undefined : viaCaller(key)))
+      }
     }
     const handleCorps = new Map(Object.entries(init.handleCorps))
-    runtime = new CorpsRuntime({ name: init.envName, id: init.corps, resolved, scope, remote, partition, handleCorps })
+    runtime = new CorpsRuntime({
+      name: init.envName,
+      id: init.corps,
+      resolved,
+      scope,
+      remote,
+      partition,
+      handleCorps,
+      // This Env's pool may drain it (passivate), and its events go to the caller's hub.
+      drainable: true,
+      forward: {
+        env: () => `${init.envName}#${index}`,
+        // Fire and forget: the caller logs and publishes it; nothing here waits for that.
+        send: (event) => {
+          caller.register({ worker: CONTROL, key: "", method: "event", payload: event }, ignoreReply)
+        }
+      }
+    })
     yield* runtime.build([...implementations.values()], Context.empty())
     runtime.publish()
   })
@@ -103,6 +187,16 @@ const main = Effect.gen(function* () {
       // The Env's load since the previous sample (src/node/load.ts): read by the caller's pool.
       case "load":
         return Effect.sync(() => answer(load()))
+      case "release":
+        return Effect.map(
+          release(runtime, call.payload as { workers: ReadonlyArray<string>; passivate: ReadonlyArray<string> }),
+          answer
+        )
+      // Draining: passivates every idle instance of the Concs named (all when null); answers the keys still live.
+      case "passivate":
+        return runtime === undefined
+          ? Effect.succeed(answer({}))
+          : Effect.map(passivateIdle(runtime, call.payload as ReadonlyArray<string> | null), answer)
       case "adopt":
         index = call.payload as number
         return Effect.succeed(answer(null))
@@ -114,10 +208,32 @@ const main = Effect.gen(function* () {
   }
 
   // Callers wait for `ready` before their first call, so a call finds the runtime built.
-  yield* serve(serving, (call) =>
-    call.worker === CONTROL || runtime === undefined ? control(call) : runtime.dispatcher.dispatch(call)
-  )
+  yield* serve(serving, (call) => {
+    if (call.worker === CONTROL || runtime === undefined) return control(call)
+    if (placedByDirectory) markAssigned(call)
+    return runtime.dispatcher.dispatch(call)
+  })
 })
+
+const ignoreReply = () => {}
+
+/**
+ * The answer of the `passivate` control call: for each Conc Worker built
+ * here and named in `workers` (every one when null), the keys still live
+ * after its idle instances were passivated.
+ */
+const passivateIdle = (
+  runtime: CorpsRuntime,
+  workers: ReadonlyArray<string> | null
+): Effect.Effect<Record<string, ReadonlyArray<string>>> =>
+  Effect.map(
+    Effect.forEach(
+      [...runtime.concs].filter(([name]) => workers === null || workers.includes(name)),
+      ([name, conc]) => Effect.map(conc.passivateIdle(), (live) => [name, live] as const),
+      { concurrency: "unbounded" }
+    ),
+    (entries) => Object.fromEntries(entries)
+  )
 
 Effect.runFork(
   main.pipe(

@@ -45,6 +45,9 @@ describe("EnvPool.load", () => {
         yield* pool.client(1).call({ worker: "Sick", key: "", method: "square", payload: { n: 2 } })
         const busy = (yield* pool.load(0))!
         const idle = (yield* pool.load(1))!
+        // The last sample stays readable without taking a new one (monitoring reads what the scaler saw).
+        assert.deepStrictEqual(pool.lastLoad(0), busy)
+        assert.deepStrictEqual(pool.lastLoad(1), idle)
         assert.isAbove(busy.utilization, 0.5)
         assert.isAtLeast(busy.windowMillis, 300)
         assert.isBelow(idle.utilization, busy.utilization)

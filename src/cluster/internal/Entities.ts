@@ -51,6 +51,7 @@ import { codecsOf, decodeCallFailure, encodeCallFailure, type MethodCodec, run }
 import type { Target } from "../../internal/handle.ts"
 import type { AnyHandler } from "../../internal/invoke.ts"
 import { messageOf } from "../../internal/message.ts"
+import { passivateAfterMillis } from "../../internal/passivation.ts"
 import type { AnyImplementation, AnyWorker, FuncClusterOptions, Methods } from "../../Worker.ts"
 import { DeliveryId } from "../DeliveryId.ts"
 
@@ -441,9 +442,12 @@ export const layerEntity = (
 ): Layer.Layer<never, never, Sharding> => {
   const entity = entityOf(impl.worker, options)
   const delivery = deliveryOf(impl.worker, options)
+  // A Conc's `passivateAfter` is its entities' idle time unless the cluster options say otherwise.
+  const passivateAfter = impl.kind === "conc" ? passivateAfterMillis(impl.conc.passivateAfter) : undefined
+  const maxIdleTime = options?.maxIdleTime ?? (typeof passivateAfter === "number" ? passivateAfter : undefined)
   const common = {
     disableFatalDefects: true,
-    ...(options?.maxIdleTime === undefined ? {} : { maxIdleTime: options.maxIdleTime })
+    ...(maxIdleTime === undefined ? {} : { maxIdleTime })
   } as const
   if (impl.kind === "conc") {
     // The same default as the local mailbox, so a Conc behaves alike wherever it is placed.

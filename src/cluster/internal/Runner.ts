@@ -5,14 +5,16 @@
  */
 import { isAbsolute, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
-import { type Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import * as Cluster from "../Cluster.ts"
+import * as RunnerLoad from "../RunnerLoad.ts"
 import * as Module from "./Module.ts"
 import { layerServe } from "./Serve.ts"
 
 /**
  * The layer of a runner serving `served`: one entity per implementation, on a
- * PostgreSQL-backed cluster process listening at `runner`. The builders get
+ * PostgreSQL-backed cluster process listening at `runner`, which reports its
+ * load every second (RunnerLoad). The builders get
  * the runner's `SqlClient` and a handle for every Worker the module exports
  * (reached through the cluster).
  */
@@ -20,12 +22,22 @@ export const layer = (
   served: Module.Served,
   options: { readonly settings: Cluster.Settings; readonly runner: Cluster.Runner }
 ): Layer.Layer<Cluster.Services, Cluster.SettingsMismatch | Cluster.SettingsInvalid | Cluster.ClusterStartError> =>
-  layerServe({
-    serve: [...served.implementations.values()],
-    all: served.implementations,
-    corps: Cluster.handleCorps(options.settings),
-    publish: true
-  }).pipe(Layer.provideMerge(Cluster.layerSql({ settings: options.settings, runner: options.runner }))) as Layer.Layer<
+  Layer.mergeAll(
+    layerServe({
+      serve: [...served.implementations.values()],
+      all: served.implementations,
+      corps: Cluster.handleCorps(options.settings),
+      publish: true
+    }),
+    // Its load, for whatever decides how many runners to run (RunnerLoad.recommender, docs/scaling.md).
+    Layer.catch(
+      RunnerLoad.layerReport({
+        runner: `${options.runner.host}:${options.runner.port}`,
+        prefix: options.settings.prefix
+      }),
+      (error) => Layer.effectDiscard(Effect.logWarning("effect-corps: this runner will not report its load", error))
+    )
+  ).pipe(Layer.provideMerge(Cluster.layerSql({ settings: options.settings, runner: options.runner }))) as Layer.Layer<
     Cluster.Services,
     Cluster.SettingsMismatch | Cluster.SettingsInvalid | Cluster.ClusterStartError
   >
