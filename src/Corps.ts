@@ -24,6 +24,7 @@ import { contractOf, HandleBase } from "./internal/handle.ts"
 import { type CorpsRecord, recordKey } from "./internal/provided.ts"
 import { CorpsRuntime } from "./internal/runtime.ts"
 import { CorpsSupervisor, Supervisor } from "./internal/supervisor.ts"
+import { Monitor, workersOf } from "./monitoring/Monitor.ts"
 import * as Placement from "./Placement.ts"
 import type * as Supervision from "./Supervision.ts"
 import { type AnyImplementation, type Implementation, makeImplementation } from "./Worker.ts"
@@ -134,6 +135,19 @@ export const layer = <const Members extends ReadonlyArray<AnyImplementation>>(
         parent._tag === "Some" ? parent.value : undefined,
         options?.supervision?.outcome ?? "escalate"
       )
+      // A Monitor in context (the dashboard's) learns of this Corps before its Envs start, so it sees their first events.
+      const monitor = Context.getOption(outer, Monitor)
+      if (monitor._tag === "Some") {
+        yield* monitor.value.addCorps(
+          {
+            id: corps.id,
+            name: corps.name,
+            parent: parent._tag === "Some" ? parent.value.corps : undefined,
+            workers: workersOf(members, resolved)
+          },
+          events
+        )
+      }
       if (envs.length > 0) yield* startEnvs(corps, envs, options!.module!, outer, events, supervisor)
       // The record lets a lookup of a Worker the Corps lacks name the Corps (WorkerNotProvided), its members' builders included.
       const record = recordKey(corps.id)

@@ -335,3 +335,37 @@ export class StateError extends Schema.TaggedError<StateError>()("StateError", {
     return `${where}: persisted state ${this.reason === "options" ? "option is invalid" : `${this.reason} failed`}: ${this.detail}`
   }
 }
+
+/**
+ * The dashboard could not serve, or a `corps status` / `corps top` could not
+ * read one (see docs/monitoring.md):
+ *
+ * - `options`: `Dashboard.layer`'s port or host is invalid, or the ADDRESS
+ *   given to `corps status` / `corps top` is not `host:port` or an http URL.
+ * - `listen`: the dashboard's server could not listen (port in use, host not
+ *   on this machine).
+ * - `unreachable`: nothing answered at the address (refused, timed out).
+ * - `response`: something answered, but not a dashboard's snapshot (another
+ *   server, another version).
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class DashboardError extends Schema.TaggedError<DashboardError>()("DashboardError", {
+  address: Schema.String,
+  reason: Schema.Literals(["options", "listen", "unreachable", "response"]),
+  detail: Schema.String
+}) {
+  override get message(): string {
+    switch (this.reason) {
+      case "options":
+        return `dashboard at ${this.address}: invalid address: ${this.detail}`
+      case "listen":
+        return `dashboard at ${this.address} could not listen: ${this.detail}`
+      case "unreachable":
+        return `no dashboard answers at ${this.address}: ${this.detail}`
+      case "response":
+        return `${this.address} did not answer with a dashboard snapshot: ${this.detail}`
+    }
+  }
+}

@@ -26,6 +26,14 @@ export * as CorpsError from "./CorpsError.ts"
 export * as CorpsEvent from "./CorpsEvent.ts"
 
 /**
+ * The live dashboard: an HTTP server with the page, JSON, Server-Sent Events
+ * and Prometheus text of the Corps built below it.
+ *
+ * @since 0.3.0
+ */
+export * as Dashboard from "./Dashboard.ts"
+
+/**
  * Envs: where Workers live.
  *
  * @since 0.1.0

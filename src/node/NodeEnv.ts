@@ -33,6 +33,7 @@ import {
 } from "../internal/envProvider.ts"
 import type { Target } from "../internal/handle.ts"
 import type * as Wire from "../internal/wire.ts"
+import { Monitor } from "../monitoring/Monitor.ts"
 import * as EnvPool from "./EnvPool.ts"
 import type { EnvInit } from "./envInit.ts"
 import * as Redelivery from "./redelivery.ts"
@@ -98,6 +99,16 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
         events: request.events,
         supervisor: request.supervisor
       })
+      // Monitoring on (a Monitor in context): the dashboard sees this pool's slots.
+      const monitor = yield* Effect.serviceOption(Monitor)
+      if (monitor._tag === "Some") {
+        yield* monitor.value.addEnv(request.corps, {
+          name: request.envName,
+          kind,
+          size: () => count,
+          slot: (index) => pool.client(index)
+        })
+      }
       return targetsOf(request, pool, count, policies)
     })
 })

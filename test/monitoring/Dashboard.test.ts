@@ -1,0 +1,169 @@
+/**
+ * The dashboard's HTTP server with real requests, for a running Corps with a
+ * thread Env: the snapshot decodes with its Schema and shows the Workers, the
+ * stream delivers snapshots and events, /metrics is Prometheus text, and bad
+ * requests get 404 / 405.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Exit, Fiber, Layer, Metric, Schema } from "effect"
+import { Corps, Dashboard } from "../../src/index.ts"
+import { Snapshot } from "../../src/monitoring/Snapshot.ts"
+import { NodeEnv } from "../../src/node/index.ts"
+import { Probe, ProbeLive, WhereLive } from "../fixtures/envs.ts"
+
+const fixtures = new URL("../fixtures/envs.ts", import.meta.url).href
+
+const live = Corps.layer([ProbeLive, WhereLive], {
+  name: "shop",
+  module: fixtures,
+  placement: { envs: { pool: { kind: "thread", count: 2 } }, workers: { Probe: { env: "pool" } } }
+}).pipe(Layer.provideMerge(Dashboard.layer({ port: 0, intervalMillis: 200 })), Layer.provide(NodeEnv.layer))
+
+const get = (path: string, init?: RequestInit) =>
+  Effect.flatMap(Effect.service(Dashboard.Dashboard), (dashboard) =>
+    Effect.promise(() => fetch(new URL(path, dashboard.url), init))
+  )
+
+const snapshot = Effect.flatMap(get("/api/snapshot"), (response) =>
+  Effect.flatMap(
+    Effect.promise(() => response.json()),
+    Schema.decodeUnknownEffect(Snapshot)
+  )
+).pipe(Effect.orDie)
+
+/** Reads Server-Sent Events from `/api/stream` until `until` accepts one; returns the events read. */
+const readStream = (until: (event: string, data: any) => boolean, connected?: Deferred.Deferred<void>) =>
+  Effect.gen(function* () {
+    const dashboard = yield* Effect.service(Dashboard.Dashboard)
+    const controller = new AbortController()
+    return yield* Effect.promise(async () => {
+      const response = await fetch(new URL("/api/stream", dashboard.url), { signal: controller.signal })
+      const reader = response.body!.getReader()
+      const decoder = new TextDecoder()
+      const seen: Array<{ event: string; data: any }> = []
+      let buffer = ""
+      try {
+        for (;;) {
+          const { value, done } = await reader.read()
+          if (done) return { seen, contentType: response.headers.get("content-type") }
+          buffer += decoder.decode(value, { stream: true })
+          let end = buffer.indexOf("\n\n")
+          while (end !== -1) {
+            const frame = buffer.slice(0, end)
+            buffer = buffer.slice(end + 2)
+            const event = /^event: (.*)$/m.exec(frame)?.[1] ?? "message"
+            const data = JSON.parse(/^data: (.*)$/m.exec(frame)?.[1] ?? "null")
+            seen.push({ event, data })
+            if (connected !== undefined) Deferred.doneUnsafe(connected, Exit.void)
+            if (until(event, data)) return { seen, contentType: response.headers.get("content-type") }
+            end = buffer.indexOf("\n\n")
+          }
+        }
+      } finally {
+        controller.abort()
+      }
+    })
+  })
+
+describe("Dashboard", () => {
+  it.live("GET /api/snapshot: the Snapshot, decoded by its Schema, shows the Corps, its Workers and Envs", () =>
+    Effect.gen(function* () {
+      const probe = yield* Probe
+      yield* probe.square({ n: 3 })
+      const snap = yield* snapshot
+      assert.strictEqual(snap.corps.name, "shop")
+      const workers = Object.fromEntries(snap.corps.workers.map((w) => [w.name, w]))
+      assert.deepStrictEqual(Object.keys(workers).sort(), ["Probe", "Where"])
+      assert.strictEqual(workers.Probe!.kind, "func")
+      assert.strictEqual(workers.Probe!.env, "pool")
+      assert.strictEqual(workers.Where!.env, "local")
+      assert.includeMembers(
+        workers.Probe!.methods.map((m) => m.method),
+        ["where", "crash", "square"]
+      )
+      const pool = snap.corps.envs.find((e) => e.name === "pool")!
+      assert.strictEqual(pool.kind, "thread")
+      assert.strictEqual(pool.size, 2)
+      assert.deepStrictEqual(
+        pool.slots.map((s) => [s.index, s.state, s.restarts]),
+        [
+          [0, "serving", 0],
+          [1, "serving", 0]
+        ]
+      )
+      // The Envs' start is on the timeline.
+      assert.deepStrictEqual(
+        snap.events
+          .filter((e) => e._tag === "EnvStarted")
+          .map((e) => e._tag === "EnvStarted" && e.index)
+          .sort(),
+        [0, 1]
+      )
+    }).pipe(Effect.provide(live), Effect.scoped)
+  )
+
+  it.live("GET /api/stream: a snapshot at once, then snapshots and each event as it happens", () =>
+    Effect.gen(function* () {
+      const probe = yield* Probe
+      const first = yield* readStream((event) => event === "snapshot")
+      assert.strictEqual(first.contentType, "text/event-stream")
+      assert.strictEqual(first.seen[0]!.event, "snapshot")
+      Schema.decodeUnknownSync(Snapshot)(first.seen[0]!.data)
+      // A thread Env dies: its crash and its restart arrive as events on the stream.
+      const connected = yield* Deferred.make<void>()
+      const reading = yield* Effect.forkChild(
+        readStream((event, data) => event === "event" && data._tag === "EnvStarted" && data.attempt > 0, connected)
+      )
+      // The stream is open (its first frame arrived) before the crash.
+      yield* Deferred.await(connected)
+      yield* Effect.exit(probe.crash())
+      const { seen } = yield* Fiber.join(reading)
+      const tags = seen.filter((e) => e.event === "event").map((e) => e.data._tag)
+      assert.includeMembers(tags, ["EnvCrashed", "EnvRestarting", "EnvStarted"])
+      assert.isTrue(seen.filter((e) => e.event === "snapshot").length >= 1)
+      const after = yield* snapshot
+      const restarts = after.corps.envs.find((e) => e.name === "pool")!.slots.reduce((n, s) => n + s.restarts, 0)
+      assert.strictEqual(restarts, 1)
+    }).pipe(Effect.provide(live), Effect.scoped)
+  )
+
+  it.live("GET /metrics: Prometheus text of the caller's metric registry", () =>
+    Effect.gen(function* () {
+      yield* Metric.update(Metric.counter("dashboard_test_hits", { description: "a test counter" }), 7)
+      const response = yield* get("/metrics")
+      assert.strictEqual(response.status, 200)
+      assert.match(response.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/)
+      const text = yield* Effect.promise(() => response.text())
+      assert.match(text, /^# TYPE dashboard_test_hits counter$/m)
+      assert.match(text, /^dashboard_test_hits 7$/m)
+    }).pipe(Effect.provide(live), Effect.scoped)
+  )
+
+  it.live("GET / serves the page; an unknown path is 404, another method 405", () =>
+    Effect.gen(function* () {
+      const page = yield* get("/")
+      assert.strictEqual(page.status, 200)
+      assert.match(page.headers.get("content-type") ?? "", /^text\/html/)
+      assert.include(yield* Effect.promise(() => page.text()), "api/stream")
+      const missing = yield* get("/nope")
+      assert.strictEqual(missing.status, 404)
+      const post = yield* get("/api/snapshot", { method: "POST", body: "{}" })
+      assert.strictEqual(post.status, 405)
+      assert.strictEqual(post.headers.get("allow"), "GET, HEAD")
+    }).pipe(Effect.provide(live), Effect.scoped)
+  )
+
+  it.live("DashboardError: invalid options, and a port already taken", () =>
+    Effect.gen(function* () {
+      const invalid = yield* Effect.exit(Layer.build(Dashboard.layer({ port: 70000 })).pipe(Effect.scoped))
+      assert.isTrue(Exit.isFailure(invalid))
+      const error = yield* Effect.flip(Layer.build(Dashboard.layer({ port: -1 })).pipe(Effect.scoped))
+      assert.strictEqual(error._tag, "DashboardError")
+      assert.strictEqual(error.reason, "options")
+      const taken = yield* Dashboard.Dashboard
+      const busy = yield* Effect.flip(Layer.build(Dashboard.layer({ port: taken.port })).pipe(Effect.scoped))
+      assert.strictEqual(busy.reason, "listen")
+      assert.include(busy.message, `127.0.0.1:${taken.port}`)
+    }).pipe(Effect.provide(Dashboard.layer({ port: 0 })), Effect.scoped)
+  )
+})
