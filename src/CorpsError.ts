@@ -357,15 +357,13 @@ export class DashboardError extends Schema.TaggedError<DashboardError>()("Dashbo
   detail: Schema.String
 }) {
   override get message(): string {
-    switch (this.reason) {
-      case "options":
-        return `dashboard at ${this.address}: invalid address: ${this.detail}`
-      case "listen":
-        return `dashboard at ${this.address} could not listen: ${this.detail}`
-      case "unreachable":
-        return `no dashboard answers at ${this.address}: ${this.detail}`
-      case "response":
-        return `${this.address} did not answer with a dashboard snapshot: ${this.detail}`
-    }
+    return dashboardMessages[this.reason](this.address, this.detail)
   }
+}
+
+const dashboardMessages: Record<DashboardError["reason"], (address: string, detail: string) => string> = {
+  options: (address, detail) => `dashboard at ${address}: invalid address or options: ${detail}`,
+  listen: (address, detail) => `dashboard at ${address} could not listen: ${detail}`,
+  unreachable: (address, detail) => `no dashboard answers at ${address}: ${detail}`,
+  response: (address, detail) => `${address} did not answer with a dashboard snapshot: ${detail}`
 }

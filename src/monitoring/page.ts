@@ -10,7 +10,7 @@
  */
 
 /** The page served at `/`. */
-export const page: string = String.raw`<!doctype html>
+export const page: string = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
