@@ -31,6 +31,7 @@ export * as CorpsEvent from "./CorpsEvent.ts"
  * @since 0.1.0
  */
 export * as Env from "./Env.ts"
+export * as Monitoring from "./Monitoring.ts"
 /**
  * Placements: configuration mapping Workers to Envs.
  *
