@@ -104,7 +104,11 @@ const observed = (self: Dispatcher, request: Wire.Call): Effect.Effect<Wire.Exit
   const run = (span: Tracer.Span | undefined): Effect.Effect<Wire.Exit> => {
     const outcome =
       span !== undefined && target.callTraced !== undefined
-        ? target.callTraced(request.method, payload, { traceId: span.traceId, spanId: span.spanId, sampled: span.sampled })
+        ? target.callTraced(request.method, payload, {
+            traceId: span.traceId,
+            spanId: span.spanId,
+            sampled: span.sampled
+          })
         : Effect.suspend(() => runNow(target, request.method, payload, request.worker))
     const annotated =
       self.logAnnotations === undefined

@@ -91,7 +91,8 @@ export class RuntimeMonitor {
     let series: Record<string, CallSeries> | undefined
     if (this.recorder !== undefined) {
       series = {}
-      for (const method of Object.keys(worker.methods)) series[method] = this.recorder.callSeries(worker.key, method, env)
+      for (const method of Object.keys(worker.methods))
+        series[method] = this.recorder.callSeries(worker.key, method, env)
     }
     const observe: Observe = {
       series,

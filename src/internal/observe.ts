@@ -64,7 +64,10 @@ const MeteredCallProto = callPrototype<MeteredCall>("effect-corps/MeteredCall", 
 const MeteredCall = function (this: any, series: CallSeries, effect: Effect.Effect<unknown, unknown>) {
   this.series = series
   this.effect = effect
-} as unknown as new (series: CallSeries, effect: Effect.Effect<unknown, unknown>) => MeteredCall
+} as unknown as new (
+  series: CallSeries,
+  effect: Effect.Effect<unknown, unknown>
+) => MeteredCall
 MeteredCall.prototype = MeteredCallProto
 
 /** Marks observed Targets, so a forwarder can reach the Target beneath (a call is counted once). */
@@ -120,7 +123,8 @@ export const observeTarget = (target: Target, observe: Observe): Target => {
   return {
     [Inner]: target,
     call,
-    stream: (method, payload) => observeStream(target.stream(method, payload), series?.[method], tracing, worker, method)
+    stream: (method, payload) =>
+      observeStream(target.stream(method, payload), series?.[method], tracing, worker, method)
   } as Target
 }
 
