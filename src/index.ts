@@ -39,6 +39,7 @@ export * as Dashboard from "./Dashboard.ts"
  * @since 0.1.0
  */
 export * as Env from "./Env.ts"
+export * as Monitoring from "./Monitoring.ts"
 /**
  * Placements: configuration mapping Workers to Envs.
  *

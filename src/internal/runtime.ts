@@ -16,6 +16,7 @@ import type { EventHub } from "./events.ts"
 import { LocalFunc } from "./func.ts"
 import type { HandleBase, Target, WorkerEntry } from "./handle.ts"
 import { messageOf } from "./message.ts"
+import type { RuntimeMonitor } from "./monitoring.ts"
 import { register } from "./registry.ts"
 
 /** How to build a runtime. */
@@ -42,6 +43,8 @@ export interface RuntimeOptions {
   readonly handleCorps?: ReadonlyMap<string, string> | undefined
   /** Where the runtime reports what it does on its own (restarts, re-deliveries…); absent in Envs. */
   readonly events?: EventHub | undefined
+  /** Monitoring (`Monitoring.layer`); absent: handles call their Targets directly. */
+  readonly monitor?: RuntimeMonitor | undefined
 }
 
 /** One built Corps: its Workers' entries, and the closing of all of them. */
@@ -64,6 +67,7 @@ export class CorpsRuntime {
   private readonly partition: Map<string, (key: string) => Target | undefined>
   /** Serves every Worker of this runtime, built here or not (Envs call in through it). */
   readonly dispatcher: Dispatcher
+  readonly monitor: RuntimeMonitor | undefined
 
   constructor(options: RuntimeOptions) {
     this.name = options.name
@@ -75,6 +79,7 @@ export class CorpsRuntime {
     this.handleCorps = options.handleCorps ?? new Map()
     this.events = options.events
     this.dispatcher = new Dispatcher(this.id, this.served)
+    this.monitor = options.monitor
   }
 
   /**
@@ -106,7 +111,8 @@ export class CorpsRuntime {
           const inner = new CorpsRuntime({
             name: `${runtime.name}/${impl.worker.key}`,
             resolved: runtime.resolved,
-            scope: runtime.scope
+            scope: runtime.scope,
+            monitor: runtime.monitor?.nested(`${runtime.name}/${impl.worker.key}`)
           })
           memberContexts.set(impl, yield* inner.build(impl.members, context))
           inner.publish()
@@ -143,6 +149,11 @@ export class CorpsRuntime {
           Effect.updateContext(impl.build(key), () => Context.add(contextOf(), Scope.Scope, scope)) as any
       })
       this.closers.push((exit) => conc.close(exit))
+      this.monitor?.recorder?.addWorker({
+        worker: worker.key,
+        env: this.monitor.envOf(worker.key),
+        read: () => conc.gauges()
+      })
       const elsewhereFor = this.partition.get(worker.key)
       local =
         elsewhereFor === undefined ? (key) => conc.instance(key) : (key) => elsewhereFor(key) ?? conc.instance(key)
@@ -150,17 +161,26 @@ export class CorpsRuntime {
       const func = new LocalFunc(worker.key, this.id, impl.func.concurrency)
       this.funcs.set(worker.key, func)
       this.closers.push(() => Effect.sync(() => func.close()))
+      this.monitor?.recorder?.addWorker({
+        worker: worker.key,
+        env: this.monitor.envOf(worker.key),
+        read: () => ({ instances: func.closed ? 0 : 1, mailbox: 0 })
+      })
       local = () => func
     }
     this.served.set(worker.key, { worker, target: local })
     const checked =
       elsewhere === undefined && resolved?.env.kind === "local" && resolved.env.checkSerialization === true
     const dispatcher = checked ? this.dispatcher : undefined
+    const direct: (key: string) => Target = dispatcher
+      ? (key) => remoteTarget(worker, key, (request) => dispatcher.dispatch(request))
+      : local
     const entry: WorkerEntry = {
       corps: this.handleCorps.get(worker.key) ?? this.id,
       worker: worker.key,
       HandleClass: worker.HandleClass,
-      target: dispatcher ? (key) => remoteTarget(worker, key, (request) => dispatcher.dispatch(request)) : local
+      // Decided once per Worker: with monitoring off, handles call the Targets themselves.
+      target: this.monitor === undefined ? direct : this.monitor.observe(worker, direct)
     }
     this.entries.set(worker.key, entry)
     return entry
@@ -208,6 +228,8 @@ export class CorpsRuntime {
       byCorps.set(corps, group)
     }
     for (const [corps, entries] of byCorps) unregister.push(register(corps, entries))
+    const recorder = this.monitor?.recorder
+    if (recorder !== undefined) unregister.push(() => recorder.close())
     Scope.addFinalizerExit(this.scope, (exit) =>
       Effect.andThen(
         Effect.sync(() => {

@@ -290,10 +290,15 @@ export class MonitorState {
         index,
         state,
         ...(reason === undefined ? {} : { reason }),
-        ...(series.pid === undefined ? {} : { pid: series.pid }),
-        ...(series.threadId === undefined ? {} : { threadId: series.threadId }),
-        ...(series.utilization === undefined ? {} : { utilization: series.utilization }),
-        ...(series.heapUsed === undefined ? {} : { heapUsed: series.heapUsed }),
+        // A pid of 0 is the recorder's "not sampled yet" (a slot just started or restarting): none of its load is known.
+        ...(series.pid === undefined || series.pid === 0
+          ? {}
+          : {
+              pid: series.pid,
+              ...(series.threadId === undefined ? {} : { threadId: series.threadId }),
+              ...(series.utilization === undefined ? {} : { utilization: series.utilization }),
+              ...(series.heapUsed === undefined ? {} : { heapUsed: series.heapUsed })
+            }),
         inFlight: slot?.inFlight ?? 0,
         restarts: Math.max(facts?.restarts ?? 0, series.restarts ?? 0)
       })

@@ -109,6 +109,12 @@ export interface EnvPool {
    * reader should sample a slot: each sample starts the next window.
    */
   readonly load: (index: number) => Effect.Effect<EnvLoad | undefined>
+  /**
+   * The monitoring figures of the Env in slot `index` since the previous
+   * collection (the `metrics` control call: src/node/monitor.ts);
+   * `undefined` when the slot has no live Env.
+   */
+  readonly metrics: (index: number) => Effect.Effect<unknown>
 }
 
 /** Why an Env was lost, as far as its own signals tell. */
@@ -597,6 +603,13 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
 
     let turn = 0
     const client = (index: number): Client => clients[index]!
+    /** A control call to the live Env of slot `index`; `undefined` when there is none. */
+    const controlOf = (index: number, method: string): Effect.Effect<unknown> =>
+      Effect.suspend(() => {
+        const slot = slots[index]
+        if (slot === undefined || halted || slot.link.closeReason !== undefined) return Effect.undefined
+        return control(slot.client, method).pipe(Effect.catchTag("CallLost", () => Effect.undefined))
+      })
     return {
       get closing() {
         return closing
@@ -604,14 +617,7 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
       stoppedError: (worker) => stopped.get(worker),
       client,
       picker: (hosts) => () => leastLoaded(client, hosts, turn++ % hosts.length),
-      load: (index) =>
-        Effect.suspend(() => {
-          const slot = slots[index]
-          if (slot === undefined || halted || slot.link.closeReason !== undefined) return Effect.undefined
-          return control(slot.client, "load").pipe(
-            Effect.map((sample) => sample as EnvLoad | undefined),
-            Effect.catchTag("CallLost", () => Effect.undefined)
-          )
-        })
+      load: (index) => Effect.map(controlOf(index, "load"), (sample) => sample as EnvLoad | undefined),
+      metrics: (index) => controlOf(index, "metrics")
     }
   })

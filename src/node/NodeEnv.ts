@@ -33,9 +33,10 @@ import {
 } from "../internal/envProvider.ts"
 import type { Target } from "../internal/handle.ts"
 import type * as Wire from "../internal/wire.ts"
-import { Monitor } from "../monitoring/Monitor.ts"
+import { Monitor as DashboardMonitor } from "../monitoring/Monitor.ts"
 import * as EnvPool from "./EnvPool.ts"
 import type { EnvInit } from "./envInit.ts"
+import * as Monitor from "./monitor.ts"
 import * as Redelivery from "./redelivery.ts"
 import { hostFor, hostsOf } from "./routing.ts"
 import type { Client } from "./transport/Client.ts"
@@ -73,6 +74,14 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
         request.workers.filter((w) => w.impl.kind === "conc").map((w) => [w.impl.worker.key, hostsFor(w, count)])
       )
       const handleCorps = Object.fromEntries(request.handleCorps)
+      const monitoring =
+        request.monitoring === undefined
+          ? undefined
+          : {
+              settings: request.monitoring.settings,
+              corpsName: request.monitoring.corpsName,
+              envOf: request.monitoring.envOf
+            }
       const pool = yield* EnvPool.make({
         kind,
         size: count,
@@ -86,7 +95,8 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
           index,
           workers,
           hosts,
-          handleCorps
+          handleCorps,
+          ...(monitoring === undefined ? {} : { monitoring })
         }),
         // Calls the Envs make to Workers elsewhere come back to the caller's dispatcher.
         dispatch: (call) => request.dispatcher.dispatch(call),
@@ -99,8 +109,20 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
         events: request.events,
         supervisor: request.supervisor
       })
+      const recorder = request.monitoring?.recorder
+      if (recorder !== undefined)
+        yield* Monitor.watch({
+          pool,
+          envName: request.envName,
+          size: count,
+          corpsId: request.corps,
+          corpsName: request.monitoring!.corpsName,
+          recorder,
+          events: request.events,
+          intervalMillis: request.monitoring!.settings.intervalMillis
+        })
       // Monitoring on (a Monitor in context): the dashboard sees this pool's slots.
-      const monitor = yield* Effect.serviceOption(Monitor)
+      const monitor = yield* Effect.serviceOption(DashboardMonitor)
       if (monitor._tag === "Some") {
         yield* monitor.value.addEnv(request.corps, {
           name: request.envName,

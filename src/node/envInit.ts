@@ -4,10 +4,13 @@
  * pseudo-Worker, answered with a `Wire.Exit`.
  */
 
+import type { EnvMonitoring } from "../internal/monitoring.ts"
+
 /**
  * The pseudo-Worker of control calls (`ready`, `shutdown`, `ping` for
  * heartbeats, `adopt` telling a spare its slot, `load` sampling its
- * load: src/node/load.ts): no user Worker can have
+ * load: src/node/load.ts, `metrics` collecting its monitoring figures:
+ * src/node/monitor.ts): no user Worker can have
  * this name.
  */
 export const CONTROL = "$corps"
@@ -25,6 +28,8 @@ export interface EnvInit {
   readonly hosts: Readonly<Record<string, ReadonlyArray<number>>>
   /** Workers whose handles carry another id than the Corps' (cluster Workers): the Env's handles must match. */
   readonly handleCorps: Readonly<Record<string, string>>
+  /** Monitoring is on (`Monitoring.layer`): what to record and where to export spans. */
+  readonly monitoring?: EnvMonitoring | undefined
 }
 
 /** The environment variable a child process finds its EnvInit in. */

@@ -9,8 +9,10 @@ import { Cause, Context, Deferred, Effect, Exit, Scope } from "effect"
 import { remoteTarget } from "../internal/dispatch.ts"
 import { markServing } from "../internal/envProvider.ts"
 import type { Target } from "../internal/handle.ts"
+import { RuntimeMonitor } from "../internal/monitoring.ts"
 import { CorpsRuntime } from "../internal/runtime.ts"
 import * as Wire from "../internal/wire.ts"
+import { tracerLayer } from "../Monitoring.ts"
 import type * as Placement from "../Placement.ts"
 import { implementationsIn } from "../Worker.ts"
 import { split } from "./duplex.ts"
@@ -26,6 +28,24 @@ const init: EnvInit = isMainThread ? JSON.parse(process.env[INIT_VARIABLE] ?? "n
 let index = init.index
 
 const local: Placement.Resolved = { envName: "local", env: { kind: "local" }, strategy: "auto", replicas: undefined }
+
+const monitoring = init.monitoring
+/**
+ * Monitoring in this Env: the calls its own Workers make are counted here
+ * (the caller counts those it makes) and collected by the caller with the
+ * `metrics` control call.
+ */
+const monitor =
+  monitoring === undefined
+    ? undefined
+    : new RuntimeMonitor({
+        settings: monitoring.settings,
+        corpsName: monitoring.corpsName,
+        here: init.envName,
+        envOf: (worker) => monitoring.envOf[worker] ?? init.envName,
+        registry: undefined,
+        annotateLogs: true
+      })
 
 const main = Effect.gen(function* () {
   const { calling, serving } = split(fromParent())
@@ -73,7 +93,18 @@ const main = Effect.gen(function* () {
         partition.set(name, (key) => (hostFor(key, hosts) === index ? undefined : viaCaller(key)))
     }
     const handleCorps = new Map(Object.entries(init.handleCorps))
-    runtime = new CorpsRuntime({ name: init.envName, id: init.corps, resolved, scope, remote, partition, handleCorps })
+    runtime = new CorpsRuntime({
+      name: init.envName,
+      id: init.corps,
+      resolved,
+      scope,
+      remote,
+      partition,
+      handleCorps,
+      monitor
+    })
+    // Handlers' log lines carry their Corps, Env, Worker and method.
+    if (monitoring !== undefined) runtime.dispatcher.logAnnotations = { corps: monitoring.corpsName, env: init.envName }
     yield* runtime.build([...implementations.values()], Context.empty())
     runtime.publish()
   })
@@ -93,6 +124,8 @@ const main = Effect.gen(function* () {
 
   const answer = Wire.success
   const load = sampler()
+  // Its own window: the pool's `load` readers (autoscaling) keep theirs.
+  const monitorLoad = sampler()
   const control = (call: Wire.Call): Effect.Effect<Wire.Exit> => {
     switch (call.method) {
       case "ready":
@@ -103,6 +136,9 @@ const main = Effect.gen(function* () {
       // The Env's load since the previous sample (src/node/load.ts): read by the caller's pool.
       case "load":
         return Effect.sync(() => answer(load()))
+      // Monitoring figures since the previous collection (src/node/monitor.ts).
+      case "metrics":
+        return Effect.sync(() => answer({ load: monitorLoad(), figures: monitor?.recorder?.drain() ?? null }))
       case "adopt":
         index = call.payload as number
         return Effect.succeed(answer(null))
@@ -119,8 +155,23 @@ const main = Effect.gen(function* () {
   )
 })
 
+/** Spans opened here are exported from here, named after this Env and slot. */
+const traced = (effect: Effect.Effect<void>): Effect.Effect<void> => {
+  const otlp = monitoring?.settings.otlp
+  if (otlp === undefined || monitoring?.settings.tracing === undefined) return effect
+  return Effect.provide(
+    effect,
+    // A warm spare (index -1) learns its slot only when it takes over: its resource names none.
+    tracerLayer(otlp, {
+      "corps.name": monitoring.corpsName,
+      "corps.env": init.envName,
+      ...(init.index >= 0 ? { "corps.slot": init.index } : {})
+    })
+  )
+}
+
 Effect.runFork(
-  main.pipe(
+  traced(main).pipe(
     Effect.catchCause((cause) => Effect.logError("effect-corps Env stopped", cause)),
     // The caller has gone (the channel closed): nothing is left to serve.
     Effect.ensuring(Effect.sync(() => (isMainThread ? process.exit(0) : undefined)))

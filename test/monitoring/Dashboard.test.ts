@@ -5,19 +5,22 @@
  * requests get 404 / 405.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Layer, Metric, Schema } from "effect"
-import { Corps, Dashboard } from "../../src/index.ts"
+import { Deferred, Effect, Exit, Fiber, Layer, Metric, Schedule, Schema } from "effect"
+import { Corps, Dashboard, Monitoring } from "../../src/index.ts"
 import { Snapshot } from "../../src/monitoring/Snapshot.ts"
 import { NodeEnv } from "../../src/node/index.ts"
-import { Probe, ProbeLive, WhereLive } from "../fixtures/envs.ts"
+import { CartLive, Shop, ShopLive } from "../fixtures/dashboard.ts"
 
-const fixtures = new URL("../fixtures/envs.ts", import.meta.url).href
+const fixtures = new URL("../fixtures/dashboard.ts", import.meta.url).href
 
-const live = Corps.layer([ProbeLive, WhereLive], {
+const corps = Corps.layer([ShopLive, CartLive], {
   name: "shop",
   module: fixtures,
-  placement: { envs: { pool: { kind: "thread", count: 2 } }, workers: { Probe: { env: "pool" } } }
+  placement: { envs: { pool: { kind: "thread", count: 2 } }, workers: { Shop: { env: "pool" } } }
 }).pipe(Layer.provideMerge(Dashboard.layer({ port: 0, intervalMillis: 200 })), Layer.provide(NodeEnv.layer))
+
+/** With metrics: the Envs' figures are collected every 100 ms. */
+const live = corps.pipe(Layer.provideMerge(Monitoring.layer({ intervalMillis: 100 })))
 
 const get = (path: string, init?: RequestInit) =>
   Effect.flatMap(Effect.service(Dashboard.Dashboard), (dashboard) =>
@@ -68,22 +71,26 @@ const readStream = (until: (event: string, data: any) => boolean, connected?: De
 describe("Dashboard", () => {
   it.live("GET /api/snapshot: the Snapshot, decoded by its Schema, shows the Corps, its Workers and Envs", () =>
     Effect.gen(function* () {
-      const probe = yield* Probe
-      yield* probe.square({ n: 3 })
+      const shop = yield* Shop
+      for (const item of ["apple", "pear", "fig"]) yield* shop.price({ item })
+      yield* Effect.exit(shop.order({ item: "unicorn" }))
       const snap = yield* snapshot
       assert.strictEqual(snap.corps.name, "shop")
       const workers = Object.fromEntries(snap.corps.workers.map((w) => [w.name, w]))
-      assert.deepStrictEqual(Object.keys(workers).sort(), ["Probe", "Where"])
-      assert.strictEqual(workers.Probe!.kind, "func")
-      assert.strictEqual(workers.Probe!.env, "pool")
-      assert.strictEqual(workers.Where!.env, "local")
-      assert.includeMembers(
-        workers.Probe!.methods.map((m) => m.method),
-        ["where", "crash", "square"]
+      assert.deepStrictEqual(Object.keys(workers).sort(), ["Cart", "Shop"])
+      assert.deepStrictEqual([workers.Shop!.kind, workers.Shop!.env], ["func", "pool"])
+      assert.deepStrictEqual([workers.Cart!.kind, workers.Cart!.env], ["conc", "local"])
+      const methods = Object.fromEntries(workers.Shop!.methods.map((m) => [m.method, m]))
+      assert.deepStrictEqual(Object.keys(methods).sort(), ["exit", "order", "price"])
+      // Counted by the caller as the calls end: exact at once.
+      assert.strictEqual(methods.price!.calls, 3)
+      assert.strictEqual(methods.order!.calls, 1)
+      assert.deepStrictEqual(methods.order!.failures, { OutOfStock: 1 })
+      assert.isTrue(
+        methods.price!.latencyMillis.p50 > 0 && methods.price!.latencyMillis.p99 >= methods.price!.latencyMillis.p50
       )
       const pool = snap.corps.envs.find((e) => e.name === "pool")!
-      assert.strictEqual(pool.kind, "thread")
-      assert.strictEqual(pool.size, 2)
+      assert.deepStrictEqual([pool.kind, pool.size], ["thread", 2])
       assert.deepStrictEqual(
         pool.slots.map((s) => [s.index, s.state, s.restarts]),
         [
@@ -92,19 +99,42 @@ describe("Dashboard", () => {
         ]
       )
       // The Envs' start is on the timeline.
-      assert.deepStrictEqual(
-        snap.events
-          .filter((e) => e._tag === "EnvStarted")
-          .map((e) => e._tag === "EnvStarted" && e.index)
-          .sort(),
-        [0, 1]
+      assert.deepStrictEqual(snap.events.flatMap((e) => (e._tag === "EnvStarted" ? [e.index] : [])).sort(), [0, 1])
+      // Where each slot runs comes with the Envs' first collection.
+      const sampled = yield* snapshot.pipe(
+        Effect.repeat({
+          schedule: Schedule.spaced("50 millis"),
+          until: (s) => s.corps.envs.find((e) => e.name === "pool")!.slots.every((slot) => slot.pid !== undefined)
+        })
       )
+      for (const slot of sampled.corps.envs.find((e) => e.name === "pool")!.slots) {
+        assert.strictEqual(slot.pid, process.pid)
+        assert.isTrue(slot.threadId! > 0 && slot.heapUsed! > 0)
+      }
     }).pipe(Effect.provide(live), Effect.scoped)
+  )
+
+  it.live("without Monitoring.layer: the tree, Envs and events, with no per-method figures", () =>
+    Effect.gen(function* () {
+      const shop = yield* Shop
+      yield* shop.price({ item: "apple" })
+      const snap = yield* snapshot
+      const methods = snap.corps.workers.find((w) => w.name === "Shop")!.methods
+      assert.deepStrictEqual(
+        methods.map((m) => [m.method, m.calls]),
+        [
+          ["price", 0],
+          ["order", 0],
+          ["exit", 0]
+        ]
+      )
+      assert.strictEqual(snap.corps.envs.find((e) => e.name === "pool")!.slots.length, 2)
+    }).pipe(Effect.provide(corps), Effect.scoped)
   )
 
   it.live("GET /api/stream: a snapshot at once, then snapshots and each event as it happens", () =>
     Effect.gen(function* () {
-      const probe = yield* Probe
+      const shop = yield* Shop
       const first = yield* readStream((event) => event === "snapshot")
       assert.strictEqual(first.contentType, "text/event-stream")
       assert.strictEqual(first.seen[0]!.event, "snapshot")
@@ -116,7 +146,7 @@ describe("Dashboard", () => {
       )
       // The stream is open (its first frame arrived) before the crash.
       yield* Deferred.await(connected)
-      yield* Effect.exit(probe.crash())
+      yield* Effect.exit(shop.exit())
       const { seen } = yield* Fiber.join(reading)
       const tags = seen.filter((e) => e.event === "event").map((e) => e.data._tag)
       assert.includeMembers(tags, ["EnvCrashed", "EnvRestarting", "EnvStarted"])
@@ -129,6 +159,8 @@ describe("Dashboard", () => {
 
   it.live("GET /metrics: Prometheus text of the caller's metric registry", () =>
     Effect.gen(function* () {
+      const shop = yield* Shop
+      yield* shop.price({ item: "kiwi" })
       yield* Metric.update(Metric.counter("dashboard_test_hits", { description: "a test counter" }), 7)
       const response = yield* get("/metrics")
       assert.strictEqual(response.status, 200)
@@ -136,6 +168,13 @@ describe("Dashboard", () => {
       const text = yield* Effect.promise(() => response.text())
       assert.match(text, /^# TYPE dashboard_test_hits counter$/m)
       assert.match(text, /^dashboard_test_hits 7$/m)
+      // effect-corps' own metrics, recorded by Monitoring.layer, in the same registry.
+      const price = text
+        .split("\n")
+        .find((line) => line.startsWith("corps_calls_total{") && line.includes('method="price"'))
+      assert.isDefined(price)
+      assert.include(price!, 'worker="Shop"')
+      assert.match(price!, / 1$/)
     }).pipe(Effect.provide(live), Effect.scoped)
   )
 
