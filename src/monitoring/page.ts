@@ -16,6 +16,7 @@ export const page: string = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>effect-corps dashboard</title>
+<link rel="icon" href="data:,">
 <style>
   :root { --bg: #0f1419; --panel: #171d24; --line: #2a323c; --text: #d6dde5; --dim: #8593a3;
           --ok: #4cc38a; --warn: #e5b54a; --bad: #ef6b6b; --accent: #5aa9e6; }
@@ -78,7 +79,9 @@ export const page: string = `<!doctype html>
   </div>
 </main>
 <script>
+(function () {
 "use strict";
+// Inside a function: names like "history" would otherwise collide with the window's own.
 var previous = null;          // the snapshot before the current one, for rates
 var history = {};             // worker path -> recent rates (sparklines)
 var seen = {};                // event identity -> true (events arrive live and again in snapshots)
@@ -95,7 +98,7 @@ function el(tag, attrs, children) {
   (children || []).forEach(function (c) { if (c != null) node.appendChild(typeof c === "string" ? document.createTextNode(c) : c); });
   return node;
 }
-function ms(v) { return v >= 1000 ? (v / 1000).toFixed(2) + " s" : v >= 1 ? v.toFixed(1) + " ms" : (v * 1000).toFixed(0) + " µs"; }
+function ms(v) { return v === 0 ? "–" : v >= 1000 ? (v / 1000).toFixed(2) + " s" : v >= 1 ? v.toFixed(1) + " ms" : (v * 1000).toFixed(0) + " µs"; }
 function mb(v) { return v == null ? "–" : (v / 1048576).toFixed(1) + " MB"; }
 function sum(values) { return values.reduce(function (a, b) { return a + b; }, 0); }
 function failuresOf(method) { return sum(Object.keys(method.failures).map(function (k) { return method.failures[k]; })); }
@@ -287,6 +290,7 @@ function connect() {
   source.addEventListener("event", function (m) { if (addEvent(JSON.parse(m.data))) renderTimeline(); });
 }
 connect();
+})();
 </script>
 </body>
 </html>
