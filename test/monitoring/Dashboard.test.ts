@@ -6,6 +6,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Layer, Metric, Schedule, Schema } from "effect"
+import { fetchSnapshot } from "../../src/cli/snapshots.ts"
 import { Corps, Dashboard, Monitoring } from "../../src/index.ts"
 import { Snapshot } from "../../src/monitoring/Snapshot.ts"
 import { NodeEnv } from "../../src/node/index.ts"
@@ -190,6 +191,18 @@ describe("Dashboard", () => {
       assert.strictEqual(post.status, 405)
       assert.strictEqual(post.headers.get("allow"), "GET, HEAD")
     }).pipe(Effect.provide(live), Effect.scoped)
+  )
+
+  it.live("fetchSnapshot (corps status / top): a snapshot, or DashboardError response for what is not one", () =>
+    Effect.gen(function* () {
+      const { url } = yield* Dashboard.Dashboard
+      const read = yield* fetchSnapshot(url)
+      assert.strictEqual(read.corps.name, "shop")
+      // A server answers, but not with a snapshot: the page's path, then a 404.
+      const notJson = yield* Effect.flip(fetchSnapshot(new URL("api/snapshot/", url).href))
+      assert.deepStrictEqual([notJson._tag, notJson.reason], ["DashboardError", "response"])
+      assert.include(notJson.detail, "HTTP 404")
+    }).pipe(Effect.provide(corps), Effect.scoped)
   )
 
   it.live("DashboardError: invalid options, and a port already taken", () =>
