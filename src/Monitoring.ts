@@ -19,8 +19,6 @@
  * @since 0.3.0
  */
 import { Effect, Layer, Schema } from "effect"
-import { FetchHttpClient } from "effect/http"
-import { OtlpSerialization, OtlpTracer, PrometheusMetrics } from "effect/observability"
 import { MonitoringSettings, type Settings } from "./internal/monitoring.ts"
 
 /**
@@ -138,27 +136,17 @@ export const layer = (options?: Options): Layer.Layer<never, MonitoringError> =>
     Effect.map(settings(options), (resolved) => {
       const settingsLayer = Layer.succeed(MonitoringSettings, resolved) as Layer.Layer<never>
       if (resolved.otlp === undefined || resolved.tracing === undefined) return settingsLayer
-      return Layer.mergeAll(settingsLayer, tracerLayer(resolved.otlp, {})) as Layer.Layer<never>
+      const otlp = resolved.otlp
+      // Loaded only when asked for: a program without an OTLP endpoint never imports the exporter.
+      const tracer = Layer.unwrap(
+        Effect.map(
+          Effect.promise(() => import("./monitoring/otlp.ts")),
+          (module) => module.tracerLayer(otlp, {})
+        )
+      )
+      return Layer.mergeAll(settingsLayer, tracer)
     })
   )
-
-/**
- * The OTLP tracer of one runtime (the caller's, or an Env's with its own
- * resource attributes).
- *
- * @internal
- */
-export const tracerLayer = (
-  otlp: NonNullable<Settings["otlp"]>,
-  attributes: Record<string, unknown>
-): Layer.Layer<never> =>
-  OtlpTracer.layer({
-    url: otlp.url,
-    headers: otlp.headers,
-    resource: { serviceName: otlp.serviceName ?? "effect-corps", attributes },
-    exportInterval: "1 second",
-    shutdownTimeout: "2 seconds"
-  }).pipe(Layer.provide(OtlpSerialization.layerJson), Layer.provide(FetchHttpClient.layer)) as Layer.Layer<never>
 
 /**
  * The Prometheus text exposition of every metric in the program's registry:
@@ -173,4 +161,8 @@ export const tracerLayer = (
  * @since 0.3.0
  * @category prometheus
  */
-export const prometheus: Effect.Effect<string> = PrometheusMetrics.format()
+export const prometheus: Effect.Effect<string> = Effect.flatMap(
+  // Its module brings effect's HTTP router along: imported on first use, not by every program.
+  Effect.promise(() => import("effect/observability/PrometheusMetrics")),
+  (PrometheusMetrics) => PrometheusMetrics.format()
+)
