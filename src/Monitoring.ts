@@ -19,7 +19,7 @@
  * @since 0.3.0
  */
 import { Effect, Layer, Schema } from "effect"
-import { MonitoringSettings, type Settings } from "./internal/monitoring.ts"
+import { type LogFormat, loggerLayer, MonitoringSettings, type Settings } from "./internal/monitoring.ts"
 
 /**
  * The metric definitions (names, types, attributes): see
@@ -61,6 +61,14 @@ export interface Options {
     | undefined
   /** How often the caller collects its Envs' figures, in milliseconds (default 1000). */
   readonly intervalMillis?: number | undefined
+  /**
+   * Write log lines in this format, in the caller (this Layer provides the
+   * Logger) and in every thread and process Env: `"json"`
+   * (`Logger.consoleJson`), `"logfmt"` (`Logger.consoleLogFmt`) or
+   * `"pretty"`. Absent: the caller keeps the Logger it has (provide your own)
+   * and Envs log with effect's default.
+   */
+  readonly logFormat?: LogFormat | undefined
 }
 
 /**
@@ -105,7 +113,15 @@ export const settings = (options: Options = {}): Effect.Effect<Settings, Monitor
     if (otlp !== undefined && !URL.canParse(otlp.url)) {
       return yield* new MonitoringError({ option: "otlp.url", reason: `not a URL: ${JSON.stringify(otlp.url)}` })
     }
+    const logFormat = options.logFormat
+    if (logFormat !== undefined && !["json", "logfmt", "pretty"].includes(logFormat)) {
+      return yield* new MonitoringError({
+        option: "logFormat",
+        reason: `"json", "logfmt" or "pretty", got ${JSON.stringify(logFormat)}`
+      })
+    }
     return {
+      logFormat,
       metrics: options.metrics ?? true,
       tracing: sampleRate === undefined ? undefined : { sampleRate },
       otlp: otlp === undefined ? undefined : { ...otlp, url: otlp.url },
@@ -134,7 +150,9 @@ export const settings = (options: Options = {}): Effect.Effect<Settings, Monitor
 export const layer = (options?: Options): Layer.Layer<never, MonitoringError> =>
   Layer.unwrap(
     Effect.map(settings(options), (resolved) => {
-      const settingsLayer = Layer.succeed(MonitoringSettings, resolved) as Layer.Layer<never>
+      const base = Layer.succeed(MonitoringSettings, resolved) as Layer.Layer<never>
+      const settingsLayer =
+        resolved.logFormat === undefined ? base : Layer.mergeAll(base, loggerLayer(resolved.logFormat))
       if (resolved.otlp === undefined || resolved.tracing === undefined) return settingsLayer
       const otlp = resolved.otlp
       // Loaded only when asked for: a program without an OTLP endpoint never imports the exporter.

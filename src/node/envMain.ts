@@ -9,7 +9,7 @@ import { Cause, Context, Deferred, Effect, Exit, Layer, Scope } from "effect"
 import { remoteTarget } from "../internal/dispatch.ts"
 import { markServing } from "../internal/envProvider.ts"
 import type { Target } from "../internal/handle.ts"
-import { RuntimeMonitor } from "../internal/monitoring.ts"
+import { loggerLayer, RuntimeMonitor } from "../internal/monitoring.ts"
 import { CorpsRuntime } from "../internal/runtime.ts"
 import * as Wire from "../internal/wire.ts"
 import type * as Placement from "../Placement.ts"
@@ -154,8 +154,14 @@ const main = Effect.gen(function* () {
   )
 })
 
-/** Spans opened here are exported from here, named after this Env and slot. */
-const traced = (effect: Effect.Effect<void>): Effect.Effect<void> => {
+/**
+ * Monitoring's Logger and Tracer for everything this Env runs: log lines in
+ * the format asked for, spans exported from here, named after this Env and
+ * slot.
+ */
+const traced = (main: Effect.Effect<void>): Effect.Effect<void> => {
+  const format = monitoring?.settings.logFormat
+  const effect = format === undefined ? main : Effect.provide(main, loggerLayer(format))
   const otlp = monitoring?.settings.otlp
   if (otlp === undefined || monitoring?.settings.tracing === undefined) return effect
   // Loaded only here: an Env without an OTLP endpoint never imports the exporter.
