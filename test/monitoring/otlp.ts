@@ -18,11 +18,11 @@ export interface ReceivedSpan {
   readonly resource: Readonly<Record<string, unknown>>
 }
 
-const valueOf = (value: any): unknown =>
+const anyValueOf = (value: any): unknown =>
   value?.stringValue ?? value?.intValue ?? value?.doubleValue ?? value?.boolValue ?? value
 
 const attributesOf = (list: ReadonlyArray<any> | undefined): Record<string, unknown> =>
-  Object.fromEntries((list ?? []).map((kv) => [kv.key, valueOf(kv.value)]))
+  Object.fromEntries((list ?? []).map((kv) => [kv.key, anyValueOf(kv.value)]))
 
 /** Starts a receiver for the scope; `url` is its traces endpoint. */
 export const receiver = Effect.acquireRelease(
