@@ -19,9 +19,7 @@
  * @since 0.3.0
  */
 import { Effect, Layer, Schema } from "effect"
-import { FetchHttpClient } from "effect/http"
-import { OtlpSerialization, OtlpTracer, PrometheusMetrics } from "effect/observability"
-import { MonitoringSettings, type Settings } from "./internal/monitoring.ts"
+import { type LogFormat, loggerLayer, MonitoringSettings, type Settings } from "./internal/monitoring.ts"
 
 /**
  * The metric definitions (names, types, attributes): see
@@ -63,6 +61,14 @@ export interface Options {
     | undefined
   /** How often the caller collects its Envs' figures, in milliseconds (default 1000). */
   readonly intervalMillis?: number | undefined
+  /**
+   * Write log lines in this format, in the caller (this Layer provides the
+   * Logger) and in every thread and process Env: `"json"`
+   * (`Logger.consoleJson`), `"logfmt"` (`Logger.consoleLogFmt`) or
+   * `"pretty"`. Absent: the caller keeps the Logger it has (provide your own)
+   * and Envs log with effect's default.
+   */
+  readonly logFormat?: LogFormat | undefined
 }
 
 /**
@@ -107,7 +113,15 @@ export const settings = (options: Options = {}): Effect.Effect<Settings, Monitor
     if (otlp !== undefined && !URL.canParse(otlp.url)) {
       return yield* new MonitoringError({ option: "otlp.url", reason: `not a URL: ${JSON.stringify(otlp.url)}` })
     }
+    const logFormat = options.logFormat
+    if (logFormat !== undefined && !["json", "logfmt", "pretty"].includes(logFormat)) {
+      return yield* new MonitoringError({
+        option: "logFormat",
+        reason: `"json", "logfmt" or "pretty", got ${JSON.stringify(logFormat)}`
+      })
+    }
     return {
+      logFormat,
       metrics: options.metrics ?? true,
       tracing: sampleRate === undefined ? undefined : { sampleRate },
       otlp: otlp === undefined ? undefined : { ...otlp, url: otlp.url },
@@ -136,29 +150,21 @@ export const settings = (options: Options = {}): Effect.Effect<Settings, Monitor
 export const layer = (options?: Options): Layer.Layer<never, MonitoringError> =>
   Layer.unwrap(
     Effect.map(settings(options), (resolved) => {
-      const settingsLayer = Layer.succeed(MonitoringSettings, resolved) as Layer.Layer<never>
+      const base = Layer.succeed(MonitoringSettings, resolved) as Layer.Layer<never>
+      const settingsLayer =
+        resolved.logFormat === undefined ? base : Layer.mergeAll(base, loggerLayer(resolved.logFormat))
       if (resolved.otlp === undefined || resolved.tracing === undefined) return settingsLayer
-      return Layer.mergeAll(settingsLayer, tracerLayer(resolved.otlp, {})) as Layer.Layer<never>
+      const otlp = resolved.otlp
+      // Loaded only when asked for: a program without an OTLP endpoint never imports the exporter.
+      const tracer = Layer.unwrap(
+        Effect.map(
+          Effect.promise(() => import("./monitoring/otlp.ts")),
+          (module) => module.tracerLayer(otlp, {})
+        )
+      )
+      return Layer.mergeAll(settingsLayer, tracer)
     })
   )
-
-/**
- * The OTLP tracer of one runtime (the caller's, or an Env's with its own
- * resource attributes).
- *
- * @internal
- */
-export const tracerLayer = (
-  otlp: NonNullable<Settings["otlp"]>,
-  attributes: Record<string, unknown>
-): Layer.Layer<never> =>
-  OtlpTracer.layer({
-    url: otlp.url,
-    headers: otlp.headers,
-    resource: { serviceName: otlp.serviceName ?? "effect-corps", attributes },
-    exportInterval: "1 second",
-    shutdownTimeout: "2 seconds"
-  }).pipe(Layer.provide(OtlpSerialization.layerJson), Layer.provide(FetchHttpClient.layer)) as Layer.Layer<never>
 
 /**
  * The Prometheus text exposition of every metric in the program's registry:
@@ -173,4 +179,8 @@ export const tracerLayer = (
  * @since 0.3.0
  * @category prometheus
  */
-export const prometheus: Effect.Effect<string> = PrometheusMetrics.format()
+export const prometheus: Effect.Effect<string> = Effect.flatMap(
+  // Its module brings effect's HTTP router along: imported on first use, not by every program.
+  Effect.promise(() => import("effect/observability/PrometheusMetrics")),
+  (PrometheusMetrics) => PrometheusMetrics.format()
+)

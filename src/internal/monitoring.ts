@@ -4,7 +4,7 @@
  * and the per-runtime monitor that wraps Targets (src/internal/observe.ts)
  * and records into a Recorder (src/internal/recorder.ts).
  */
-import { Context, Metric } from "effect"
+import { Context, type Layer, Logger, Metric } from "effect"
 import type { AnyWorker } from "../Worker.ts"
 import type { Target } from "./handle.ts"
 import { type Observe, observeTarget } from "./observe.ts"
@@ -25,7 +25,18 @@ export interface Settings {
     | undefined
   /** How often the caller collects the figures of its thread and process Envs, in milliseconds. */
   readonly intervalMillis: number
+  /** The log format of the caller and of every Env; absent: each keeps the Logger it has. */
+  readonly logFormat: LogFormat | undefined
 }
+
+/** A log line format effect's Logger module provides. */
+export type LogFormat = "json" | "logfmt" | "pretty"
+
+/** The console Logger of a format, replacing the default one. */
+export const loggerLayer = (format: LogFormat): Layer.Layer<never> =>
+  Logger.layer([
+    format === "json" ? Logger.consoleJson : format === "logfmt" ? Logger.consoleLogFmt : Logger.consolePretty()
+  ])
 
 /** The settings in context, for a Corps built below `Monitoring.layer`. */
 export class MonitoringSettings extends Context.Service<MonitoringSettings, Settings>()(

@@ -5,14 +5,13 @@
  * other Worker of the Corps back through the caller.
  */
 import { isMainThread, workerData } from "node:worker_threads"
-import { Cause, Context, Deferred, Effect, Exit, Scope } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Layer, Scope } from "effect"
 import { remoteTarget } from "../internal/dispatch.ts"
 import { markServing } from "../internal/envProvider.ts"
 import type { Target } from "../internal/handle.ts"
-import { RuntimeMonitor } from "../internal/monitoring.ts"
+import { loggerLayer, RuntimeMonitor } from "../internal/monitoring.ts"
 import { CorpsRuntime } from "../internal/runtime.ts"
 import * as Wire from "../internal/wire.ts"
-import { tracerLayer } from "../Monitoring.ts"
 import type * as Placement from "../Placement.ts"
 import { implementationsIn } from "../Worker.ts"
 import { split } from "./duplex.ts"
@@ -155,19 +154,30 @@ const main = Effect.gen(function* () {
   )
 })
 
-/** Spans opened here are exported from here, named after this Env and slot. */
-const traced = (effect: Effect.Effect<void>): Effect.Effect<void> => {
+/**
+ * Monitoring's Logger and Tracer for everything this Env runs: log lines in
+ * the format asked for, spans exported from here, named after this Env and
+ * slot.
+ */
+const traced = (main: Effect.Effect<void>): Effect.Effect<void> => {
+  const format = monitoring?.settings.logFormat
+  const effect = format === undefined ? main : Effect.provide(main, loggerLayer(format))
   const otlp = monitoring?.settings.otlp
   if (otlp === undefined || monitoring?.settings.tracing === undefined) return effect
-  return Effect.provide(
-    effect,
-    // A warm spare (index -1) learns its slot only when it takes over: its resource names none.
-    tracerLayer(otlp, {
-      "corps.name": monitoring.corpsName,
-      "corps.env": init.envName,
-      ...(init.index >= 0 ? { "corps.slot": init.index } : {})
-    })
+  // Loaded only here: an Env without an OTLP endpoint never imports the exporter.
+  const tracer = Layer.unwrap(
+    Effect.map(
+      Effect.promise(() => import("../monitoring/otlp.ts")),
+      (module) =>
+        // A warm spare (index -1) learns its slot only when it takes over: its resource names none.
+        module.tracerLayer(otlp, {
+          "corps.name": monitoring.corpsName,
+          "corps.env": init.envName,
+          ...(init.index >= 0 ? { "corps.slot": init.index } : {})
+        })
+    )
   )
+  return Effect.provide(effect, tracer)
 }
 
 Effect.runFork(
