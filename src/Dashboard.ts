@@ -5,10 +5,10 @@
  * every second in a browser, and read by `corps status` and `corps top`.
  *
  * ```ts
- * import { Corps, Dashboard } from "effect-corps"
+ * import { Dashboard, Monitoring } from "effect-corps"
  *
- * // The Corps is built under the dashboard, so it reports to it.
- * const Live = App.pipe(Layer.provideMerge(Dashboard.layer({ port: 9400 })))
+ * // The Corps is built under the dashboard (and Monitoring, for the figures), so it reports to them.
+ * const Live = App.pipe(Layer.provideMerge(Dashboard.layer({ port: 9400 })), Layer.provideMerge(Monitoring.layer()))
  * // then open http://127.0.0.1:9400/
  * ```
  *
@@ -25,16 +25,9 @@
  *
  * @since 0.3.0
  */
-import { createServer } from "node:http"
-import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Effect, Layer, Schedule, Schema, Stream } from "effect"
-import { HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { PrometheusMetrics } from "effect/observability"
+import { Context, Effect, Layer } from "effect"
 import { DashboardError } from "./CorpsError.ts"
-import { CorpsEvent } from "./CorpsEvent.ts"
-import * as Monitor from "./monitoring/Monitor.ts"
-import { page } from "./monitoring/page.ts"
-import { Snapshot } from "./monitoring/Snapshot.ts"
+import type * as Monitor from "./monitoring/Monitor.ts"
 
 /**
  * Options of {@link layer}.
@@ -87,7 +80,11 @@ const DEFAULT_HOST = "127.0.0.1"
  *
  * @example
  * ```ts
- * const Live = App.pipe(Layer.provideMerge(Dashboard.layer({ port: 9400 })), Layer.provide(NodeEnv.layer))
+ * const Live = App.pipe(
+ *   Layer.provideMerge(Dashboard.layer({ port: 9400 })),
+ *   Layer.provideMerge(Monitoring.layer()),
+ *   Layer.provide(NodeEnv.layer)
+ * )
  * ```
  *
  * @since 0.3.0
@@ -102,22 +99,14 @@ export const layer = (options: Options): Layer.Layer<Dashboard | Monitor.Monitor
       Effect.fail(new DashboardError({ address: where, reason: "options", detail: invalid }))
     ) as Layer.Layer<Dashboard | Monitor.Monitor, DashboardError>
   }
-  const server = NodeHttpServer.layer(createServer, { port: options.port, host }).pipe(
-    Layer.catchTag("ServeError", (error) =>
-      Layer.effectContext(
-        Effect.fail(new DashboardError({ address: where, reason: "listen", detail: describeServeError(error.cause) }))
-      )
+  // The HTTP server, the page and the Prometheus formatter load only when a dashboard is built:
+  // importing effect-corps costs nothing for programs without one.
+  return Layer.unwrap(
+    Effect.map(
+      Effect.promise(() => import("./monitoring/server.ts")),
+      (server) => server.layer({ ...options, host, where })
     )
   )
-  const address = Layer.effect(
-    Dashboard,
-    Effect.map(HttpServer.HttpServer, (server): Address => {
-      const port = server.address._tag === "UnixPathAddress" ? options.port : server.address.port
-      return { host, port, url: `http://${host.includes(":") ? `[${host}]` : host}:${port}/` }
-    })
-  )
-  const routes = HttpServer.serve(app(options.intervalMillis ?? 1000))
-  return Layer.mergeAll(routes, address).pipe(Layer.provide(server), Layer.provideMerge(Monitor.Monitor.layer))
 }
 
 const check = (options: Options): string | undefined => {
@@ -133,66 +122,3 @@ const check = (options: Options): string | undefined => {
   }
   return undefined
 }
-
-const describeServeError = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : "the server could not start"
-
-const encodeSnapshot = Schema.encodeSync(Snapshot)
-const encodeEvent = Schema.encodeSync(CorpsEvent)
-const encoder = new TextEncoder()
-
-/** One Server-Sent Event. */
-const sse = (event: string, data: unknown): Uint8Array =>
-  encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)
-
-/**
- * The live stream: a snapshot at once and then every `intervalMillis`, and
- * each event as it happens (so a restart shows on the timeline before the
- * next snapshot).
- */
-const stream = (intervalMillis: number): Stream.Stream<Uint8Array, never, Monitor.Monitor> =>
-  Stream.merge(
-    Stream.fromEffectSchedule(Monitor.snapshot, Schedule.spaced(intervalMillis)).pipe(
-      Stream.map((snapshot) => sse("snapshot", encodeSnapshot(snapshot)))
-    ),
-    Monitor.events.pipe(Stream.map((event) => sse("event", encodeEvent(event))))
-  )
-
-type Route = (intervalMillis: number) => Effect.Effect<HttpServerResponse.HttpServerResponse, never, Monitor.Monitor>
-
-const routes: Record<string, Route> = {
-  "/": () => Effect.succeed(HttpServerResponse.text(page, { contentType: "text/html; charset=utf-8" })),
-  "/api/snapshot": () =>
-    Effect.map(Monitor.snapshot, (snapshot) =>
-      HttpServerResponse.jsonUnsafe(encodeSnapshot(snapshot), { headers: { "cache-control": "no-store" } })
-    ),
-  "/api/stream": (intervalMillis) =>
-    Effect.map(Effect.context<Monitor.Monitor>(), (context) =>
-      HttpServerResponse.stream(stream(intervalMillis).pipe(Stream.provideContext(context)), {
-        contentType: "text/event-stream",
-        headers: { "cache-control": "no-store", connection: "keep-alive" }
-      })
-    ),
-  "/metrics": () =>
-    Effect.map(PrometheusMetrics.format(), (text) =>
-      HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" })
-    )
-}
-
-/** The dashboard's requests: GET (or HEAD) of a known path; 404 for another path, 405 for another method. */
-const app = (intervalMillis: number) =>
-  Effect.gen(function* () {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const path = new URL(request.url, "http://dashboard").pathname
-    const route = routes[path]
-    if (route === undefined) {
-      return HttpServerResponse.text(`not found: ${path}\n`, { status: 404 })
-    }
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      return HttpServerResponse.text(`method ${request.method} not allowed on ${path}: use GET\n`, {
-        status: 405,
-        headers: { allow: "GET, HEAD" }
-      })
-    }
-    return yield* route(intervalMillis)
-  })
