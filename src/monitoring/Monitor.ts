@@ -166,6 +166,10 @@ export class MonitorState {
         Effect.sync(() => {
           state.corps.delete(source.id)
           state.envs.delete(source.id)
+          // What the events told of its slots goes with it: a long program that builds Corps keeps nothing of closed ones.
+          const prefix = `${source.id}\u0000`
+          for (const key of state.facts.keys()) if (key.startsWith(prefix)) state.facts.delete(key)
+          for (const key of state.stoppedEnvs) if (key.startsWith(prefix)) state.stoppedEnvs.delete(key)
         })
       )
       if (state.hubs.has(hub)) return
