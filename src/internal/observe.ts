@@ -13,10 +13,10 @@
  * current span; a Target that crosses an Env boundary is handed the span's
  * context (`callTraced`), which travels in the call frame.
  */
-import { Context, Effect, Exit, Stream, Tracer } from "effect"
+import { Context, Effect, type Exit, Stream, Tracer } from "effect"
 import type { Target } from "./handle.ts"
 import { callPrototype } from "./invoke.ts"
-import type { CallSeries } from "./recorder.ts"
+import { type CallSeries, ticks } from "./recorder.ts"
 
 /** What monitoring observes in one runtime. */
 export interface Observe {
@@ -33,6 +33,10 @@ export interface Observe {
 
 const now = (): number => performance.now()
 
+/** `Exit.isExit` without its generic `hasProperty` (a `dual`): this runs on every metered call's result. */
+const isExit = (u: unknown): u is Exit.Exit<unknown, unknown> =>
+  typeof u === "object" && u !== null && "~effect/Exit" in u
+
 /** Whether `u` has a step to take at once (the FastPath's call primitives, and this module's). */
 const hasStep = (u: unknown): u is { step(): Effect.Effect<unknown, unknown> } =>
   typeof (u as { step?: unknown }).step === "function"
@@ -48,10 +52,22 @@ const MeteredCallProto = callPrototype<MeteredCall>("effect-corps/MeteredCall", 
   const series = this.series
   const effect = this.effect
   series.inFlight++
+  if (!series.timeAll && series.lastTick === ticks.current) {
+    // The FastPath's own step, taken here: a synchronous handler answers an Exit with no frame at all.
+    const result = hasStep(effect) ? effect.step() : effect
+    if (isExit(result)) {
+      series.endUntimed(result)
+      return result
+    }
+    return Effect.onExit(result, (exit) => {
+      series.endUntimed(exit)
+      return Effect.void
+    })
+  }
+  series.lastTick = ticks.current
   const start = now()
-  // The FastPath's own step, taken here: a synchronous handler answers an Exit with no frame at all.
   const result = hasStep(effect) ? effect.step() : effect
-  if (Exit.isExit(result)) {
+  if (isExit(result)) {
     series.end(result, now() - start)
     return result
   }
