@@ -75,6 +75,8 @@ export class Dispatcher {
   logAnnotations: Readonly<Record<string, string>> | undefined = undefined
   /** The annotations of each `Worker.method`, made once. */
   readonly annotationsOf = new Map<string, Readonly<Record<string, string>>>()
+  /** The attributes of each `Worker.method`'s server span, made once. */
+  readonly spanAttributesOf = new Map<string, Readonly<Record<string, string>>>()
 
   dispatch(request: Wire.Call): Effect.Effect<Wire.Exit> {
     if (request.worker === STREAM) return streamCall(this, request.method, request.payload)
@@ -116,28 +118,26 @@ const traced = (self: Dispatcher, request: Wire.Call, trace: Wire.TraceContext):
   if (!("served" in call)) return Exit.succeed(call)
   const { served, codec, payload } = call
   const target = served.target(request.key)
-  return Effect.useSpan(
-    `${request.worker}.${request.method}`,
-    {
-      parent: Tracer.externalSpan(trace),
-      kind: "server",
-      attributes: { "corps.worker": request.worker, "corps.method": request.method, ...self.logAnnotations }
-    },
-    (span) => {
-      const outcome =
-        target.callTraced !== undefined
-          ? target.callTraced(request.method, payload, {
-              traceId: span.traceId,
-              spanId: span.spanId,
-              sampled: span.sampled
-            })
-          : Effect.suspend(() => runNow(target, request.method, payload, request.worker))
-      return Effect.matchCause(Effect.withParentSpan(annotate(self, request, outcome), span, noStack), {
-        onSuccess: (value) => encodeExit(codec, Exit.succeed(value), request),
-        onFailure: (cause) => encodeExit(codec, Exit.failCause(cause), request)
-      })
-    }
-  )
+  const id = `${request.worker}.${request.method}`
+  let attributes = self.spanAttributesOf.get(id)
+  if (attributes === undefined) {
+    attributes = { "corps.worker": request.worker, "corps.method": request.method, ...self.logAnnotations }
+    self.spanAttributesOf.set(id, attributes)
+  }
+  return Effect.useSpan(id, { parent: Tracer.externalSpan(trace), kind: "server", attributes }, (span) => {
+    const outcome =
+      target.callTraced !== undefined
+        ? target.callTraced(request.method, payload, {
+            traceId: span.traceId,
+            spanId: span.spanId,
+            sampled: span.sampled
+          })
+        : Effect.suspend(() => runNow(target, request.method, payload, request.worker))
+    return Effect.matchCause(Effect.withParentSpan(annotate(self, request, outcome), span, noStack), {
+      onSuccess: (value) => encodeExit(codec, Exit.succeed(value), request),
+      onFailure: (cause) => encodeExit(codec, Exit.failCause(cause), request)
+    })
+  })
 }
 
 const noStack = { captureStackTrace: false } as const

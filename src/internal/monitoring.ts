@@ -115,7 +115,8 @@ export class RuntimeMonitor {
       tracing: this.settings.tracing,
       logAnnotations: this.logAnnotations,
       worker: worker.key,
-      env
+      env,
+      perMethod: new Map()
     }
     return (key) => observeTarget(targetOf(key), observe)
   }
