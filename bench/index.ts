@@ -7,6 +7,7 @@ import { runBaselines } from "./baselines.bench.ts"
 import { runCluster } from "./cluster.bench.ts"
 import { runFastPath } from "./fastpath.bench.ts"
 import { printJson } from "./lib/report.ts"
+import { runMonitoring } from "./monitoring.bench.ts"
 import { runRecovery } from "./recovery.bench.ts"
 import { runState } from "./state.bench.ts"
 
@@ -36,6 +37,8 @@ const postgresUp = (): Promise<boolean> =>
 
 await runFastPath()
 await runBaselines()
+// After the FastPath and the baselines: its "off" figures are compared with theirs.
+await runMonitoring()
 await runRecovery()
 if (await postgresUp()) await runCluster()
 else console.log("\n== cluster: skipped (no PostgreSQL at 127.0.0.1:5432)")

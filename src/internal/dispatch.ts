@@ -73,63 +73,71 @@ export class Dispatcher {
    * annotated with these (Corps, Env) plus their Worker and method.
    */
   logAnnotations: Readonly<Record<string, string>> | undefined = undefined
+  /** The annotations of each `Worker.method`, made once. */
+  readonly annotationsOf = new Map<string, Readonly<Record<string, string>>>()
+  /** The attributes of each `Worker.method`'s server span, made once. */
+  readonly spanAttributesOf = new Map<string, Readonly<Record<string, string>>>()
 
   dispatch(request: Wire.Call): Effect.Effect<Wire.Exit> {
     if (request.worker === STREAM) return streamCall(this, request.method, request.payload)
-    if (request.trace !== undefined || this.logAnnotations !== undefined) return observed(this, request)
+    if (request.trace !== undefined) return traced(this, request, request.trace)
     const call = resolve(this, request)
     if (!("served" in call)) return Exit.succeed(call)
     const { served, codec, payload } = call
     const outcome = runNow(served.target(request.key), request.method, payload, request.worker)
     // A synchronous handler has already answered: reply with no fiber at all (the transport skips one for an Exit).
+    // (It logged nothing through Effect either: a log line is an Effect, so there is nothing to annotate.)
     if (Exit.isExit(outcome)) return Exit.succeed(encodeExit(codec, outcome, request))
-    return Effect.matchCause(outcome, {
+    return Effect.matchCause(annotate(this, request, outcome), {
       onSuccess: (value) => encodeExit(codec, Exit.succeed(value), request),
       onFailure: (cause) => encodeExit(codec, Exit.failCause(cause), request)
     })
   }
 }
 
+/** Annotates a handler's log lines with its Corps, Env, Worker and method, when monitoring asks for it. */
+const annotate = <A, E>(self: Dispatcher, request: Wire.Call, effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+  const base = self.logAnnotations
+  if (base === undefined) return effect
+  const id = `${request.worker}.${request.method}`
+  let annotations = self.annotationsOf.get(id)
+  if (annotations === undefined) {
+    annotations = { ...base, worker: request.worker, method: request.method }
+    self.annotationsOf.set(id, annotations)
+  }
+  return Effect.annotateLogs(effect, annotations)
+}
+
 /**
- * A call with monitoring on: run under a span named `Worker.method` whose
- * parent is the caller's (carried in the request), with its log lines
- * annotated. A Worker reached from here in yet another Env gets this span
- * as its caller's.
+ * A call that carries its caller's span (tracing is on): run under a span
+ * named `Worker.method` whose parent is the caller's. A Worker reached from
+ * here in yet another Env gets this span as its caller's.
  */
-const observed = (self: Dispatcher, request: Wire.Call): Effect.Effect<Wire.Exit> => {
+const traced = (self: Dispatcher, request: Wire.Call, trace: Wire.TraceContext): Effect.Effect<Wire.Exit> => {
   const call = resolve(self, request)
   if (!("served" in call)) return Exit.succeed(call)
   const { served, codec, payload } = call
   const target = served.target(request.key)
-  const run = (span: Tracer.Span | undefined): Effect.Effect<Wire.Exit> => {
+  const id = `${request.worker}.${request.method}`
+  let attributes = self.spanAttributesOf.get(id)
+  if (attributes === undefined) {
+    attributes = { "corps.worker": request.worker, "corps.method": request.method, ...self.logAnnotations }
+    self.spanAttributesOf.set(id, attributes)
+  }
+  return Effect.useSpan(id, { parent: Tracer.externalSpan(trace), kind: "server", attributes }, (span) => {
     const outcome =
-      span !== undefined && target.callTraced !== undefined
+      target.callTraced !== undefined
         ? target.callTraced(request.method, payload, {
             traceId: span.traceId,
             spanId: span.spanId,
             sampled: span.sampled
           })
         : Effect.suspend(() => runNow(target, request.method, payload, request.worker))
-    const annotated =
-      self.logAnnotations === undefined
-        ? outcome
-        : Effect.annotateLogs(outcome, { ...self.logAnnotations, worker: request.worker, method: request.method })
-    return Effect.matchCause(span === undefined ? annotated : Effect.withParentSpan(annotated, span, noStack), {
+    return Effect.matchCause(Effect.withParentSpan(annotate(self, request, outcome), span, noStack), {
       onSuccess: (value) => encodeExit(codec, Exit.succeed(value), request),
       onFailure: (cause) => encodeExit(codec, Exit.failCause(cause), request)
     })
-  }
-  const trace = request.trace
-  if (trace === undefined) return run(undefined)
-  return Effect.useSpan(
-    `${request.worker}.${request.method}`,
-    {
-      parent: Tracer.externalSpan(trace),
-      kind: "server",
-      attributes: { "corps.worker": request.worker, "corps.method": request.method, ...self.logAnnotations }
-    },
-    run
-  )
+  })
 }
 
 const noStack = { captureStackTrace: false } as const

@@ -13,10 +13,10 @@
  * current span; a Target that crosses an Env boundary is handed the span's
  * context (`callTraced`), which travels in the call frame.
  */
-import { Context, Effect, Exit, Stream, Tracer } from "effect"
+import { Context, Effect, type Exit, Stream, Tracer } from "effect"
 import type { Target } from "./handle.ts"
 import { callPrototype } from "./invoke.ts"
-import type { CallSeries } from "./recorder.ts"
+import { type CallSeries, ticks } from "./recorder.ts"
 
 /** What monitoring observes in one runtime. */
 export interface Observe {
@@ -29,9 +29,15 @@ export interface Observe {
   readonly worker: string
   /** The Env the Worker is placed in: a span attribute. */
   readonly env: string
+  /** Span names, options and log annotations by method, shared by the Targets of every key. */
+  readonly perMethod: Map<string, PerMethod>
 }
 
 const now = (): number => performance.now()
+
+/** `Exit.isExit` without its generic `hasProperty` (a `dual`): this runs on every metered call's result. */
+const isExit = (u: unknown): u is Exit.Exit<unknown, unknown> =>
+  typeof u === "object" && u !== null && "~effect/Exit" in u
 
 /** Whether `u` has a step to take at once (the FastPath's call primitives, and this module's). */
 const hasStep = (u: unknown): u is { step(): Effect.Effect<unknown, unknown> } =>
@@ -48,10 +54,22 @@ const MeteredCallProto = callPrototype<MeteredCall>("effect-corps/MeteredCall", 
   const series = this.series
   const effect = this.effect
   series.inFlight++
+  if (!series.timeAll && series.lastTick === ticks.current) {
+    // The FastPath's own step, taken here: a synchronous handler answers an Exit with no frame at all.
+    const result = hasStep(effect) ? effect.step() : effect
+    if (isExit(result)) {
+      series.endUntimed(result)
+      return result
+    }
+    return Effect.onExit(result, (exit) => {
+      series.endUntimed(exit)
+      return Effect.void
+    })
+  }
+  series.lastTick = ticks.current
   const start = now()
-  // The FastPath's own step, taken here: a synchronous handler answers an Exit with no frame at all.
   const result = hasStep(effect) ? effect.step() : effect
-  if (Exit.isExit(result)) {
+  if (isExit(result)) {
     series.end(result, now() - start)
     return result
   }
@@ -76,6 +94,14 @@ const Inner: unique symbol = Symbol.for("effect-corps/ObservedTarget/inner")
 /** The Target an observed Target wraps, or `target` itself. */
 export const unobserved = (target: Target): Target => (target as any)[Inner] ?? target
 
+/** What a span or a log line of `worker.method` carries, made once per method (not per call). */
+interface PerMethod {
+  readonly name: string
+  readonly internal: Tracer.SpanOptionsNoTrace
+  readonly client: Tracer.SpanOptionsNoTrace
+  readonly annotations: Readonly<Record<string, string>> | undefined
+}
+
 /** Wraps `target` so its calls are observed as `observe` says. */
 export const observeTarget = (target: Target, observe: Observe): Target => {
   const { series, tracing, logAnnotations, worker, env } = observe
@@ -83,38 +109,53 @@ export const observeTarget = (target: Target, observe: Observe): Target => {
     const s = series?.[method]
     return s === undefined ? effect : new MeteredCall(s, effect)
   }
-  const annotate = (method: string, effect: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> =>
-    logAnnotations === undefined ? effect : Effect.annotateLogs(effect, { ...logAnnotations, worker, method })
+  const perMethod = observe.perMethod
+  const of = (method: string): PerMethod => {
+    let found = perMethod.get(method)
+    if (found === undefined) {
+      const attributes = { "corps.worker": worker, "corps.method": method, "corps.env": env }
+      found = {
+        name: `${worker}.${method}`,
+        internal: { kind: "internal", attributes },
+        client: { kind: "client", attributes },
+        annotations: logAnnotations === undefined ? undefined : { ...logAnnotations, worker, method }
+      }
+      perMethod.set(method, found)
+    }
+    return found
+  }
+  // Only a handler running in this runtime logs here: a call to another Env is annotated there.
+  const annotate = (method: string, effect: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> => {
+    const annotations = of(method).annotations
+    return annotations === undefined ? effect : Effect.annotateLogs(effect, annotations)
+  }
   let call: Target["call"]
   if (tracing === undefined) {
     call =
-      logAnnotations === undefined
+      logAnnotations === undefined || target.callTraced !== undefined
         ? (method, payload) => meter(method, target.call(method, payload))
         : (method, payload) => meter(method, annotate(method, target.call(method, payload)))
   } else {
     const rate = tracing.sampleRate
-    const attributesOf = (method: string) => ({ "corps.worker": worker, "corps.method": method, "corps.env": env })
+    const crossing = target.callTraced
     call = (method, payload) =>
       meter(
         method,
         Effect.withFiber((fiber) => {
+          const m = of(method)
+          const base = crossing === undefined ? m.internal : m.client
           // A root call is sampled at the rate; a call under a span follows its parent's decision.
-          const parent = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
-          const options = {
-            kind: target.callTraced === undefined ? ("internal" as const) : ("client" as const),
-            attributes: attributesOf(method),
-            ...(parent === undefined ? { sampled: Math.random() < rate } : {})
-          }
-          return Effect.useSpan(`${worker}.${method}`, options, (span) =>
-            target.callTraced !== undefined
-              ? annotate(
-                  method,
-                  target.callTraced(method, payload, {
-                    traceId: span.traceId,
-                    spanId: span.spanId,
-                    sampled: span.sampled
-                  })
-                )
+          const options =
+            Context.getOrUndefined(fiber.context, Tracer.ParentSpan) === undefined
+              ? { ...base, sampled: Math.random() < rate }
+              : base
+          return Effect.useSpan(m.name, options, (span) =>
+            crossing !== undefined
+              ? crossing.call(target, method, payload, {
+                  traceId: span.traceId,
+                  spanId: span.spanId,
+                  sampled: span.sampled
+                })
               : Effect.withParentSpan(annotate(method, target.call(method, payload)), span, noStack)
           )
         })

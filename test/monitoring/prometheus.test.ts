@@ -55,8 +55,10 @@ describe("Monitoring.prometheus", () => {
       assert.strictEqual(types.get("corps_call_duration_ms"), "histogram")
       assert.strictEqual(types.get("corps_calls_in_flight"), "gauge")
       assert.strictEqual(value(samples, "corps_calls_total", add), 5)
-      assert.strictEqual(value(samples, "corps_call_duration_ms_count", add), 5)
-      assert.strictEqual(value(samples, "corps_call_duration_ms_bucket", { ...add, le: "+Inf" }), 5)
+      // FastPath calls are timed once per 10 ms tick: at least the first of these 5.
+      const timed = value(samples, "corps_call_duration_ms_count", add)!
+      assert.isTrue(timed >= 1 && timed <= 5, `${timed} timed`)
+      assert.strictEqual(value(samples, "corps_call_duration_ms_bucket", { ...add, le: "+Inf" }), timed)
       assert.isAbove(value(samples, "corps_call_duration_ms_sum", add)!, 0)
       assert.strictEqual(value(samples, "corps_calls_in_flight", add), 0)
       assert.strictEqual(
