@@ -8,6 +8,7 @@ import { runCluster } from "./cluster.bench.ts"
 import { runErrors } from "./errors.bench.ts"
 import { runFastPath } from "./fastpath.bench.ts"
 import { printJson } from "./lib/report.ts"
+import { runMonitoring } from "./monitoring.bench.ts"
 import { runRecovery } from "./recovery.bench.ts"
 import { runPassivation, runScaling } from "./scaling.bench.ts"
 import { runState } from "./state.bench.ts"
@@ -39,6 +40,8 @@ const postgresUp = (): Promise<boolean> =>
 await runFastPath()
 await runErrors()
 await runBaselines()
+// After the FastPath and the baselines: its "off" figures are compared with theirs.
+await runMonitoring()
 await runRecovery()
 await runScaling()
 await runPassivation()

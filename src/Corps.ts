@@ -22,9 +22,12 @@ import * as EnvProvider from "./internal/envProvider.ts"
 import { CorpsEvents, type EventHub, makeHub } from "./internal/events.ts"
 import { contractOf, HandleBase } from "./internal/handle.ts"
 import { checkPassivateAfter } from "./internal/passivation.ts"
+import { MonitoringSettings, RuntimeMonitor, registryOf } from "./internal/monitoring.ts"
+import { unobserved } from "./internal/observe.ts"
 import { type CorpsRecord, recordKey } from "./internal/provided.ts"
 import { CorpsRuntime } from "./internal/runtime.ts"
 import { CorpsSupervisor, Supervisor } from "./internal/supervisor.ts"
+import { Monitor, workersOf } from "./monitoring/Monitor.ts"
 import * as Placement from "./Placement.ts"
 import type * as Supervision from "./Supervision.ts"
 import { type AnyImplementation, type Implementation, makeImplementation } from "./Worker.ts"
@@ -130,7 +133,22 @@ export const layer = <const Members extends ReadonlyArray<AnyImplementation>>(
       // A nested Corps reports to the hub of the Corps around it: one stream shows the whole tree.
       const around = Context.getOption(outer, Events)
       const events = around._tag === "Some" ? around.value : yield* makeHub
-      const corps = new CorpsRuntime({ name: options?.name ?? "corps", resolved, scope, handleCorps, events })
+      const name = options?.name ?? "corps"
+      // Monitoring is decided here, once: without Monitoring.layer no Target is wrapped and nothing is recorded.
+      const settings = Context.getOption(outer, MonitoringSettings)
+      const monitor =
+        settings._tag === "None"
+          ? undefined
+          : new RuntimeMonitor({
+              settings: settings.value,
+              corpsName: name,
+              here: "local",
+              envOf: (worker) => resolved.get(worker)?.envName ?? "local",
+              registry: registryOf(outer),
+              // Handlers in the caller's runtime: annotated when tracing is on (the FastPath's metrics stay lean).
+              annotateLogs: settings.value.tracing !== undefined
+            })
+      const corps = new CorpsRuntime({ name, resolved, scope, handleCorps, events, monitor })
       // A nested Corps escalates to the supervisor of the Corps around it.
       const parent = Context.getOption(outer, CorpsSupervisor)
       const supervisor = new Supervisor(
@@ -138,6 +156,19 @@ export const layer = <const Members extends ReadonlyArray<AnyImplementation>>(
         parent._tag === "Some" ? parent.value : undefined,
         options?.supervision?.outcome ?? "escalate"
       )
+      // A Monitor in context (the dashboard's) learns of this Corps before its Envs start, so it sees their first events.
+      const dashboard = Context.getOption(outer, Monitor)
+      if (dashboard._tag === "Some") {
+        yield* dashboard.value.addCorps(
+          {
+            id: corps.id,
+            name: corps.name,
+            parent: parent._tag === "Some" ? parent.value.corps : undefined,
+            workers: workersOf(members, resolved)
+          },
+          events
+        )
+      }
       if (envs.length > 0) yield* startEnvs(corps, envs, options!.module!, outer, events, supervisor)
       // The record lets a lookup of a Worker the Corps lacks name the Corps (WorkerNotProvided), its members' builders included.
       const record = recordKey(corps.id)
@@ -284,7 +315,16 @@ const startEnvs = (
         dispatcher: corps.dispatcher,
         handleCorps: corps.handleCorps,
         events,
-        supervisor
+        supervisor,
+        monitoring:
+          corps.monitor === undefined
+            ? undefined
+            : {
+                settings: corps.monitor.settings,
+                corpsName: corps.name,
+                envOf: Object.fromEntries([...corps.resolved].map(([worker, where]) => [worker, where.envName])),
+                recorder: corps.monitor.recorder
+              }
       })
       for (const [worker, target] of targets) corps.remote.set(worker, target)
     }
@@ -312,7 +352,9 @@ const serveOuterWorkers = (corps: CorpsRuntime, outer: Context.Context<never>): 
   for (const value of outer.mapUnsafe.values()) {
     if (!(value instanceof HandleBase) || corps.resolved.has(value.worker)) continue
     const worker = contractOf(value)
-    if (worker !== undefined) corps.served.set(value.worker, { worker, target: (key) => value.instance(key).target })
+    // The Target beneath monitoring: the Env that makes such a call has counted it already.
+    if (worker !== undefined)
+      corps.served.set(value.worker, { worker, target: (key) => unobserved(value.instance(key).target) })
   }
 }
 

@@ -524,3 +524,35 @@ export class WorkerOptionError extends Schema.TaggedError<WorkerOptionError>()("
     return `${this.worker}: option ${this.option} ${this.reason}`
   }
 }
+
+/**
+ * The dashboard could not serve, or a `corps status` / `corps top` could not
+ * read one (see docs/monitoring.md):
+ *
+ * - `options`: `Dashboard.layer`'s port or host is invalid, or the ADDRESS
+ *   given to `corps status` / `corps top` is not `host:port` or an http URL.
+ * - `listen`: the dashboard's server could not listen (port in use, host not
+ *   on this machine).
+ * - `unreachable`: nothing answered at the address (refused, timed out).
+ * - `response`: something answered, but not a dashboard's snapshot (another
+ *   server, another version).
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class DashboardError extends Schema.TaggedError<DashboardError>()("DashboardError", {
+  address: Schema.String,
+  reason: Schema.Literals(["options", "listen", "unreachable", "response"]),
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return dashboardMessages[this.reason](this.address, this.detail)
+  }
+}
+
+const dashboardMessages: Record<DashboardError["reason"], (address: string, detail: string) => string> = {
+  options: (address, detail) => `dashboard at ${address}: invalid address or options: ${detail}`,
+  listen: (address, detail) => `dashboard at ${address} could not listen: ${detail}`,
+  unreachable: (address, detail) => `no dashboard answers at ${address}: ${detail}`,
+  response: (address, detail) => `${address} did not answer with a dashboard snapshot: ${detail}`
+}

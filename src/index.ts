@@ -26,11 +26,20 @@ export * as CorpsError from "./CorpsError.ts"
 export * as CorpsEvent from "./CorpsEvent.ts"
 
 /**
+ * The live dashboard: an HTTP server with the page, JSON, Server-Sent Events
+ * and Prometheus text of the Corps built below it.
+ *
+ * @since 0.3.0
+ */
+export * as Dashboard from "./Dashboard.ts"
+
+/**
  * Envs: where Workers live.
  *
  * @since 0.1.0
  */
 export * as Env from "./Env.ts"
+export * as Monitoring from "./Monitoring.ts"
 /**
  * Placements: configuration mapping Workers to Envs.
  *

@@ -12,13 +12,17 @@ import { Bench, BenchLive } from "./workers.ts"
 
 const module = new URL("./workers.ts", import.meta.url).href
 
-/** A running Corps with Bench in `kind` Envs, and its handle. */
-export const startCorps = async (kind: "thread" | "process", count = POOL_SIZE) => {
+/** A running Corps with Bench in `kind` Envs, and its handle; `below` is provided under it (monitoring, say). */
+export const startCorps = async (
+  kind: "thread" | "process",
+  count = POOL_SIZE,
+  below: Layer.Layer<never, unknown> = Layer.empty
+) => {
   const runtime = ManagedRuntime.make(
     Corps.layer([BenchLive], {
       module,
       placement: { envs: { pool: { kind, count } }, default: "pool" }
-    }).pipe(Layer.provide(NodeEnv.layer))
+    }).pipe(Layer.provide(NodeEnv.layer), Layer.provideMerge(below))
   )
   const bench = await runtime.runPromise(
     Effect.gen(function* () {
@@ -60,9 +64,12 @@ const drive = (bench: Bench["Service"], ops: number) =>
     if (sum !== expected) return yield* Effect.die(new Error(`wrong results: sum ${sum}, expected ${expected}`))
   })
 
-/** effect-corps with Bench in 2 Envs of `kind`, as a baseline pool. */
-export const corpsPool = async (kind: "thread" | "process"): Promise<BaselinePool> => {
-  const { runtime, bench } = await startCorps(kind)
+/** effect-corps with Bench in 2 Envs of `kind`, as a baseline pool; `below` as in {@link startCorps}. */
+export const corpsPool = async (
+  kind: "thread" | "process",
+  below?: Layer.Layer<never, unknown>
+): Promise<BaselinePool> => {
+  const { runtime, bench } = await startCorps(kind, POOL_SIZE, below)
   return {
     run: (ops) => runtime.runPromise(drive(bench, ops)),
     close: () => runtime.dispose()

@@ -1,6 +1,6 @@
 /**
- * The `corps` command: one root with a sub-command per task (`runner` today;
- * `host`, `status`, `top` and `call` come with later releases).
+ * The `corps` command: one root with a sub-command per task (`runner`,
+ * `status`, `top`; `host` and `call` come with later releases).
  *
  * @since 0.2.0
  */
@@ -8,6 +8,8 @@ import { readFileSync } from "node:fs"
 import { Console, Effect, type Layer } from "effect"
 import { CliOutput, Command } from "effect/cli"
 import * as Runner from "./Runner.ts"
+import * as Status from "./Status.ts"
+import * as Top from "./Top.ts"
 
 /**
  * The root command, `corps`, with its sub-commands.
@@ -17,7 +19,7 @@ import * as Runner from "./Runner.ts"
  */
 export const command = Command.make("corps").pipe(
   Command.withDescription("effect-corps: serve and inspect Corps of typed Workers."),
-  Command.withSubcommands([Runner.command])
+  Command.withSubcommands([Runner.command, Status.command, Top.command])
 )
 
 /**

@@ -214,7 +214,9 @@ export const plan = (input: Input): Effect.Effect<Plan, RunnerStartError, FileSy
 export const serve = (plan: Plan): Effect.Effect<never, RunnerStartError> =>
   Effect.gen(function* () {
     const served = yield* Runner.load(plan.moduleUrl)
-    yield* Layer.build(Runner.layer(served, { settings: plan.settings, runner: plan.runner }))
+    yield* Layer.build(
+      Runner.layer(served, { settings: plan.settings, runner: plan.runner }).pipe(Layer.provide(yield* tracing(plan)))
+    )
     yield* Effect.logInfo(`serving ${[...served.implementations.keys()].join(", ")} from ${plan.moduleUrl}`)
     process.stdout.write(`corps-runner ready ${plan.runner.host}:${plan.runner.port}\n`)
     return yield* Effect.never
@@ -222,6 +224,28 @@ export const serve = (plan: Plan): Effect.Effect<never, RunnerStartError> =>
     Effect.scoped,
     Effect.mapError((error) => new RunnerStartError({ reason: error.message }))
   )
+
+/**
+ * The runner's spans go to the OTLP/HTTP endpoint in `CORPS_OTLP_URL` (a
+ * collector's `/v1/traces`), with `service.name` from `CORPS_OTLP_SERVICE`
+ * (default `effect-corps`); the calls a caller sends carry its span, so a
+ * handler's spans join the caller's trace. Unset: no exporter is loaded.
+ */
+const tracing = (plan: Plan): Effect.Effect<Layer.Layer<never>, RunnerStartError> =>
+  Effect.suspend(() => {
+    const url = process.env.CORPS_OTLP_URL
+    if (url === undefined || url === "") return Effect.succeed(Layer.empty)
+    if (!URL.canParse(url)) return Effect.fail(new RunnerStartError({ reason: `CORPS_OTLP_URL is not a URL: ${url}` }))
+    const serviceName = process.env.CORPS_OTLP_SERVICE
+    return Effect.map(
+      Effect.promise(() => import("../monitoring/otlp.ts")),
+      (otlp) =>
+        otlp.tracerLayer(
+          { url, ...(serviceName === undefined ? {} : { serviceName }) },
+          { "corps.env": "cluster", "corps.runner": `${plan.runner.host}:${plan.runner.port}` }
+        )
+    )
+  })
 
 /**
  * The `runner` sub-command.

@@ -753,6 +753,17 @@ export class ConcWorker {
   }
 
   /** Closes every instance's scope, in parallel. */
+  /** Live instances (built, not closed) and the calls waiting in their mailboxes (monitoring). */
+  gauges(): { readonly instances: number; readonly mailbox: number } {
+    let instances = 0
+    let mailbox = 0
+    for (const instance of this.instances.values()) {
+      if (instance.handlers !== undefined) instances++
+      mailbox += instance.pending
+    }
+    return { instances, mailbox }
+  }
+
   close(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
     this.shared.closed = true
     const instances = [...this.instances.values()]

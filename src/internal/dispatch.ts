@@ -7,7 +7,7 @@
  * The local serialization check runs exactly these halves back to back, so
  * what passes it is known to cross a thread, a process or a host.
  */
-import { Cause, Effect, Exit, Option, Scope, Stream } from "effect"
+import { Cause, Effect, Exit, Option, Scope, Stream, Tracer } from "effect"
 import * as Pull from "effect/Pull"
 import { UnknownMethod, UnknownWorker } from "../CorpsError.ts"
 import type { AnyWorker } from "../Worker.ts"
@@ -68,20 +68,79 @@ export class Dispatcher {
     this.served = served
   }
 
+  /**
+   * Set when monitoring is on in this runtime: handlers' log lines are
+   * annotated with these (Corps, Env) plus their Worker and method.
+   */
+  logAnnotations: Readonly<Record<string, string>> | undefined = undefined
+  /** The annotations of each `Worker.method`, made once. */
+  readonly annotationsOf = new Map<string, Readonly<Record<string, string>>>()
+  /** The attributes of each `Worker.method`'s server span, made once. */
+  readonly spanAttributesOf = new Map<string, Readonly<Record<string, string>>>()
+
   dispatch(request: Wire.Call): Effect.Effect<Wire.Exit> {
     if (request.worker === STREAM) return streamCall(this, request.method, request.payload)
+    if (request.trace !== undefined) return traced(this, request, request.trace)
     const call = resolve(this, request)
     if (!("served" in call)) return Exit.succeed(call)
     const { served, codec, payload } = call
     const outcome = runNow(served.target(request.key), request.method, payload, request.worker)
     // A synchronous handler has already answered: reply with no fiber at all (the transport skips one for an Exit).
+    // (It logged nothing through Effect either: a log line is an Effect, so there is nothing to annotate.)
     if (Exit.isExit(outcome)) return Exit.succeed(encodeExit(codec, outcome, request))
-    return Effect.matchCause(outcome, {
+    return Effect.matchCause(annotate(this, request, outcome), {
       onSuccess: (value) => encodeExit(codec, Exit.succeed(value), request),
       onFailure: (cause) => encodeExit(codec, Exit.failCause(cause), request)
     })
   }
 }
+
+/** Annotates a handler's log lines with its Corps, Env, Worker and method, when monitoring asks for it. */
+const annotate = <A, E>(self: Dispatcher, request: Wire.Call, effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+  const base = self.logAnnotations
+  if (base === undefined) return effect
+  const id = `${request.worker}.${request.method}`
+  let annotations = self.annotationsOf.get(id)
+  if (annotations === undefined) {
+    annotations = { ...base, worker: request.worker, method: request.method }
+    self.annotationsOf.set(id, annotations)
+  }
+  return Effect.annotateLogs(effect, annotations)
+}
+
+/**
+ * A call that carries its caller's span (tracing is on): run under a span
+ * named `Worker.method` whose parent is the caller's. A Worker reached from
+ * here in yet another Env gets this span as its caller's.
+ */
+const traced = (self: Dispatcher, request: Wire.Call, trace: Wire.TraceContext): Effect.Effect<Wire.Exit> => {
+  const call = resolve(self, request)
+  if (!("served" in call)) return Exit.succeed(call)
+  const { served, codec, payload } = call
+  const target = served.target(request.key)
+  const id = `${request.worker}.${request.method}`
+  let attributes = self.spanAttributesOf.get(id)
+  if (attributes === undefined) {
+    attributes = { "corps.worker": request.worker, "corps.method": request.method, ...self.logAnnotations }
+    self.spanAttributesOf.set(id, attributes)
+  }
+  return Effect.useSpan(id, { parent: Tracer.externalSpan(trace), kind: "server", attributes }, (span) => {
+    const outcome =
+      target.callTraced !== undefined
+        ? target.callTraced(request.method, payload, {
+            traceId: span.traceId,
+            spanId: span.spanId,
+            sampled: span.sampled
+          })
+        : Effect.suspend(() => runNow(target, request.method, payload, request.worker))
+    return Effect.matchCause(Effect.withParentSpan(annotate(self, request, outcome), span, noStack), {
+      onSuccess: (value) => encodeExit(codec, Exit.succeed(value), request),
+      onFailure: (cause) => encodeExit(codec, Exit.failCause(cause), request)
+    })
+  })
+}
+
+const noStack = { captureStackTrace: false } as const
 
 /**
  * Runs a call that has arrived (so it may be invoked at once): a Func's
@@ -221,34 +280,44 @@ export const remoteTarget = (
         return Effect.interrupt
     }
   }
+  const call = (method: string, payload: unknown, trace: Wire.TraceContext | undefined) => {
+    const codec = codecs.get(method)
+    if (codec === undefined) return Effect.fail(new UnknownMethod({ worker: worker.key, method }))
+    if (register !== undefined) {
+      // One suspension per call: encode, send and decode all happen inside it.
+      return Effect.callback<unknown, unknown>((resume) => {
+        const encoded = run(codec.encodePayload, payload, "payload", codec)
+        if (Exit.isFailure(encoded)) return resume(encoded)
+        const request: Wire.Call = codec.spec.transfer
+          ? { worker: worker.key, key, method, payload: encoded.value, transfer: [...buffersOf(encoded.value)], trace }
+          : trace === undefined
+            ? { worker: worker.key, key, method, payload: encoded.value }
+            : { worker: worker.key, key, method, payload: encoded.value, trace }
+        return register(request, (reply) => {
+          if (!Exit.isExit(reply)) return resume(Effect.flatMap(reply, (r) => decode(codec, r)))
+          const exit = reply as Exit.Exit<Wire.Exit, unknown>
+          if (Exit.isSuccess(exit)) return resume(decode(codec, exit.value))
+          const recovered = onFailure?.(codec, request, exit)
+          resume(recovered === undefined ? exit : Effect.flatMap(recovered, (r) => decode(codec, r)))
+        })
+      })
+    }
+    return Effect.suspend(() => {
+      const encoded = run(codec.encodePayload, payload, "payload", codec)
+      if (Exit.isFailure(encoded)) return encoded
+      const request: Wire.Call =
+        trace === undefined
+          ? { worker: worker.key, key, method, payload: encoded.value }
+          : { worker: worker.key, key, method, payload: encoded.value, trace }
+      return Effect.flatMap(send(request), (reply) => decode(codec, reply))
+    })
+  }
   return {
     call(method, payload) {
-      const codec = codecs.get(method)
-      if (codec === undefined) return Effect.fail(new UnknownMethod({ worker: worker.key, method }))
-      if (register !== undefined) {
-        // One suspension per call: encode, send and decode all happen inside it.
-        return Effect.callback((resume) => {
-          const encoded = run(codec.encodePayload, payload, "payload", codec)
-          if (Exit.isFailure(encoded)) return resume(encoded)
-          const request: Wire.Call = codec.spec.transfer
-            ? { worker: worker.key, key, method, payload: encoded.value, transfer: [...buffersOf(encoded.value)] }
-            : { worker: worker.key, key, method, payload: encoded.value }
-          return register(request, (reply) => {
-            if (!Exit.isExit(reply)) return resume(Effect.flatMap(reply, (r) => decode(codec, r)))
-            const exit = reply as Exit.Exit<Wire.Exit, unknown>
-            if (Exit.isSuccess(exit)) return resume(decode(codec, exit.value))
-            const recovered = onFailure?.(codec, request, exit)
-            resume(recovered === undefined ? exit : Effect.flatMap(recovered, (r) => decode(codec, r)))
-          })
-        })
-      }
-      return Effect.suspend(() => {
-        const encoded = run(codec.encodePayload, payload, "payload", codec)
-        if (Exit.isFailure(encoded)) return encoded
-        return Effect.flatMap(send({ worker: worker.key, key, method, payload: encoded.value }), (reply) =>
-          decode(codec, reply)
-        )
-      })
+      return call(method, payload, undefined)
+    },
+    callTraced(method, payload, trace) {
+      return call(method, payload, trace)
     },
     stream(method, payload) {
       const codec = codecs.get(method)

@@ -15,6 +15,8 @@ import type { AnyImplementation } from "../Worker.ts"
 import type { Dispatcher } from "./dispatch.ts"
 import type { EventHub } from "./events.ts"
 import type { Target } from "./handle.ts"
+import type { EnvMonitoring } from "./monitoring.ts"
+import type { Recorder } from "./recorder.ts"
 import type { Supervisor } from "./supervisor.ts"
 
 /** The settings of an Env of kind `K`, as the placement gives them. */
@@ -43,6 +45,11 @@ export interface StartRequest<K extends Env.Kind = Env.Kind> {
   readonly events: EventHub
   /** Where the Envs escalate an exhausted policy (the Corps' supervisor). */
   readonly supervisor: Supervisor
+  /**
+   * Monitoring is on (`Monitoring.layer`): what to tell the Envs, and the
+   * caller's Recorder their figures are merged into (undefined: metrics off).
+   */
+  readonly monitoring?: (EnvMonitoring & { readonly recorder: Recorder | undefined }) | undefined
 }
 
 /** How to reach each Worker placed in the started Envs: a Target factory per Worker name. */

@@ -8,11 +8,17 @@
 import { Effect, Stream } from "effect"
 import { UnknownWorker } from "../CorpsError.ts"
 import type { AnyWorker } from "../Worker.ts"
+import type * as Wire from "./wire.ts"
 
 /** Where a handle's calls go: the FastPath, a serialization check, or another Env. */
 export interface Target {
   call(method: string, payload: unknown): Effect.Effect<unknown, unknown>
   stream(method: string, payload: unknown): Stream.Stream<unknown, unknown>
+  /**
+   * A call that carries the caller's span to another Env (tracing on): only
+   * Targets that cross an Env boundary have it.
+   */
+  callTraced?(method: string, payload: unknown, trace: Wire.TraceContext): Effect.Effect<unknown, unknown>
 }
 
 /** What a Corps knows about one of its Workers: enough to make handles for any key. */

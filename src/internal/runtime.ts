@@ -18,6 +18,7 @@ import { LocalFunc } from "./func.ts"
 import type { HandleBase, Target, WorkerEntry } from "./handle.ts"
 import { messageOf } from "./message.ts"
 import { passivateAfterMillis, sweeper } from "./passivation.ts"
+import type { RuntimeMonitor } from "./monitoring.ts"
 import { register } from "./registry.ts"
 
 /** How to build a runtime. */
@@ -56,6 +57,8 @@ export interface RuntimeOptions {
    * instance under one.
    */
   readonly drainable?: boolean | undefined
+  /** Monitoring (`Monitoring.layer`); absent: handles call their Targets directly. */
+  readonly monitor?: RuntimeMonitor | undefined
 }
 
 /** One built Corps: its Workers' entries, and the closing of all of them. */
@@ -84,6 +87,7 @@ export class CorpsRuntime {
   private readonly partition: Map<string, (key: string, local: () => Target) => Target | undefined>
   /** Serves every Worker of this runtime, built here or not (Envs call in through it). */
   readonly dispatcher: Dispatcher
+  readonly monitor: RuntimeMonitor | undefined
 
   constructor(options: RuntimeOptions) {
     this.name = options.name
@@ -97,6 +101,7 @@ export class CorpsRuntime {
     this.forward = options.forward
     this.drainable = options.drainable ?? false
     this.dispatcher = new Dispatcher(this.id, this.served)
+    this.monitor = options.monitor
   }
 
   /**
@@ -131,7 +136,8 @@ export class CorpsRuntime {
             scope: runtime.scope,
             events: runtime.events,
             forward: runtime.forward,
-            drainable: runtime.drainable
+            drainable: runtime.drainable,
+            monitor: runtime.monitor?.nested(`${runtime.name}/${impl.worker.key}`)
           })
           memberContexts.set(impl, yield* inner.build(impl.members, context))
           inner.publish()
@@ -177,6 +183,11 @@ export class CorpsRuntime {
       this.closers.push((exit) => conc.close(exit))
       this.concs.set(worker.key, conc)
       if (passivating) this.sweepers.push(sweeper(conc, passivateAfter))
+      this.monitor?.recorder?.addWorker({
+        worker: worker.key,
+        env: this.monitor.envOf(worker.key),
+        read: () => conc.gauges()
+      })
       const elsewhereFor = this.partition.get(worker.key)
       local =
         elsewhereFor === undefined
@@ -186,17 +197,26 @@ export class CorpsRuntime {
       const func = new LocalFunc(worker.key, this.id, impl.func.concurrency)
       this.funcs.set(worker.key, func)
       this.closers.push(() => Effect.sync(() => func.close()))
+      this.monitor?.recorder?.addWorker({
+        worker: worker.key,
+        env: this.monitor.envOf(worker.key),
+        read: () => ({ instances: func.closed ? 0 : 1, mailbox: 0 })
+      })
       local = () => func
     }
     this.served.set(worker.key, { worker, target: local })
     const checked =
       elsewhere === undefined && resolved?.env.kind === "local" && resolved.env.checkSerialization === true
     const dispatcher = checked ? this.dispatcher : undefined
+    const direct: (key: string) => Target = dispatcher
+      ? (key) => remoteTarget(worker, key, (request) => dispatcher.dispatch(request))
+      : local
     const entry: WorkerEntry = {
       corps: this.handleCorps.get(worker.key) ?? this.id,
       worker: worker.key,
       HandleClass: worker.HandleClass,
-      target: dispatcher ? (key) => remoteTarget(worker, key, (request) => dispatcher.dispatch(request)) : local
+      // Decided once per Worker: with monitoring off, handles call the Targets themselves.
+      target: this.monitor === undefined ? direct : this.monitor.observe(worker, direct)
     }
     this.entries.set(worker.key, entry)
     return entry
@@ -274,6 +294,8 @@ export class CorpsRuntime {
       byCorps.set(corps, group)
     }
     for (const [corps, entries] of byCorps) unregister.push(register(corps, entries))
+    const recorder = this.monitor?.recorder
+    if (recorder !== undefined) unregister.push(() => recorder.close())
     Scope.addFinalizerExit(this.scope, (exit) =>
       Effect.andThen(
         Effect.sync(() => {

@@ -14,6 +14,19 @@ export interface Call {
   readonly payload: unknown
   /** Buffers to move rather than copy (methods declared with `transfer: true`); a process copies them. */
   readonly transfer?: ReadonlyArray<ArrayBuffer> | undefined
+  /**
+   * The caller's span, when tracing is on (`Monitoring.layer`): the Env opens
+   * the handler's span under it. Absent otherwise, so a call without tracing
+   * carries and costs nothing more.
+   */
+  readonly trace?: TraceContext | undefined
+}
+
+/** A span as it crosses an Env boundary (W3C trace-context fields). */
+export interface TraceContext {
+  readonly traceId: string
+  readonly spanId: string
+  readonly sampled: boolean
 }
 
 /**

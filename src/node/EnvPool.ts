@@ -113,6 +113,12 @@ export interface EnvPool {
    */
   readonly load: (index: number) => Effect.Effect<EnvLoad | undefined>
   /**
+   * The monitoring figures of the Env in slot `index` since the previous
+   * collection (the `metrics` control call: src/node/monitor.ts);
+   * `undefined` when the slot has no live Env.
+   */
+  readonly metrics: (index: number) => Effect.Effect<unknown>
+  /**
    * The last sample {@link load} answered for slot `index`, without taking
    * a new one: what a scaling pool's scaler saw (it samples every
    * `sampleMillis`), for monitoring to show without splitting its windows.
@@ -762,6 +768,13 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
 
     let turn = 0
     const client = (index: number): Client => clients[index]!
+    /** A control call to the live Env of slot `index`; `undefined` when there is none. */
+    const controlOf = (index: number, method: string): Effect.Effect<unknown> =>
+      Effect.suspend(() => {
+        const slot = slots[index]
+        if (slot === undefined || halted || slot.link.closeReason !== undefined) return Effect.undefined
+        return control(slot.client, method).pipe(Effect.catchTag("CallLost", () => Effect.undefined))
+      })
     return {
       get closing() {
         return closing
@@ -802,6 +815,7 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
       remove,
       onRemoved: (listener) => {
         removedListeners.push(listener)
-      }
+      },
+      metrics: (index) => controlOf(index, "metrics")
     }
   })

@@ -38,10 +38,12 @@ import {
 } from "../internal/envProvider.ts"
 import type { Target } from "../internal/handle.ts"
 import type * as Wire from "../internal/wire.ts"
+import { Monitor as DashboardMonitor } from "../monitoring/Monitor.ts"
 import * as Scaling from "../Scaling.ts"
 import { Directory } from "./directory.ts"
 import * as EnvPool from "./EnvPool.ts"
 import type { EnvInit } from "./envInit.ts"
+import * as Monitor from "./monitor.ts"
 import * as Redelivery from "./redelivery.ts"
 import { hostFor, hostsOf } from "./routing.ts"
 import * as Scaler from "./scaler.ts"
@@ -111,6 +113,14 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
           })
       )
       const handleCorps = Object.fromEntries(request.handleCorps)
+      const monitoring =
+        request.monitoring === undefined
+          ? undefined
+          : {
+              settings: request.monitoring.settings,
+              corpsName: request.monitoring.corpsName,
+              envOf: request.monitoring.envOf
+            }
       const pool = yield* EnvPool.make({
         kind,
         size: count,
@@ -124,7 +134,8 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
           index,
           workers,
           hosts,
-          handleCorps
+          handleCorps,
+          ...(monitoring === undefined ? {} : { monitoring })
         }),
         // Calls the Envs make to Workers elsewhere come back to the caller's dispatcher.
         dispatch: (call) => request.dispatcher.dispatch(call),
@@ -143,6 +154,31 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
         events: request.events,
         supervisor: request.supervisor
       })
+      const recorder = request.monitoring?.recorder
+      if (recorder !== undefined)
+        yield* Monitor.watch({
+          pool,
+          envName: request.envName,
+          // A scaling pool: every slot it may have; those not started yet show as stopped.
+          size: bounds.max,
+          started: count,
+          corpsId: request.corps,
+          corpsName: request.monitoring!.corpsName,
+          recorder,
+          events: request.events,
+          intervalMillis: request.monitoring!.settings.intervalMillis
+        })
+      // Monitoring on (a Monitor in context): the dashboard sees this pool's slots.
+      const monitor = yield* Effect.serviceOption(DashboardMonitor)
+      if (monitor._tag === "Some") {
+        yield* monitor.value.addEnv(request.corps, {
+          name: request.envName,
+          kind,
+          size: () => bounds.max,
+          ...(scaling ? { min: bounds.min, max: bounds.max } : {}),
+          slot: (index) => pool.client(index)
+        })
+      }
       if (!scaling) return targetsOf(request, pool, routes, policies, new Map())
       const directories = new Map<string, Directory>()
       for (const { impl } of request.workers) {

@@ -4,12 +4,15 @@
  * pseudo-Worker, answered with a `Wire.Exit`.
  */
 
+import type { EnvMonitoring } from "../internal/monitoring.ts"
+
 /**
  * The pseudo-Worker of control calls (`ready`, `shutdown`, `ping` for
  * heartbeats, `adopt` telling a spare its slot, `load` sampling its
  * load: src/node/load.ts, `passivate` draining its idle Conc instances,
  * `release` draining it for scaling down: src/node/scaler.ts; from an Env
- * to its caller, `event` carrying a CorpsEvent): no user Worker can have
+ * to its caller, `event` carrying a CorpsEvent; `metrics` collecting its
+ * monitoring figures: src/node/monitor.ts): no user Worker can have
  * this name.
  */
 export const CONTROL = "$corps"
@@ -32,6 +35,8 @@ export interface EnvInit {
   readonly hosts: Readonly<Record<string, ReadonlyArray<number> | "directory">>
   /** Workers whose handles carry another id than the Corps' (cluster Workers): the Env's handles must match. */
   readonly handleCorps: Readonly<Record<string, string>>
+  /** Monitoring is on (`Monitoring.layer`): what to record and where to export spans. */
+  readonly monitoring?: EnvMonitoring | undefined
 }
 
 /** The environment variable a child process finds its EnvInit in. */

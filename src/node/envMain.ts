@@ -5,10 +5,11 @@
  * other Worker of the Corps back through the caller.
  */
 import { isMainThread, workerData } from "node:worker_threads"
-import { Cause, Context, Deferred, Effect, Exit, Scope, Stream } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Layer, Scope, Stream } from "effect"
 import { remoteTarget, STREAM } from "../internal/dispatch.ts"
 import { markServing } from "../internal/envProvider.ts"
 import type { Target } from "../internal/handle.ts"
+import { loggerLayer, RuntimeMonitor } from "../internal/monitoring.ts"
 import { CorpsRuntime } from "../internal/runtime.ts"
 import * as Wire from "../internal/wire.ts"
 import type * as Placement from "../Placement.ts"
@@ -88,6 +89,23 @@ const release = (
     }
     return answer
   })
+const monitoring = init.monitoring
+/**
+ * Monitoring in this Env: the calls its own Workers make are counted here
+ * (the caller counts those it makes) and collected by the caller with the
+ * `metrics` control call.
+ */
+const monitor =
+  monitoring === undefined
+    ? undefined
+    : new RuntimeMonitor({
+        settings: monitoring.settings,
+        corpsName: monitoring.corpsName,
+        here: init.envName,
+        envOf: (worker) => monitoring.envOf[worker] ?? init.envName,
+        registry: undefined,
+        annotateLogs: true
+      })
 
 const main = Effect.gen(function* () {
   const { calling, serving } = split(fromParent())
@@ -156,8 +174,11 @@ const main = Effect.gen(function* () {
         send: (event) => {
           caller.register({ worker: CONTROL, key: "", method: "event", payload: event }, ignoreReply)
         }
-      }
+      },
+      monitor
     })
+    // Handlers' log lines carry their Corps, Env, Worker and method.
+    if (monitoring !== undefined) runtime.dispatcher.logAnnotations = { corps: monitoring.corpsName, env: init.envName }
     yield* runtime.build([...implementations.values()], Context.empty())
     runtime.publish()
   })
@@ -177,6 +198,8 @@ const main = Effect.gen(function* () {
 
   const answer = Wire.success
   const load = sampler()
+  // Its own window: the pool's `load` readers (autoscaling) keep theirs.
+  const monitorLoad = sampler()
   const control = (call: Wire.Call): Effect.Effect<Wire.Exit> => {
     switch (call.method) {
       case "ready":
@@ -197,6 +220,9 @@ const main = Effect.gen(function* () {
         return runtime === undefined
           ? Effect.succeed(answer({}))
           : Effect.map(passivateIdle(runtime, call.payload as ReadonlyArray<string> | null), answer)
+      // Monitoring figures since the previous collection (src/node/monitor.ts).
+      case "metrics":
+        return Effect.sync(() => answer({ load: monitorLoad(), figures: monitor?.recorder?.drain() ?? null }))
       case "adopt":
         index = call.payload as number
         return Effect.succeed(answer(null))
@@ -234,9 +260,34 @@ const passivateIdle = (
     ),
     (entries) => Object.fromEntries(entries)
   )
+/**
+ * Monitoring's Logger and Tracer for everything this Env runs: log lines in
+ * the format asked for, spans exported from here, named after this Env and
+ * slot.
+ */
+const traced = (main: Effect.Effect<void>): Effect.Effect<void> => {
+  const format = monitoring?.settings.logFormat
+  const effect = format === undefined ? main : Effect.provide(main, loggerLayer(format))
+  const otlp = monitoring?.settings.otlp
+  if (otlp === undefined || monitoring?.settings.tracing === undefined) return effect
+  // Loaded only here: an Env without an OTLP endpoint never imports the exporter.
+  const tracer = Layer.unwrap(
+    Effect.map(
+      Effect.promise(() => import("../monitoring/otlp.ts")),
+      (module) =>
+        // A warm spare (index -1) learns its slot only when it takes over: its resource names none.
+        module.tracerLayer(otlp, {
+          "corps.name": monitoring.corpsName,
+          "corps.env": init.envName,
+          ...(init.index >= 0 ? { "corps.slot": init.index } : {})
+        })
+    )
+  )
+  return Effect.provide(effect, tracer)
+}
 
 Effect.runFork(
-  main.pipe(
+  traced(main).pipe(
     Effect.catchCause((cause) => Effect.logError("effect-corps Env stopped", cause)),
     // The caller has gone (the channel closed): nothing is left to serve.
     Effect.ensuring(Effect.sync(() => (isMainThread ? process.exit(0) : undefined)))

@@ -150,7 +150,7 @@ class ClientImpl implements Client {
 
   /** A request could not be cloned: only its own call fails, with a defect (interrupt frames always clone). */
   undeliverable(tag: Frame.Tag, id: number, error: unknown): void {
-    if (tag !== Frame.REQUEST) return
+    if (tag !== Frame.REQUEST && tag !== Frame.TRACED_REQUEST) return
     const entry = this.pending.get(id)
     if (entry === undefined) return
     this.pending.delete(id)

@@ -29,6 +29,8 @@ export const REQUEST = 0
 export const INTERRUPT = 1
 /** Tag of a reply frame. @since 0.1.0 */
 export const REPLY = 2
+/** A request with its caller's trace context (three more slots); only sent while tracing is on. */
+export const TRACED_REQUEST = 3
 
 /** Exit code of a reply: the handler succeeded. @since 0.1.0 */
 export const SUCCESS = 0
@@ -40,7 +42,7 @@ export const DEFECT = 2
 export const INTERRUPTED = 3
 
 /** Any frame tag. @since 0.1.0 */
-export type Tag = typeof REQUEST | typeof INTERRUPT | typeof REPLY
+export type Tag = typeof REQUEST | typeof INTERRUPT | typeof REPLY | typeof TRACED_REQUEST
 
 /**
  * What reads a batch: one method per kind of frame, called in batch order.
@@ -59,7 +61,20 @@ export interface Receiver {
 
 /** Appends a request frame to `batch`. @since 0.1.0 */
 export const writeCall = (batch: Array<unknown>, id: number, call: Wire.Call): void => {
-  batch.push(REQUEST, id, call.worker, call.key, call.method, call.payload)
+  const trace = call.trace
+  if (trace === undefined) batch.push(REQUEST, id, call.worker, call.key, call.method, call.payload)
+  else
+    batch.push(
+      TRACED_REQUEST,
+      id,
+      call.worker,
+      call.key,
+      call.method,
+      call.payload,
+      trace.traceId,
+      trace.spanId,
+      trace.sampled
+    )
 }
 
 /** Appends an interrupt frame to `batch`. @since 0.1.0 */
@@ -85,7 +100,8 @@ export const writeReply = (batch: Array<unknown>, id: number, exit: Wire.Exit): 
 }
 
 /** The number of fields of a frame with tag `tag`. @since 0.1.0 */
-export const lengthOf = (tag: unknown): number => (tag === REQUEST ? 6 : tag === INTERRUPT ? 2 : 4)
+export const lengthOf = (tag: unknown): number =>
+  tag === REQUEST ? 6 : tag === INTERRUPT ? 2 : tag === TRACED_REQUEST ? 9 : 4
 
 /**
  * Reads every frame of `batch` into `receiver`, in order. A plain loop: each
@@ -109,6 +125,15 @@ export const read = (batch: ReadonlyArray<unknown>, receiver: Receiver): void =>
         payload: batch[i + 5]
       })
       i += 6
+    } else if (tag === TRACED_REQUEST) {
+      receiver.call(id, {
+        worker: batch[i + 2] as string,
+        key: batch[i + 3] as string,
+        method: batch[i + 4] as string,
+        payload: batch[i + 5],
+        trace: { traceId: batch[i + 6] as string, spanId: batch[i + 7] as string, sampled: batch[i + 8] as boolean }
+      })
+      i += 9
     } else {
       receiver.interrupt(id)
       i += 2

@@ -1,0 +1,193 @@
+/**
+ * Observed Targets: what a handle calls through when monitoring is on. The
+ * Corps wraps a Worker's Targets once, when it builds the Worker's entry, and
+ * only when `Monitoring.layer` asked for it; without it the handles call the
+ * Targets directly and nothing here runs.
+ *
+ * Metrics: a call bumps its method's {@link CallSeries} (made once per
+ * method, so a call looks nothing up). A call whose Target answers at once
+ * (a synchronous FastPath handler) is timed without any Effect frame; any
+ * other adds one `onExit`.
+ *
+ * Traces: each call runs in a span named `Worker.method` under the caller's
+ * current span; a Target that crosses an Env boundary is handed the span's
+ * context (`callTraced`), which travels in the call frame.
+ */
+import { Context, Effect, type Exit, Stream, Tracer } from "effect"
+import type { Target } from "./handle.ts"
+import { callPrototype } from "./invoke.ts"
+import { type CallSeries, ticks } from "./recorder.ts"
+
+/** What monitoring observes in one runtime. */
+export interface Observe {
+  /** Record metrics into these series (by method), or not at all. */
+  readonly series: Readonly<Record<string, CallSeries>> | undefined
+  /** Open spans, sampling root calls at this rate (0 to 1), or not at all. */
+  readonly tracing: { readonly sampleRate: number } | undefined
+  /** Annotate the handlers' log lines with these (plus worker and method), or not. */
+  readonly logAnnotations: Readonly<Record<string, string>> | undefined
+  readonly worker: string
+  /** The Env the Worker is placed in: a span attribute. */
+  readonly env: string
+  /** Span names, options and log annotations by method, shared by the Targets of every key. */
+  readonly perMethod: Map<string, PerMethod>
+}
+
+const now = (): number => performance.now()
+
+/** `Exit.isExit` without its generic `hasProperty` (a `dual`): this runs on every metered call's result. */
+const isExit = (u: unknown): u is Exit.Exit<unknown, unknown> =>
+  typeof u === "object" && u !== null && "~effect/Exit" in u
+
+/** Whether `u` has a step to take at once (the FastPath's call primitives, and this module's). */
+const hasStep = (u: unknown): u is { step(): Effect.Effect<unknown, unknown> } =>
+  typeof (u as { step?: unknown }).step === "function"
+
+/** One metered call, as a description: each run times and counts one call. */
+interface MeteredCall extends Effect.Effect<unknown, unknown> {
+  readonly series: CallSeries
+  readonly effect: Effect.Effect<unknown, unknown>
+  step(): Effect.Effect<unknown, unknown>
+}
+
+const MeteredCallProto = callPrototype<MeteredCall>("effect-corps/MeteredCall", function () {
+  const series = this.series
+  const effect = this.effect
+  series.inFlight++
+  if (!series.timeAll && series.lastTick === ticks.current) {
+    // The FastPath's own step, taken here: a synchronous handler answers an Exit with no frame at all.
+    const result = hasStep(effect) ? effect.step() : effect
+    if (isExit(result)) {
+      series.endUntimed(result)
+      return result
+    }
+    return Effect.onExit(result, (exit) => {
+      series.endUntimed(exit)
+      return Effect.void
+    })
+  }
+  series.lastTick = ticks.current
+  const start = now()
+  const result = hasStep(effect) ? effect.step() : effect
+  if (isExit(result)) {
+    series.end(result, now() - start)
+    return result
+  }
+  return Effect.onExit(result, (exit) => {
+    series.end(exit, now() - start)
+    return Effect.void
+  })
+})
+
+const MeteredCall = function (this: any, series: CallSeries, effect: Effect.Effect<unknown, unknown>) {
+  this.series = series
+  this.effect = effect
+} as unknown as new (
+  series: CallSeries,
+  effect: Effect.Effect<unknown, unknown>
+) => MeteredCall
+MeteredCall.prototype = MeteredCallProto
+
+/** Marks observed Targets, so a forwarder can reach the Target beneath (a call is counted once). */
+const Inner: unique symbol = Symbol.for("effect-corps/ObservedTarget/inner")
+
+/** The Target an observed Target wraps, or `target` itself. */
+export const unobserved = (target: Target): Target => (target as any)[Inner] ?? target
+
+/** What a span or a log line of `worker.method` carries, made once per method (not per call). */
+interface PerMethod {
+  readonly name: string
+  readonly internal: Tracer.SpanOptionsNoTrace
+  readonly client: Tracer.SpanOptionsNoTrace
+  readonly annotations: Readonly<Record<string, string>> | undefined
+}
+
+/** Wraps `target` so its calls are observed as `observe` says. */
+export const observeTarget = (target: Target, observe: Observe): Target => {
+  const { series, tracing, logAnnotations, worker, env } = observe
+  const meter = (method: string, effect: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> => {
+    const s = series?.[method]
+    return s === undefined ? effect : new MeteredCall(s, effect)
+  }
+  const perMethod = observe.perMethod
+  const of = (method: string): PerMethod => {
+    let found = perMethod.get(method)
+    if (found === undefined) {
+      const attributes = { "corps.worker": worker, "corps.method": method, "corps.env": env }
+      found = {
+        name: `${worker}.${method}`,
+        internal: { kind: "internal", attributes },
+        client: { kind: "client", attributes },
+        annotations: logAnnotations === undefined ? undefined : { ...logAnnotations, worker, method }
+      }
+      perMethod.set(method, found)
+    }
+    return found
+  }
+  // Only a handler running in this runtime logs here: a call to another Env is annotated there.
+  const annotate = (method: string, effect: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> => {
+    const annotations = of(method).annotations
+    return annotations === undefined ? effect : Effect.annotateLogs(effect, annotations)
+  }
+  let call: Target["call"]
+  if (tracing === undefined) {
+    call =
+      logAnnotations === undefined || target.callTraced !== undefined
+        ? (method, payload) => meter(method, target.call(method, payload))
+        : (method, payload) => meter(method, annotate(method, target.call(method, payload)))
+  } else {
+    const rate = tracing.sampleRate
+    const crossing = target.callTraced
+    call = (method, payload) =>
+      meter(
+        method,
+        Effect.withFiber((fiber) => {
+          const m = of(method)
+          const base = crossing === undefined ? m.internal : m.client
+          // A root call is sampled at the rate; a call under a span follows its parent's decision.
+          const options =
+            Context.getOrUndefined(fiber.context, Tracer.ParentSpan) === undefined
+              ? { ...base, sampled: Math.random() < rate }
+              : base
+          return Effect.useSpan(m.name, options, (span) =>
+            crossing !== undefined
+              ? crossing.call(target, method, payload, {
+                  traceId: span.traceId,
+                  spanId: span.spanId,
+                  sampled: span.sampled
+                })
+              : Effect.withParentSpan(annotate(method, target.call(method, payload)), span, noStack)
+          )
+        })
+      )
+  }
+  return {
+    [Inner]: target,
+    call,
+    stream: (method, payload) =>
+      observeStream(target.stream(method, payload), series?.[method], tracing, worker, method)
+  } as Target
+}
+
+const noStack = { captureStackTrace: false } as const
+
+/** A stream call is one call: in flight while it runs, timed and counted when it ends. */
+const observeStream = (
+  stream: Stream.Stream<unknown, unknown>,
+  series: CallSeries | undefined,
+  tracing: Observe["tracing"],
+  worker: string,
+  method: string
+): Stream.Stream<unknown, unknown> => {
+  const traced = tracing === undefined ? stream : Stream.withSpan(stream, `${worker}.${method}`, noStackSpan)
+  if (series === undefined) return traced
+  return Stream.unwrap(
+    Effect.sync(() => {
+      series.inFlight++
+      const start = now()
+      return Stream.onExit(traced, (exit) => Effect.sync(() => series.end(exit, now() - start)))
+    })
+  )
+}
+
+const noStackSpan = { captureStackTrace: false } as const

@@ -1,0 +1,129 @@
+/**
+ * Traces across Envs, checked at a real OTLP/HTTP receiver: a call from the
+ * caller to a Worker in a thread, which calls a Worker in a process, makes
+ * one trace whose spans link parent to child all the way; and sampling is
+ * honoured (an in-memory Tracer records what was sampled).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Schedule, Tracer } from "effect"
+import { Corps, Monitoring } from "../../src/index.ts"
+import { NodeEnv } from "../../src/node/index.ts"
+import { BackLive, Calc, CalcLive, Front, FrontLive, TallyLive } from "../fixtures/monitored.ts"
+import { type ReceivedSpan, receiver } from "./otlp.ts"
+
+const fixtures = new URL("../fixtures/monitored.ts", import.meta.url).href
+
+/** The span named `name` whose parent is `parent`, waiting for it to be exported. */
+const spanUnder = (spans: ReadonlyArray<ReceivedSpan>, name: string, parent: ReceivedSpan): ReceivedSpan => {
+  const found = spans.filter((s) => s.name === name && s.parentSpanId === parent.spanId)
+  assert.strictEqual(found.length, 1, `one ${name} under ${parent.name}: ${JSON.stringify(spans.map((s) => s.name))}`)
+  assert.strictEqual(found[0]!.traceId, parent.traceId)
+  return found[0]!
+}
+
+describe("Monitoring traces", () => {
+  it.live("caller → thread → process: one trace, each call a span under its caller's", () =>
+    Effect.gen(function* () {
+      const otlp = yield* receiver
+      const corps = Corps.layer([FrontLive, BackLive], {
+        name: "chain",
+        module: fixtures,
+        placement: {
+          envs: { front: { kind: "thread", count: 1 }, back: { kind: "process", count: 1 } },
+          workers: { Front: "front", Back: "back" }
+        }
+      }).pipe(
+        Layer.provide(NodeEnv.layer),
+        Layer.provideMerge(Monitoring.layer({ tracing: true, otlp: { url: otlp.url, serviceName: "chain-test" } }))
+      )
+      yield* Effect.gen(function* () {
+        const front = yield* Front
+        assert.strictEqual(yield* front.relay({ n: 7 }).pipe(Effect.withSpan("test-root")), 7)
+        // Every runtime exports on its own, about once a second: wait for the deepest span.
+        yield* Effect.suspend(() =>
+          otlp.spans.some((s) => s.name === "Back.inside") && otlp.spans.some((s) => s.name === "test-root")
+            ? Effect.void
+            : Effect.fail("not yet")
+        ).pipe(Effect.retry(Schedule.spaced("100 millis")), Effect.timeout("30 seconds"))
+      }).pipe(Effect.provide(corps), Effect.scoped)
+
+      const spans = otlp.spans
+      const root = spans.find((s) => s.name === "test-root")!
+      const callFront = spanUnder(spans, "Front.relay", root)
+      assert.strictEqual(callFront.resource["corps.env"], undefined)
+      assert.strictEqual(callFront.attributes["corps.env"], "front")
+      const inThread = spanUnder(spans, "Front.relay", callFront)
+      assert.strictEqual(inThread.resource["corps.env"], "front")
+      assert.strictEqual(inThread.resource["service.name"], "chain-test")
+      const callBack = spanUnder(spans, "Back.echo", inThread)
+      assert.strictEqual(callBack.resource["corps.env"], "front")
+      // Calls between Envs go through the caller, which forwards them in a span of its own.
+      const forwarded = spanUnder(spans, "Back.echo", callBack)
+      assert.strictEqual(forwarded.resource["corps.env"], undefined)
+      const inProcess = spanUnder(spans, "Back.echo", forwarded)
+      assert.strictEqual(inProcess.resource["corps.env"], "back")
+      const inside = spanUnder(spans, "Back.inside", inProcess)
+      assert.strictEqual(inside.resource["corps.env"], "back")
+    }).pipe(Effect.scoped)
+  )
+
+  /** A Tracer that keeps every span it makes. */
+  const recording = () => {
+    const spans: Array<Tracer.Span> = []
+    const tracer = Tracer.make({
+      span: (options) => {
+        const span = new Tracer.NativeSpan(options)
+        spans.push(span)
+        return span
+      }
+    })
+    return { spans, layer: Layer.succeed(Tracer.Tracer, tracer) }
+  }
+
+  for (const [rate, sampled] of [
+    [0, false],
+    [1, true]
+  ] as const) {
+    it.live(`sampleRate ${rate}: a root call's span is ${sampled ? "" : "not "}sampled, its children follow`, () => {
+      const { spans, layer } = recording()
+      return Effect.gen(function* () {
+        const calc = yield* Calc
+        yield* calc.viaTally({ key: "a" })
+        const viaTally = spans.find((s) => s.name === "Calc.viaTally")!
+        assert.strictEqual(viaTally.sampled, sampled)
+        const bump = spans.find((s) => s.name === "Tally.bump")!
+        assert.strictEqual(bump.sampled, sampled)
+        assert.strictEqual(bump.parent._tag === "Some" ? bump.parent.value.spanId : undefined, viaTally.spanId)
+        // Under a sampled parent of the program's own, the call is sampled whatever the rate.
+        yield* calc.add({ a: 1, b: 1 }).pipe(Effect.withSpan("program", { sampled: true }))
+        assert.isTrue(spans.find((s) => s.name === "Calc.add")!.sampled)
+      }).pipe(
+        Effect.provide(
+          Corps.layer([CalcLive, TallyLive], { placement: {} }).pipe(
+            Layer.provideMerge(Monitoring.layer({ metrics: false, tracing: { sampleRate: rate } }))
+          )
+        ),
+        Effect.provide(layer),
+        Effect.scoped
+      )
+    })
+  }
+
+  it.live("without tracing a call opens no span", () => {
+    const { spans, layer } = recording()
+    return Effect.gen(function* () {
+      const calc = yield* Calc
+      yield* calc.add({ a: 1, b: 1 }).pipe(Effect.withSpan("program"))
+      assert.deepStrictEqual(
+        spans.map((s) => s.name),
+        ["program"]
+      )
+    }).pipe(
+      Effect.provide(
+        Corps.layer([CalcLive, TallyLive], { placement: {} }).pipe(Layer.provideMerge(Monitoring.layer()))
+      ),
+      Effect.provide(layer),
+      Effect.scoped
+    )
+  })
+})
