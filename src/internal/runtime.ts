@@ -17,8 +17,8 @@ import { type EventHub, logEvent } from "./events.ts"
 import { LocalFunc } from "./func.ts"
 import type { HandleBase, Target, WorkerEntry } from "./handle.ts"
 import { messageOf } from "./message.ts"
-import { passivateAfterMillis, sweeper } from "./passivation.ts"
 import type { RuntimeMonitor } from "./monitoring.ts"
+import { passivateAfterMillis, sweeper } from "./passivation.ts"
 import { register } from "./registry.ts"
 
 /** How to build a runtime. */
