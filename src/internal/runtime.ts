@@ -11,6 +11,7 @@ import { Context, Effect, type Exit, Scope } from "effect"
 import type * as Placement from "../Placement.ts"
 import type { AnyImplementation } from "../Worker.ts"
 import { ConcWorker } from "./conc.ts"
+import type { Location } from "./create.ts"
 import { Dispatcher, remoteTarget, type Served } from "./dispatch.ts"
 import type { EventHub } from "./events.ts"
 import { LocalFunc } from "./func.ts"
@@ -42,6 +43,8 @@ export interface RuntimeOptions {
   readonly handleCorps?: ReadonlyMap<string, string> | undefined
   /** Where the runtime reports what it does on its own (restarts, re-deliveries…); absent in Envs. */
   readonly events?: EventHub | undefined
+  /** Where each Worker's instances can live, by Worker name (`Worker.create` reads it from the entries). */
+  readonly locations?: ReadonlyMap<string, Location> | undefined
 }
 
 /** One built Corps: its Workers' entries, and the closing of all of them. */
@@ -61,6 +64,8 @@ export class CorpsRuntime {
   readonly handleCorps: ReadonlyMap<string, string>
   /** The Corps tree's event hub (`Corps.events`); undefined inside an Env. */
   readonly events: EventHub | undefined
+  /** Where each Worker's instances can live (see {@link RuntimeOptions.locations}). */
+  readonly locations: ReadonlyMap<string, Location>
   private readonly partition: Map<string, (key: string) => Target | undefined>
   /** Serves every Worker of this runtime, built here or not (Envs call in through it). */
   readonly dispatcher: Dispatcher
@@ -74,6 +79,7 @@ export class CorpsRuntime {
     this.partition = options.partition ?? new Map()
     this.handleCorps = options.handleCorps ?? new Map()
     this.events = options.events
+    this.locations = options.locations ?? new Map()
     this.dispatcher = new Dispatcher(this.id, this.served)
   }
 
@@ -106,7 +112,8 @@ export class CorpsRuntime {
           const inner = new CorpsRuntime({
             name: `${runtime.name}/${impl.worker.key}`,
             resolved: runtime.resolved,
-            scope: runtime.scope
+            scope: runtime.scope,
+            locations: runtime.locations
           })
           memberContexts.set(impl, yield* inner.build(impl.members, context))
           inner.publish()
@@ -160,6 +167,7 @@ export class CorpsRuntime {
       corps: this.handleCorps.get(worker.key) ?? this.id,
       worker: worker.key,
       HandleClass: worker.HandleClass,
+      location: this.locations.get(worker.key),
       target: dispatcher ? (key) => remoteTarget(worker, key, (request) => dispatcher.dispatch(request)) : local
     }
     this.entries.set(worker.key, entry)

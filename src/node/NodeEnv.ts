@@ -45,6 +45,12 @@ const hostsFor = (worker: StartRequest["workers"][number], count: number): Reado
 
 /** The provider of one kind: starts an EnvPool, and routes each Worker's calls into it. */
 const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process"> => ({
+  slots: (request) => {
+    const count = request.env.count ?? availableParallelism()
+    return new Map(
+      request.workers.filter((w) => w.impl.kind === "conc").map((w) => [w.impl.worker.key, hostsFor(w, count)])
+    )
+  },
   start: (request) =>
     Effect.gen(function* () {
       const count = request.env.count ?? availableParallelism()
@@ -72,6 +78,7 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
         request.workers.filter((w) => w.impl.kind === "conc").map((w) => [w.impl.worker.key, hostsFor(w, count)])
       )
       const handleCorps = Object.fromEntries(request.handleCorps)
+      const locations = request.locations === undefined ? undefined : Object.fromEntries(request.locations)
       const pool = yield* EnvPool.make({
         kind,
         size: count,
@@ -85,7 +92,8 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
           index,
           workers,
           hosts,
-          handleCorps
+          handleCorps,
+          locations
         }),
         // Calls the Envs make to Workers elsewhere come back to the caller's dispatcher.
         dispatch: (call) => request.dispatcher.dispatch(call),

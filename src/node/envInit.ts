@@ -25,7 +25,11 @@ export interface EnvInit {
   readonly hosts: Readonly<Record<string, ReadonlyArray<number>>>
   /** Workers whose handles carry another id than the Corps' (cluster Workers): the Env's handles must match. */
   readonly handleCorps: Readonly<Record<string, string>>
+  /** Where every Worker of the Corps can hold instances (`Worker.create` inside this Env reads it). */
+  readonly locations?: Readonly<Record<string, Location>> | undefined
 }
+
+import type { Location } from "../internal/create.ts"
 
 /** The environment variable a child process finds its EnvInit in. */
 export const INIT_VARIABLE = "CORPS_ENV_INIT"

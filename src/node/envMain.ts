@@ -73,7 +73,17 @@ const main = Effect.gen(function* () {
         partition.set(name, (key) => (hostFor(key, hosts) === index ? undefined : viaCaller(key)))
     }
     const handleCorps = new Map(Object.entries(init.handleCorps))
-    runtime = new CorpsRuntime({ name: init.envName, id: init.corps, resolved, scope, remote, partition, handleCorps })
+    const locations = new Map(Object.entries(init.locations ?? {}))
+    runtime = new CorpsRuntime({
+      name: init.envName,
+      id: init.corps,
+      resolved,
+      scope,
+      remote,
+      partition,
+      handleCorps,
+      locations
+    })
     yield* runtime.build([...implementations.values()], Context.empty())
     runtime.publish()
   })
