@@ -681,8 +681,11 @@ export type CreateError = InvalidInit | InvalidLocation | CallError
  * @since 0.3.0
  * @category lifetime
  */
-export const close = (handle: Handle<any>): Effect.Effect<void, CallError> =>
-  closeInstance(handle as unknown as HandleBase)
+export const close = (handle: {
+  readonly worker: string
+  readonly key: string
+  readonly corps: string
+}): Effect.Effect<void, CallError> => closeInstance(handle as unknown as HandleBase)
 
 /**
  * The methods of a contract `M` extended with `More` (see

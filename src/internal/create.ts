@@ -85,20 +85,22 @@ const counts = (entry: WorkerEntry): Map<number, number> => {
 }
 
 /** The least-loaded slot (fewest live instances created from here), round-robin among equals. */
-const leastLoaded = (entry: WorkerEntry, slots: ReadonlyArray<number>): number => {
+const leastLoaded = (entry: WorkerEntry, slots: ReadonlyArray<number>, picked: Map<number, number>): number => {
   const byslot = counts(entry)
   const start = cursors.get(entry) ?? 0
   let best = -1
   let bestLoad = Number.POSITIVE_INFINITY
   for (let i = 0; i < slots.length; i++) {
     const at = (start + i) % slots.length
-    const load = byslot.get(slots[at]!) ?? 0
+    const load = (byslot.get(slots[at]!) ?? 0) + (picked.get(slots[at]!) ?? 0)
     if (load < bestLoad) {
       best = at
       bestLoad = load
     }
   }
   cursors.set(entry, (best + 1) % slots.length)
+  // Picks of one `create` count at once, so `num` instances spread.
+  picked.set(slots[best]!, (picked.get(slots[best]!) ?? 0) + 1)
   return slots[best]!
 }
 
@@ -123,7 +125,8 @@ export const pickSlots = (
   const location = entry.location
   const routed = location !== undefined && (location.kind === "thread" || location.kind === "process")
   if (where === "auto") {
-    return Array.from({ length: num }, () => (routed ? leastLoaded(entry, location.slots) : undefined))
+    const picked = new Map<number, number>()
+    return Array.from({ length: num }, () => (routed ? leastLoaded(entry, location.slots, picked) : undefined))
   }
   if (location === undefined) {
     return where === "perEnv"

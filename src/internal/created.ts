@@ -7,7 +7,7 @@
 import { Effect, Exit, Schema, Scope } from "effect"
 import { InstanceClosed } from "../CorpsError.ts"
 import { CLOSE, encodedInitOf, START } from "./create.ts"
-import type { AnyHandler } from "./invoke.ts"
+import { type AnyHandler, ownErrors } from "./invoke.ts"
 
 /**
  * Keys of created instances closed in this runtime (thread, process or
@@ -42,7 +42,11 @@ export const createdBuild =
       const handlers = yield* build(key, init)
       const scope = yield* Effect.scope
       let closed = false
-      const refused = () => Exit.fail(new InstanceClosed({ worker, key }))
+      const refused = () => {
+        const error = new InstanceClosed({ worker, key })
+        ownErrors.add(error)
+        return Exit.fail(error)
+      }
       const served: Record<string, AnyHandler> = {}
       for (const [method, handler] of Object.entries(handlers)) {
         // Still a plain function call: a synchronous handler keeps its no-Effect path.
