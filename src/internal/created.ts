@@ -39,8 +39,10 @@ export const createdBuild =
         )
       }
       const init = yield* Effect.orDie(Schema.decodeUnknownEffect(codec)(encoded))
-      const handlers = yield* build(key, init)
-      const scope = yield* Effect.scope
+      // The instance's own finalizers go to a child of the Scope it is built in: `$close` closes only
+      // them, from inside a handler (closing a cluster entity's own Scope there would wait for that very handler).
+      const scope = Scope.forkUnsafe(yield* Effect.scope)
+      const handlers = yield* Scope.provide(build(key, init), scope)
       let closed = false
       const refused = () => {
         const error = new InstanceClosed({ worker, key })
@@ -57,7 +59,7 @@ export const createdBuild =
         if (closed) return undefined
         closed = true
         closedKeys.add(key)
-        return Scope.close(scope as Scope.Closeable, Exit.void)
+        return Scope.close(scope, Exit.void)
       }
       return served
     })
