@@ -187,7 +187,7 @@ export const create = (
         if (slot !== undefined) byslot.set(slot, (byslot.get(slot) ?? 1) - 1)
       })
     const close = ({ slot, handle }: (typeof created)[number]) =>
-      Effect.ensuring(Effect.ignore(closeInstance(handle)), release(slot))
+      Effect.ensuring(Effect.asVoid(Effect.exit(closeInstance(handle))), release(slot))
     return Effect.gen(function* () {
       const scope = yield* Effect.scope
       const started = yield* Effect.forEach(
