@@ -18,6 +18,7 @@ import { Context, Effect, Layer, Stream } from "effect"
 import { EnvStartError, PlacementError, type WorkerOptionError } from "./CorpsError.ts"
 import type { CorpsEvent } from "./CorpsEvent.ts"
 import type * as Env from "./Env.ts"
+import type { Location } from "./internal/create.ts"
 import * as EnvProvider from "./internal/envProvider.ts"
 import { CorpsEvents, type EventHub, makeHub } from "./internal/events.ts"
 import { contractOf, HandleBase } from "./internal/handle.ts"
@@ -148,7 +149,8 @@ export const layer = <const Members extends ReadonlyArray<AnyImplementation>>(
               // Handlers in the caller's runtime: annotated when tracing is on (the FastPath's metrics stay lean).
               annotateLogs: settings.value.tracing !== undefined
             })
-      const corps = new CorpsRuntime({ name, resolved, scope, handleCorps, events, monitor })
+      const locations = locationsOf(members, resolved, envs)
+      const corps = new CorpsRuntime({ name, resolved, scope, handleCorps, events, monitor, locations })
       // A nested Corps escalates to the supervisor of the Corps around it.
       const parent = Context.getOption(outer, CorpsSupervisor)
       const supervisor = new Supervisor(
@@ -218,6 +220,34 @@ export type Events = CorpsEvents
 export const events: Stream.Stream<CorpsEvent, never, Events> = Stream.unwrap(
   Effect.map(Effect.service(CorpsEvents), (hub) => hub.stream)
 )
+
+/**
+ * Where each Worker's instances can live (`Worker.create` reads it): known
+ * before any Env starts, so every Env of the Corps learns the whole map.
+ * A provider that routes instances by slot says which slots; a cluster has
+ * none; a Worker in the caller's runtime has one.
+ */
+const locationsOf = (
+  members: ReadonlyArray<AnyImplementation>,
+  resolved: ReadonlyMap<string, Placement.Resolved>,
+  envs: ReadonlyArray<PlannedEnv>
+): ReadonlyMap<string, Location> => {
+  const locations = new Map<string, Location>()
+  for (const impl of members) {
+    const where = resolved.get(impl.worker.key)
+    if (where?.env.kind === "local") locations.set(impl.worker.key, { env: where.envName, kind: "local", slots: [0] })
+  }
+  for (const { envName, env, impls, provider } of envs) {
+    const slots = provider.slots?.({
+      env,
+      workers: impls.map((impl) => ({ impl, resolved: resolved.get(impl.worker.key)! }))
+    })
+    for (const impl of impls) {
+      locations.set(impl.worker.key, { env: envName, kind: env.kind, slots: slots?.get(impl.worker.key) ?? [] })
+    }
+  }
+  return locations
+}
 
 /** The Workers placed in one Env name, and the provider of its kind. */
 interface PlannedEnv {
@@ -314,6 +344,7 @@ const startEnvs = (
         workers: impls.map((impl) => ({ impl, resolved: corps.resolved.get(impl.worker.key)! })),
         dispatcher: corps.dispatcher,
         handleCorps: corps.handleCorps,
+        locations: corps.locations,
         events,
         supervisor,
         monitoring:

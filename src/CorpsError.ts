@@ -333,6 +333,57 @@ export class InstanceStartFailed extends Schema.TaggedError<InstanceStartFailed>
 }
 
 /**
+ * A call reached a created instance (`Worker.create`) that was closed — by
+ * `Worker.close` or when its creator's Scope closed. Its finalizers have
+ * run; it serves no further call.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class InstanceClosed extends Schema.TaggedError<InstanceClosed>()("InstanceClosed", {
+  worker: Schema.String,
+  key: Schema.String
+}) {
+  override get message(): string {
+    return `${this.worker}[${this.key}] was closed`
+  }
+}
+
+/**
+ * `Worker.create` was given an init value its contract's `init` Schema
+ * refuses. Nothing was sent and no instance exists; `issue` says what is
+ * wrong with the value.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class InvalidInit extends Schema.TaggedError<InvalidInit>()("InvalidInit", {
+  worker: Schema.String,
+  issue: Schema.String
+}) {
+  override get message(): string {
+    return `${this.worker}.create: the init value does not fit the contract's init Schema: ${this.issue}`
+  }
+}
+
+/**
+ * `Worker.create` was asked for a location the Worker's placement does not
+ * have (another Env name, a slot index out of range, a slot of a cluster
+ * Env, a bad `num`). Nothing was created; `reason` names what exists.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class InvalidLocation extends Schema.TaggedError<InvalidLocation>()("InvalidLocation", {
+  worker: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.worker}.create: ${this.reason}`
+  }
+}
+
+/**
  * The errors any call through a handle can fail with, beside the method's own
  * declared errors.
  *
@@ -352,6 +403,9 @@ export type CallError =
   | PoisonCall
   | DownstreamFailed
   | InstanceStartFailed
+  | InstanceClosed
+  | InvalidInit
+  | InvalidLocation
 
 /**
  * The Schema of {@link CallError}, used to carry call errors across Envs.
@@ -371,7 +425,10 @@ export const CallError: Schema.Codec<CallError, unknown> = Schema.Union([
   CorpsFailed,
   PoisonCall,
   DownstreamFailed,
-  InstanceStartFailed
+  InstanceStartFailed,
+  InstanceClosed,
+  InvalidInit,
+  InvalidLocation
 ]) as any
 
 const DownstreamCauseSchema: Schema.Codec<unknown, unknown> = Schema.Union([
@@ -385,7 +442,10 @@ const DownstreamCauseSchema: Schema.Codec<unknown, unknown> = Schema.Union([
   WorkerStopped,
   CorpsFailed,
   PoisonCall,
-  InstanceStartFailed
+  InstanceStartFailed,
+  InstanceClosed,
+  InvalidInit,
+  InvalidLocation
 ]) as any
 
 const callErrorClasses: ReadonlyMap<string, new (...args: Array<any>) => unknown> = new Map<
@@ -405,7 +465,10 @@ const callErrorClasses: ReadonlyMap<string, new (...args: Array<any>) => unknown
   ["CorpsFailed", CorpsFailed],
   ["PoisonCall", PoisonCall],
   ["DownstreamFailed", DownstreamFailed],
-  ["InstanceStartFailed", InstanceStartFailed]
+  ["InstanceStartFailed", InstanceStartFailed],
+  ["InstanceClosed", InstanceClosed],
+  ["InvalidInit", InvalidInit],
+  ["InvalidLocation", InvalidLocation]
 ])
 
 /**

@@ -26,7 +26,10 @@
  */
 import { Context, type Duration, Effect, type Schedule, Schema, SchemaGetter, type Scope, Stream } from "effect"
 import { Rpc, RpcGroup, type RpcSchema } from "effect/rpc"
-import type { CallError, CallLost } from "./CorpsError.ts"
+import type { CallLost } from "./CorpsError.ts"
+import { type CallError, InvalidInit, type InvalidLocation } from "./CorpsError.ts"
+import { CLOSE, closeInstance, create as createInstances, initCodec, START } from "./internal/create.ts"
+import { createdBuild } from "./internal/created.ts"
 import { type HandleBase, type HandleClass, isHandleOf, makeHandleClass, registerContract } from "./internal/handle.ts"
 import { withLookup } from "./internal/provided.ts"
 import { resolveHandle, unreachableEntry } from "./internal/registry.ts"
@@ -555,8 +558,10 @@ export const isImplementation = (u: unknown): u is AnyImplementation =>
  * @since 0.1.0
  * @category models
  */
-export interface WorkerClass<Self, Name extends string, M extends Methods>
+export interface WorkerClass<Self, Name extends string, M extends Methods, I extends Schema.Top = never>
   extends Context.ServiceClass<Self, Name, Handle<M>> {
+  /** The Schema of the init payload its created instances are built with (see {@link create}); undefined without one. */
+  readonly init: [I] extends [never] ? undefined : I
   /** The contract's methods, as declared. */
   readonly methods: M
   /** The contract as an `effect/rpc` group. */
@@ -580,12 +585,39 @@ export interface WorkerClass<Self, Name extends string, M extends Methods>
    * call to this key builds it again.
    */
   conc<
-    B extends Effect.Effect<Handlers<M>, CallError, any> | ((key: string) => Effect.Effect<Handlers<M>, CallError, any>)
+    B extends
+      | Effect.Effect<Handlers<M>, CallError, any>
+      | ((key: string, init: InitOf<I>) => Effect.Effect<Handlers<M>, CallError, any>)
   >(build: B, options?: ConcOptions<M> & { readonly state?: undefined }): Implementation<Self, BuildRequirements<B>>
   conc<S extends Schema.Top, B extends Effect.Effect<Handlers<M>, CallError, any>>(
     build: (key: string, state: State.Ref<S["Type"]>) => B,
     options: ConcOptions<M> & { readonly state: State.Options<S> }
   ): Implementation<Self, BuildRequirements<B>>
+  /**
+   * Creates a new instance of a contract that declares an `init` (see
+   * {@link Service}): its builder runs now, with `init` and the instance's
+   * key, in the slot `where` picks (default `"auto"`); the result is its
+   * handle. The instance lives until {@link close}d or until the Scope of
+   * the `create` closes, whichever comes first (inside a builder, that is
+   * the creating instance's own lifetime). Fails before anything is sent
+   * with `InvalidInit` (the init does not fit its Schema) or
+   * `InvalidLocation` (no such slot), and with `InstanceStartFailed` when
+   * the builder fails. See docs/concepts.md, "Creating Workers".
+   *
+   * With `num`, or `where: "perEnv"`, the result is an array: `num`
+   * instances (spread as `"auto"` spreads them), or `num` (default 1) in
+   * each slot of the Worker's Env.
+   *
+   * @since 0.3.0
+   */
+  create(
+    init: InitOf<I>,
+    options?: { readonly where?: "auto" | SlotLocation | undefined; readonly num?: undefined }
+  ): Effect.Effect<Handle<M>, CreateError, Self | Scope.Scope>
+  create(
+    init: InitOf<I>,
+    options: { readonly where?: Where | undefined; readonly num?: number | undefined }
+  ): Effect.Effect<ReadonlyArray<Handle<M>>, CreateError, Self | Scope.Scope>
   /**
    * A stateless implementation: plain handlers, or an Effect that builds them
    * once per replica (in a Scope closed with the Corps).
@@ -616,8 +648,66 @@ export interface WorkerClass<Self, Name extends string, M extends Methods>
   extend<Derived>(): <const Name2 extends string, const More extends Methods>(
     name: Name2,
     more: More | ((self: SelfHandleSchema) => More)
-  ) => WorkerClass<Derived, Name2, Extended<M, More>> & Accessors<Derived, Extended<M, More>>
+  ) => WorkerClass<Derived, Name2, Extended<M, More>, I> & Accessors<Derived, Extended<M, More>>
 }
+
+/**
+ * The init value of a contract whose init Schema is `I` (`never` without one).
+ *
+ * @since 0.3.0
+ * @category type-level
+ */
+export type InitOf<I extends Schema.Top> = [I] extends [never] ? never : I["Type"]
+
+/**
+ * A slot of a Worker's placement: the Env's name and the index of one of its
+ * threads or processes (`0` for a local Env).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface SlotLocation {
+  readonly env: string
+  readonly index: number
+}
+
+/**
+ * Where {@link WorkerClass.create} puts new instances: `"auto"` (the slot of
+ * the Worker's Env holding the fewest live instances created from this
+ * runtime, round-robin among equals), `"perEnv"` (one in each slot), or one
+ * given slot. A Worker in a cluster Env takes `"auto"` only: the entity's
+ * shard decides.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type Where = "auto" | "perEnv" | SlotLocation
+
+/**
+ * How {@link WorkerClass.create} can fail: the init or the location refused
+ * before anything is sent, or a start that failed (`InstanceStartFailed`,
+ * or any other {@link CallError} met reaching the instance).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type CreateError = InvalidInit | InvalidLocation | CallError
+
+/**
+ * Closes an instance made by {@link WorkerClass.create} before its creator's
+ * Scope does: its finalizers run, and its later calls fail with
+ * `InstanceClosed`. Closing it again does nothing. Keyed instances cannot be
+ * closed (`UnknownMethod`, or `InstanceStartFailed` for a contract with an
+ * init).
+ *
+ * @since 0.3.0
+ * @category lifetime
+ */
+export const close = (handle: {
+  readonly worker: string
+  readonly key: string
+  readonly corps: string
+}): Effect.Effect<void, CallError> => closeInstance(handle as unknown as HandleBase)
 
 /**
  * The methods of a contract `M` extended with `More` (see
@@ -699,7 +789,9 @@ const reservedNames = new Set([
   "target",
   "constructor",
   "stack",
-  "extend"
+  "extend",
+  "create",
+  "init"
 ])
 
 /**
@@ -735,10 +827,11 @@ const reservedNames = new Set([
  */
 export const Service =
   <Self>() =>
-  <const Name extends string, const M extends Methods>(
+  <const Name extends string, const M extends Methods, I extends Schema.Top = never>(
     name: Name,
-    methods: M | ((self: SelfHandleSchema) => M)
-  ): WorkerClass<Self, Name, M> & Accessors<Self, M> => {
+    methods: M | ((self: SelfHandleSchema) => M),
+    options?: ServiceOptions<I>
+  ): WorkerClass<Self, Name, M, I> & Accessors<Self, M> => {
     // Made before the methods, which may hold it; it finds the handle class only when it decodes.
     let HandleClass: HandleClass
     const fallback = (corps: string) => unreachableEntry(corps, name, HandleClass)
@@ -756,15 +849,19 @@ export const Service =
     if (makeMethods !== undefined) methods = makeMethods(HandleSchema as any)
     const declared = methods as M
     for (const method of Object.keys(declared)) {
-      if (reservedNames.has(method)) {
+      if (reservedNames.has(method) || method.startsWith("$")) {
         throw new Error(`Worker ${name}: method name "${method}" is reserved; rename it`)
       }
     }
+    const initSchema = options?.init
+    const initJson = initSchema === undefined ? undefined : initCodec(initSchema)
+    // A contract with an init carries its instances' lifetime as two hidden methods, through every transport.
+    const served: Methods = initSchema === undefined ? declared : { ...declared, [START]: {}, [CLOSE]: {} }
     const Base = Context.Service<Self, Handle<M>>()(name) as any
     // A Worker no Corps provides is a WorkerNotProvided naming the Corps in context, not `Service not found`.
     withLookup(Base)
     HandleClass = makeHandleClass(name, declared)
-    const rpcs = Object.entries(declared).map(([method, spec]) =>
+    const rpcs = Object.entries(served).map(([method, spec]) =>
       Rpc.make(method, {
         payload: spec.payload as any,
         success: spec.success as any,
@@ -773,14 +870,19 @@ export const Service =
       })
     )
     class Worker extends Base {
-      static readonly methods = declared
+      static readonly methods = served
+      static readonly init = initSchema
       // A contract declared with a callback is declared again for the derived one, with the derived self-handle.
       static extend() {
         return (derived: string, more: Methods | ((self: SelfHandleSchema) => Methods)) =>
-          Service()(derived, (self) => ({
-            ...(makeMethods === undefined ? declared : makeMethods(self)),
-            ...(typeof more === "function" ? more(self) : more)
-          }))
+          Service()(
+            derived,
+            (self) => ({
+              ...(makeMethods === undefined ? declared : makeMethods(self)),
+              ...(typeof more === "function" ? more(self) : more)
+            }),
+            options
+          )
       }
       static readonly group = RpcGroup.make(...rpcs)
       static readonly Handle = HandleSchema
@@ -788,10 +890,31 @@ export const Service =
       static instance(key: string) {
         return Effect.map(Worker as any, (handle: HandleBase) => handle.instance(key))
       }
+      static create(init: unknown, options?: { readonly where?: Where; readonly num?: number }) {
+        if (initJson === undefined) {
+          return Effect.fail(
+            new InvalidInit({
+              worker: name,
+              issue: "the contract declares no init: only contracts with one are created"
+            })
+          )
+        }
+        const where = options?.where ?? "auto"
+        const many = options?.num !== undefined || where === "perEnv"
+        return Effect.flatMap(Worker as any, (handle: HandleBase) =>
+          Effect.map(createInstances(handle, initJson, init, where, options?.num ?? 1), (handles) =>
+            many ? handles : handles[0]
+          )
+        )
+      }
       static conc(build: any, options?: ConcOptions<M>): AnyImplementation {
         const state = options?.state
         if (state !== undefined) checkStateOptions(name, state)
-        const plain = typeof build === "function" ? build : () => build
+        if (state !== undefined && initJson !== undefined) {
+          throw new Error(`Worker ${name}: an init and a persisted state cannot be combined yet`)
+        }
+        const given = typeof build === "function" ? build : () => build
+        const plain = initJson === undefined ? given : createdBuild(name, initJson, given)
         return makeImplementation(
           Worker as any,
           "conc",
@@ -800,6 +923,9 @@ export const Service =
         )
       }
       static func(handlers: any, options?: FuncImplementationOptions<M>): AnyImplementation {
+        if (initJson !== undefined) {
+          throw new Error(`Worker ${name}: a contract with an init is implemented with conc (a Func has no instances)`)
+        }
         const build: Effect.Effect<any> = Effect.isEffect(handlers) ? (handlers as any) : Effect.succeed(handlers)
         return makeImplementation(Worker as any, "func", () => build, {
           func: (options ?? {}) as FuncImplementationOptions<any>
@@ -816,6 +942,22 @@ export const Service =
     registerContract(HandleClass, Worker as any)
     return Worker as any
   }
+
+/**
+ * Options of a contract (the third argument of {@link Service}).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface ServiceOptions<I extends Schema.Top> {
+  /**
+   * The Schema of the init payload of instances made with `create`: the
+   * builder receives the decoded value as its second argument. It travels
+   * inside the instance's id (JSON-encoded), so keep it small: a few
+   * fields, handles, ids.
+   */
+  readonly init?: I | undefined
+}
 
 const streamAccessor = (worker: any, method: string) => (payload: unknown) =>
   Stream.unwrap(Effect.map(worker, (handle: any) => handle[method](payload)))

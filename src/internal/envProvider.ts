@@ -12,6 +12,7 @@ import type { EnvStartError } from "../CorpsError.ts"
 import type * as Env from "../Env.ts"
 import type * as Placement from "../Placement.ts"
 import type { AnyImplementation } from "../Worker.ts"
+import type { Location } from "./create.ts"
 import type { Dispatcher } from "./dispatch.ts"
 import type { EventHub } from "./events.ts"
 import type { Target } from "./handle.ts"
@@ -41,6 +42,12 @@ export interface StartRequest<K extends Env.Kind = Env.Kind> {
    * handles must give them the same id.
    */
   readonly handleCorps: ReadonlyMap<string, string>
+  /**
+   * Where every Worker of the Corps can hold instances (see
+   * {@link EnvProvider.slots}), complete before any Env starts: `Worker.create`
+   * inside an Env reads it. Absent: not known (create is automatic only).
+   */
+  readonly locations?: ReadonlyMap<string, Location> | undefined
   /** Where the provider reports what its Envs do on their own (started, crashed, restarted…). */
   readonly events: EventHub
   /** Where the Envs escalate an exhausted policy (the Corps' supervisor). */
@@ -68,6 +75,15 @@ export interface EnvProvider<K extends Env.Kind = Env.Kind> {
     | ((
         request: Pick<StartRequest<K>, "envName" | "env" | "module">
       ) => Effect.Effect<string | undefined, EnvStartError>)
+    | undefined
+  /**
+   * The slots (indexes of the Env's threads, processes…) that hold each
+   * Conc Worker's instances, for a provider that routes instances by slot:
+   * `Worker.create` may then put an instance in a given slot. Asked once
+   * the placement is resolved, before any Env starts.
+   */
+  readonly slots?:
+    | ((request: Pick<StartRequest<K>, "env" | "workers">) => ReadonlyMap<string, ReadonlyArray<number>>)
     | undefined
   /**
    * Starts the Env named in `request` (one or more threads, processes,

@@ -8,6 +8,7 @@
 import { Effect, Stream } from "effect"
 import { UnknownWorker } from "../CorpsError.ts"
 import type { AnyWorker } from "../Worker.ts"
+import type { Location } from "./create.ts"
 import type * as Wire from "./wire.ts"
 
 /** Where a handle's calls go: the FastPath, a serialization check, or another Env. */
@@ -29,6 +30,8 @@ export interface WorkerEntry {
   target(key: string): Target
   /** The generated handle class of the Worker's contract. */
   readonly HandleClass: HandleClass
+  /** Where the Worker's instances can live (read by `Worker.create`); absent where the placement is not known. */
+  readonly location?: Location | undefined
 }
 
 /** The Worker contract of each generated handle class (set by `Worker.Service`). */

@@ -36,12 +36,19 @@ export const defectMapper =
   }
 
 /**
+ * CallErrors about the called instance itself, raised by effect-corps inside
+ * its handlers (a created instance refusing calls once closed): they reach
+ * the caller as they are, not as DownstreamFailed.
+ */
+export const ownErrors = new WeakSet<object>()
+
+/**
  * A typed failure of `worker.method`'s handler: a CallError (met on a call
  * the handler made) is wrapped as DownstreamFailed; a declared error passes.
  */
 export const downstream = (worker: string, method: string, cause: Cause.Cause<unknown>): Exit.Exit<never, unknown> => {
   const error = cause.reasons.find(Cause.isFailReason)
-  if (error === undefined || !isCallError(error.error)) return Exit.failCause(cause)
+  if (error === undefined || !isCallError(error.error) || ownErrors.has(error.error)) return Exit.failCause(cause)
   return Exit.fail(DownstreamFailed.wrap(worker, method, error.error as CallError))
 }
 

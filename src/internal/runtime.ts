@@ -12,6 +12,7 @@ import type { CorpsEvent } from "../CorpsEvent.ts"
 import type * as Placement from "../Placement.ts"
 import type { AnyImplementation } from "../Worker.ts"
 import { ConcWorker } from "./conc.ts"
+import type { Location } from "./create.ts"
 import { Dispatcher, remoteTarget, type Served } from "./dispatch.ts"
 import { type EventHub, logEvent } from "./events.ts"
 import { LocalFunc } from "./func.ts"
@@ -59,6 +60,8 @@ export interface RuntimeOptions {
   readonly drainable?: boolean | undefined
   /** Monitoring (`Monitoring.layer`); absent: handles call their Targets directly. */
   readonly monitor?: RuntimeMonitor | undefined
+  /** Where each Worker's instances can live, by Worker name (`Worker.create` reads it from the entries). */
+  readonly locations?: ReadonlyMap<string, Location> | undefined
 }
 
 /** One built Corps: its Workers' entries, and the closing of all of them. */
@@ -84,6 +87,8 @@ export class CorpsRuntime {
   readonly concs = new Map<string, ConcWorker>()
   /** The passivation sweepers of Concs with `passivateAfter`, forked in the scope once built. */
   private readonly sweepers: Array<Effect.Effect<never>> = []
+  /** Where each Worker's instances can live (see {@link RuntimeOptions.locations}). */
+  readonly locations: ReadonlyMap<string, Location>
   private readonly partition: Map<string, (key: string, local: () => Target) => Target | undefined>
   /** Serves every Worker of this runtime, built here or not (Envs call in through it). */
   readonly dispatcher: Dispatcher
@@ -100,6 +105,7 @@ export class CorpsRuntime {
     this.events = options.events
     this.forward = options.forward
     this.drainable = options.drainable ?? false
+    this.locations = options.locations ?? new Map()
     this.dispatcher = new Dispatcher(this.id, this.served)
     this.monitor = options.monitor
   }
@@ -137,7 +143,8 @@ export class CorpsRuntime {
             events: runtime.events,
             forward: runtime.forward,
             drainable: runtime.drainable,
-            monitor: runtime.monitor?.nested(`${runtime.name}/${impl.worker.key}`)
+            monitor: runtime.monitor?.nested(`${runtime.name}/${impl.worker.key}`),
+            locations: runtime.locations
           })
           memberContexts.set(impl, yield* inner.build(impl.members, context))
           inner.publish()
@@ -215,6 +222,7 @@ export class CorpsRuntime {
       corps: this.handleCorps.get(worker.key) ?? this.id,
       worker: worker.key,
       HandleClass: worker.HandleClass,
+      location: this.locations.get(worker.key),
       // Decided once per Worker: with monitoring off, handles call the Targets themselves.
       target: this.monitor === undefined ? direct : this.monitor.observe(worker, direct)
     }

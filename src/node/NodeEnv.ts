@@ -68,6 +68,13 @@ const scalingHostsFor = (worker: StartRequest["workers"][number], min: number): 
 
 /** The provider of one kind: starts an EnvPool, and routes each Worker's calls into it. */
 const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process"> => ({
+  slots: (request) => {
+    // A scaling Env's slots below its min are never drained: created instances are placed among them.
+    const count = Env.boundsOf(request.env.count, availableParallelism()).min
+    return new Map(
+      request.workers.filter((w) => w.impl.kind === "conc").map((w) => [w.impl.worker.key, hostsFor(w, count)])
+    )
+  },
   start: (request) =>
     Effect.gen(function* () {
       const bounds = Env.boundsOf(request.env.count, availableParallelism())
@@ -121,6 +128,7 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
               corpsName: request.monitoring.corpsName,
               envOf: request.monitoring.envOf
             }
+      const locations = request.locations === undefined ? undefined : Object.fromEntries(request.locations)
       const pool = yield* EnvPool.make({
         kind,
         size: count,
@@ -135,6 +143,7 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
           workers,
           hosts,
           handleCorps,
+          locations,
           ...(monitoring === undefined ? {} : { monitoring })
         }),
         // Calls the Envs make to Workers elsewhere come back to the caller's dispatcher.

@@ -37,7 +37,11 @@ export interface EnvInit {
   readonly handleCorps: Readonly<Record<string, string>>
   /** Monitoring is on (`Monitoring.layer`): what to record and where to export spans. */
   readonly monitoring?: EnvMonitoring | undefined
+  /** Where every Worker of the Corps can hold instances (`Worker.create` inside this Env reads it). */
+  readonly locations?: Readonly<Record<string, Location>> | undefined
 }
+
+import type { Location } from "../internal/create.ts"
 
 /** The environment variable a child process finds its EnvInit in. */
 export const INIT_VARIABLE = "CORPS_ENV_INIT"

@@ -158,6 +158,7 @@ const main = Effect.gen(function* () {
       }
     }
     const handleCorps = new Map(Object.entries(init.handleCorps))
+    const locations = new Map(Object.entries(init.locations ?? {}))
     runtime = new CorpsRuntime({
       name: init.envName,
       id: init.corps,
@@ -175,7 +176,8 @@ const main = Effect.gen(function* () {
           caller.register({ worker: CONTROL, key: "", method: "event", payload: event }, ignoreReply)
         }
       },
-      monitor
+      monitor,
+      locations
     })
     // Handlers' log lines carry their Corps, Env, Worker and method.
     if (monitoring !== undefined) runtime.dispatcher.logAnnotations = { corps: monitoring.corpsName, env: init.envName }

@@ -3,6 +3,7 @@
  * them serve a Worker (its hosts), and which host an instance key lives on.
  * The caller and every Env use these same functions, so they always agree.
  */
+import { slotOf } from "../internal/create.ts"
 import type * as Placement from "../Placement.ts"
 
 /**
@@ -17,11 +18,23 @@ export const hostsOf = (resolved: Placement.Resolved, count: number): ReadonlyAr
 }
 
 /**
- * Which host an instance key lives on: a key that is a small whole number `k`
- * lives on `hosts[k mod n]` (so keys "0".."n-1" put one instance on each);
- * any other key by a stable, well-spread hash (FNV-1a).
+ * Which host an instance key lives on: a created instance (`Worker.create`)
+ * where its key says ({@link explicitHost}); a key that is a small whole
+ * number `k` on `hosts[k mod n]` (so keys "0".."n-1" put one instance on
+ * each); any other key by a stable, well-spread hash (FNV-1a).
  */
-export const hostFor = (key: string, hosts: ReadonlyArray<number>): number => hosts[hashKey(key) % hosts.length]!
+export const hostFor = (key: string, hosts: ReadonlyArray<number>): number =>
+  explicitHost(key, hosts) ?? hosts[hashKey(key) % hosts.length]!
+
+/**
+ * The host a created instance's key names, when it is one of `hosts`: the
+ * location chosen at `create` travels in the id, so every caller and Env
+ * routes it alike with no directory.
+ */
+export const explicitHost = (key: string, hosts: ReadonlyArray<number>): number | undefined => {
+  const slot = slotOf(key)
+  return slot !== undefined && hosts.includes(slot) ? slot : undefined
+}
 
 const hashKey = (key: string): number => {
   if (/^\d{1,9}$/.test(key)) return Number(key)
