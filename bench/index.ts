@@ -18,7 +18,7 @@ import { runState } from "./state.bench.ts"
 setTimeout(() => {
   console.error("bench: time limit reached")
   process.exit(2)
-}, 600_000).unref()
+}, 900_000).unref()
 
 console.log(`effect-corps bench — Node ${process.version}, ${new Date().toISOString()}`)
 /** Whether PostgreSQL answers on 127.0.0.1:5432 (the cluster benchmark needs it). */
