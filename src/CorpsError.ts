@@ -407,69 +407,36 @@ export type CallError =
   | InvalidInit
   | InvalidLocation
 
+/** Every call error but DownstreamFailed, once: the Schemas below and {@link isCallError} list them from here. */
+const leafCallErrors = [
+  WorkerDefect,
+  MailboxFull,
+  UnknownWorker,
+  UnknownMethod,
+  SerializationError,
+  CallLost,
+  CorpsClosed,
+  WorkerStopped,
+  CorpsFailed,
+  PoisonCall,
+  InstanceStartFailed,
+  InstanceClosed,
+  InvalidInit,
+  InvalidLocation
+] as const
+
 /**
  * The Schema of {@link CallError}, used to carry call errors across Envs.
  *
  * @since 0.1.0
  * @category schemas
  */
-export const CallError: Schema.Codec<CallError, unknown> = Schema.Union([
-  WorkerDefect,
-  MailboxFull,
-  UnknownWorker,
-  UnknownMethod,
-  SerializationError,
-  CallLost,
-  CorpsClosed,
-  WorkerStopped,
-  CorpsFailed,
-  PoisonCall,
-  DownstreamFailed,
-  InstanceStartFailed,
-  InstanceClosed,
-  InvalidInit,
-  InvalidLocation
-]) as any
+export const CallError: Schema.Codec<CallError, unknown> = Schema.Union([...leafCallErrors, DownstreamFailed]) as any
 
-const DownstreamCauseSchema: Schema.Codec<unknown, unknown> = Schema.Union([
-  WorkerDefect,
-  MailboxFull,
-  UnknownWorker,
-  UnknownMethod,
-  SerializationError,
-  CallLost,
-  CorpsClosed,
-  WorkerStopped,
-  CorpsFailed,
-  PoisonCall,
-  InstanceStartFailed,
-  InstanceClosed,
-  InvalidInit,
-  InvalidLocation
-]) as any
+/** What a DownstreamFailed carries: any call error but itself (it is flat over hops). */
+const DownstreamCauseSchema: Schema.Codec<unknown, unknown> = Schema.Union(leafCallErrors) as any
 
-const callErrorClasses: ReadonlyMap<string, new (...args: Array<any>) => unknown> = new Map<
-  string,
-  new (
-    ...args: Array<any>
-  ) => unknown
->([
-  ["WorkerDefect", WorkerDefect],
-  ["CorpsMailboxFull", MailboxFull],
-  ["UnknownWorker", UnknownWorker],
-  ["UnknownMethod", UnknownMethod],
-  ["SerializationError", SerializationError],
-  ["CallLost", CallLost],
-  ["CorpsClosed", CorpsClosed],
-  ["WorkerStopped", WorkerStopped],
-  ["CorpsFailed", CorpsFailed],
-  ["PoisonCall", PoisonCall],
-  ["DownstreamFailed", DownstreamFailed],
-  ["InstanceStartFailed", InstanceStartFailed],
-  ["InstanceClosed", InstanceClosed],
-  ["InvalidInit", InvalidInit],
-  ["InvalidLocation", InvalidLocation]
-])
+const callErrorClasses: ReadonlyArray<new (...args: Array<any>) => unknown> = [...leafCallErrors, DownstreamFailed]
 
 /**
  * Whether `u` is one of effect-corps' own call errors ({@link CallError}).
@@ -479,10 +446,7 @@ const callErrorClasses: ReadonlyMap<string, new (...args: Array<any>) => unknown
  */
 export const isCallError = (u: unknown): u is CallError => {
   if (typeof u !== "object" || u === null) return false
-  const tag = (u as { readonly _tag?: unknown })._tag
-  if (typeof tag !== "string") return false
-  const Class = callErrorClasses.get(tag)
-  return Class !== undefined && u instanceof Class
+  return callErrorClasses.some((Class) => u instanceof Class)
 }
 
 /**

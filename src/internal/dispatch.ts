@@ -88,12 +88,16 @@ export class Dispatcher {
     // A synchronous handler has already answered: reply with no fiber at all (the transport skips one for an Exit).
     // (It logged nothing through Effect either: a log line is an Effect, so there is nothing to annotate.)
     if (Exit.isExit(outcome)) return Exit.succeed(encodeExit(codec, outcome, request))
-    return Effect.matchCause(annotate(this, request, outcome), {
-      onSuccess: (value) => encodeExit(codec, Exit.succeed(value), request),
-      onFailure: (cause) => encodeExit(codec, Exit.failCause(cause), request)
-    })
+    return reply(codec, request, annotate(this, request, outcome))
   }
 }
+
+/** The encoded answer to `request` once the handler's Effect ends. */
+const reply = (codec: MethodCodec, request: Wire.Call, outcome: Effect.Effect<unknown, unknown>) =>
+  Effect.matchCause(outcome, {
+    onSuccess: (value) => encodeExit(codec, Exit.succeed(value), request),
+    onFailure: (cause) => encodeExit(codec, Exit.failCause(cause), request)
+  })
 
 /** Annotates a handler's log lines with its Corps, Env, Worker and method, when monitoring asks for it. */
 const annotate = <A, E>(self: Dispatcher, request: Wire.Call, effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
@@ -133,10 +137,7 @@ const traced = (self: Dispatcher, request: Wire.Call, trace: Wire.TraceContext):
             sampled: span.sampled
           })
         : Effect.suspend(() => runNow(target, request.method, payload, request.worker))
-    return Effect.matchCause(Effect.withParentSpan(annotate(self, request, outcome), span, noStack), {
-      onSuccess: (value) => encodeExit(codec, Exit.succeed(value), request),
-      onFailure: (cause) => encodeExit(codec, Exit.failCause(cause), request)
-    })
+    return reply(codec, request, Effect.withParentSpan(annotate(self, request, outcome), span, noStack))
   })
 }
 
