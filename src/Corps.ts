@@ -298,7 +298,7 @@ const planEnvs = (
       if (found._tag === "None") {
         return yield* new PlacementError({
           key: placement.envs?.[envName] !== undefined ? `envs.${envName}` : `workers.${impls[0]!.worker.key}`,
-          reason: env.kind === "host" ? hostNotAvailable : noProvider(env.kind)
+          reason: noProvider(env.kind)
         })
       }
       planned.push({ envName, env, impls, provider: found.value })
@@ -361,14 +361,8 @@ const startEnvs = (
     }
   })
 
-// No layer provides `host` in this version: naming one to provide would send the user looking for it.
-const hostNotAvailable =
-  `the "host" Env kind is not available yet in this version of effect-corps (a later release provides it): ` +
-  `place these Workers on "thread" or "process" (NodeEnv.layer from "effect-corps/node") or on "cluster" ` +
-  `(ClusterEnv.layer() from "effect-corps/cluster"), which also runs on several hosts`
-
 const noProvider = (kind: string) =>
-  `no provider for Env kind "${kind}" is in context: provide its layer (threads and processes: NodeEnv.layer from "effect-corps/node"; the cluster: ClusterEnv.layer() from "effect-corps/cluster")`
+  `no provider for Env kind "${kind}" is in context: provide its layer (threads and processes: NodeEnv.layer from "effect-corps/node"; hosts: HostEnv.layer from "effect-corps/host"; the cluster: ClusterEnv.layer() from "effect-corps/cluster")`
 
 /**
  * Workers of enclosing Corps (a Worker built in an Env may use them, as it

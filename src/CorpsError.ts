@@ -174,8 +174,49 @@ export class PlacementError extends Schema.TaggedError<PlacementError>()("Placem
 }
 
 /**
+ * A `corps host` daemon could not be reached or would not let the caller in.
+ * `reason` says which: `"unreachable"` (no route, timed out, reset),
+ * `"refused"` (nothing listens on that port), `"authentication"` (the
+ * daemon and the caller do not share the secret, or the peer is not a
+ * daemon), `"tls"` (the TLS handshake failed: certificate, CA). Carried by
+ * the {@link EnvStartError} of a `host` Env (its `host` field).
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class HostConnectError extends Schema.TaggedError<HostConnectError>()("HostConnectError", {
+  host: Schema.String,
+  reason: Schema.Literals(["unreachable", "refused", "authentication", "tls"]),
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `cannot connect to host ${this.host} (${this.reason}): ${this.detail}`
+  }
+}
+
+/**
+ * A `corps host` daemon answered, but not as the protocol says: another
+ * protocol version, a malformed message, or a refusal to start the Env (a
+ * package the program imports is missing on the host, a shipped file's hash
+ * is wrong). Carried by the {@link EnvStartError} of a `host` Env.
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class HostProtocolError extends Schema.TaggedError<HostProtocolError>()("HostProtocolError", {
+  host: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `host ${this.host}: ${this.reason}`
+  }
+}
+
+/**
  * An Env could not be started: its module failed to load, or the Worker it
- * should build failed while being built.
+ * should build failed while being built. For a `host` Env, `host` holds the
+ * typed reason when the daemon could not be reached or refused (since
+ * 0.4.0).
  *
  * @since 0.1.0
  * @category errors
@@ -183,7 +224,8 @@ export class PlacementError extends Schema.TaggedError<PlacementError>()("Placem
 export class EnvStartError extends Schema.TaggedError<EnvStartError>()("EnvStartError", {
   env: Schema.String,
   module: Schema.String,
-  reason: Schema.String
+  reason: Schema.String,
+  host: Schema.optional(Schema.Union([HostConnectError, HostProtocolError]))
 }) {
   override get message(): string {
     return `Env ${this.env} could not start from ${this.module}: ${this.reason}`

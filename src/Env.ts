@@ -7,7 +7,7 @@
  * | `local`   | the caller's own runtime (FastPath)   |
  * | `thread`  | worker threads of this process        |
  * | `process` | child processes of this process       |
- * | `host`    | runner processes on other hosts       |
+ * | `host`    | processes of `corps host` daemons     |
  * | `cluster` | `effect/cluster` runners, sharded     |
  *
  * @since 0.1.0
@@ -121,15 +121,48 @@ export const Process = Schema.Struct({
   maxOldSpaceSizeMb: Schema.optional(Megabytes)
 })
 
+const Address = Schema.String.check(
+  Schema.makeFilter((address) => {
+    const match = /^(.+):(\d{1,5})$/.exec(address)
+    const port = match === null ? 0 : Number(match[2])
+    return (port >= 1 && port <= 65535) || `"${address}" is not host:port (a port from 1 to 65535)`
+  })
+)
+
 /**
- * Runner processes on other hosts, reached at `address` (`host:port`).
+ * Processes started by `corps host` daemons on other machines
+ * (docs/hosts.md): `hosts` are the daemons' `host:port` addresses, and the
+ * Env's `count` processes (default one per host) are spread over them round
+ * robin. The caller proves the shared secret of the daemons, read from the
+ * file `secretFile` or from `CORPS_HOST_SECRET`; `tls` speaks TLS to them,
+ * checking their certificate against the CA file `tls.ca`. A link that
+ * hears nothing from its host for `heartbeatTimeoutMillis` (default 15000)
+ * is closed: its calls end by their rules (re-sent when idempotent, else
+ * `CallLost`) and the slot is dialled again under the Env's `supervision`.
+ * Since 0.4.0 (before, a placeholder with `address` that no provider served).
  *
  * @since 0.1.0
  * @category schemas
  */
 export const Host = Schema.Struct({
   kind: Schema.Literal("host"),
-  address: Schema.String
+  hosts: Schema.NonEmptyArray(Address),
+  count: Schema.optional(Count),
+  secretFile: Schema.optional(Schema.String),
+  tls: Schema.optional(Schema.Struct({ ca: Schema.optional(Schema.String) })),
+  /** A ping is sent on an idle link every this many milliseconds (default 1000). */
+  heartbeatMillis: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(10))),
+  /** A link silent this long is closed (default 15000): a host's handler that blocks its event loop longer needs more. */
+  heartbeatTimeoutMillis: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(20))),
+  /** How long connecting to a daemon and starting the Env's process may take (default 10000). */
+  connectTimeoutMillis: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))),
+  /** Largest batch accepted on the link, in bytes (default 64 MiB). */
+  maxFrameBytes: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1024))),
+  supervision: health.supervision,
+  hangTimeoutMillis: health.hangTimeoutMillis,
+  /** Keep one started spare (on the first host) ready to take over (default `false`: it holds a remote process). */
+  spare: health.spare,
+  maxOldSpaceSizeMb: Schema.optional(Megabytes)
 })
 
 /**
@@ -208,6 +241,22 @@ export const thread = (options?: Partial<Omit<typeof Thread.Type, "kind">> | und
  */
 export const process = (options?: Partial<Omit<typeof Process.Type, "kind">> | undefined): Env => ({
   kind: "process",
+  ...defined(options)
+})
+
+/**
+ * Processes of `corps host` daemons (docs/hosts.md).
+ *
+ * @example
+ * ```ts
+ * const remote = Env.host({ hosts: ["10.0.0.2:7400", "10.0.0.3:7400"], count: 4 })
+ * ```
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const host = (options: Omit<typeof Host.Type, "kind">): Env => ({
+  kind: "host",
   ...defined(options)
 })
 

@@ -129,7 +129,7 @@ describe("Placement", () => {
       Effect.gen(function* () {
         const input = {
           default: "local",
-          envs: { cpu: { kind: "thread", count: 2 }, far: { kind: "host", address: "h:1" } },
+          envs: { cpu: { kind: "thread", count: 2 }, far: { kind: "host", hosts: ["h:1"] } },
           workers: { Counter: "local", Relay: { env: "cpu", strategy: "per-env", replicas: 4 } }
         }
         assert.deepStrictEqual(yield* Placement.decode(input), input as Placement.Placement)
@@ -433,26 +433,34 @@ describe("Placement", () => {
       })
     )
 
-    it.effect("placing a Worker on the host kind says that the kind is not available yet", () =>
+    it.effect("placing a Worker on the host kind without its provider names HostEnv.layer", () =>
       Effect.gen(function* () {
         const named = yield* buildError(
           Corps.layer(members, {
-            placement: { envs: { far: { kind: "host", address: "10.0.0.5:4000" } }, workers: { Counter: "far" } },
+            placement: { envs: { far: { kind: "host", hosts: ["10.0.0.5:4000"] } }, workers: { Counter: "far" } },
             module: new URL("./fixtures/workers.ts", import.meta.url).href
           })
         )
         assert.strictEqual(named._tag, "PlacementError")
         assert.strictEqual(named.key, "envs.far")
-        assert.include(named.reason, `the "host" Env kind is not available yet`)
-        assert.notInclude(named.reason, "provide its layer")
-        // Without the module option too: the kind is what must change first.
-        const byKind = yield* buildError(
-          Corps.layer(members, {
-            placement: { envs: { far: { kind: "host", address: "h:1" } }, workers: { Relay: "far" } }
-          })
+        assert.include(named.reason, `no provider for Env kind "host"`)
+        assert.include(named.reason, `HostEnv.layer from "effect-corps/host"`)
+      })
+    )
+
+    it.effect("a host Env's address must be host:port, and its keys are strict", () =>
+      Effect.gen(function* () {
+        const badPort = yield* Effect.flip(
+          Placement.decode({ envs: { far: { kind: "host", hosts: ["10.0.0.5:99999"] } } })
         )
-        assert.strictEqual(byKind.key, "envs.far")
-        assert.include(byKind.reason, "not available yet")
+        assert.strictEqual(badPort._tag, "PlacementError")
+        assert.include(badPort.reason, "is not host:port")
+        const none = yield* Effect.flip(Placement.decode({ envs: { far: { kind: "host", hosts: [] } } }))
+        assert.strictEqual(none.key, "envs.far.hosts")
+        const typo = yield* Effect.flip(
+          Placement.decode({ envs: { far: { kind: "host", hosts: ["h:1"], heartbeatTimeoutMilis: 100 } } })
+        )
+        assert.include(typo.reason, `did you mean "heartbeatTimeoutMillis"?`)
       })
     )
 

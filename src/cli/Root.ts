@@ -1,12 +1,13 @@
 /**
  * The `corps` command: one root with a sub-command per task (`runner`,
- * `status`, `top`; `host` and `call` come with later releases).
+ * `host`, `status`, `top`; `call` comes with a later release).
  *
  * @since 0.2.0
  */
 import { readFileSync } from "node:fs"
 import { Console, Effect, type Layer } from "effect"
 import { CliOutput, Command } from "effect/cli"
+import * as Host from "./Host.ts"
 import * as Runner from "./Runner.ts"
 import * as Status from "./Status.ts"
 import * as Top from "./Top.ts"
@@ -19,7 +20,7 @@ import * as Top from "./Top.ts"
  */
 export const command = Command.make("corps").pipe(
   Command.withDescription("effect-corps: serve and inspect Corps of typed Workers."),
-  Command.withSubcommands([Runner.command, Status.command, Top.command])
+  Command.withSubcommands([Runner.command, Host.command, Status.command, Top.command])
 )
 
 /**

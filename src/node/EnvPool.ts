@@ -65,7 +65,12 @@ export interface SupervisedWorker {
 
 /** Options of {@link make}. */
 export interface EnvPoolOptions {
-  readonly kind: "thread" | "process"
+  readonly kind: "thread" | "process" | "host"
+  /**
+   * Starts the Env of slot `index` elsewhere (the `host` kind dials a
+   * daemon); thread and process Envs are started here when absent.
+   */
+  readonly spawn?: ((init: EnvInit, index: number) => Effect.Effect<Spawned, EnvStartError>) | undefined
   /** Slots at the start, numbered 0 to `size - 1` (a scaling pool adds and removes slots above them: {@link EnvPool.grow}). */
   readonly size: number
   /** The Corps' id (in events and errors). */
@@ -163,13 +168,13 @@ export interface Grown {
 }
 
 /** Why an Env was lost, as far as its own signals tell. */
-interface Diagnosis {
+export interface Diagnosis {
   hang: boolean
   memory: boolean
 }
 
-/** A started thread or process, before it is connected. */
-interface Spawned {
+/** A started thread, process or host Env, before it is connected. */
+export interface Spawned {
   readonly link: Link
   readonly diagnosis: Diagnosis
   /** Ends it at once, even with its event loop blocked (terminate the thread, SIGKILL the process). */
@@ -216,7 +221,7 @@ export const leastLoaded = (
 const OUT_OF_MEMORY = /heap out of memory|Reached heap limit|Allocation failed/
 
 /** Starts one Env (thread or process), with its memory limits and the signals that diagnose its loss. */
-const spawn = (kind: "thread" | "process", init: EnvInit, health: Health): Spawned => {
+const spawnHere = (kind: "thread" | "process", init: EnvInit, health: Health): Spawned => {
   const diagnosis: Diagnosis = { hang: false, memory: false }
   if (kind === "thread") {
     const worker = new NodeWorker(entry, {
@@ -342,14 +347,21 @@ export const make = (options: EnvPoolOptions): Effect.Effect<EnvPool, EnvStartEr
     /** Starts an Env for slot `index` (-1: the spare); fails with EnvStartError when its module or a Worker cannot be built. */
     const start = (index: number): Effect.Effect<Slot, EnvStartError> =>
       Effect.suspend(() => {
-        const spawned = spawn(options.kind, options.init(index), health)
+        const init = options.init(index)
+        const spawning =
+          options.spawn !== undefined
+            ? options.spawn(init, index)
+            : Effect.sync(() => spawnHere(options.kind as "thread" | "process", init, health))
         // Failed, timed out or interrupted while starting: the Env must not outlive the attempt.
-        return connect(index, spawned).pipe(
+        return Effect.flatMap(spawning, (spawned) =>
+          connect(index, spawned).pipe(
+            Effect.onError(() => Effect.andThen(Effect.sync(spawned.kill), spawned.link.close))
+          )
+        ).pipe(
           Effect.timeoutOrElse({
             duration: START_TIMEOUT,
             orElse: () => Effect.fail(fail(`not ready after ${START_TIMEOUT}`))
-          }),
-          Effect.onError(() => Effect.andThen(Effect.sync(spawned.kill), spawned.link.close))
+          })
         )
       })
 

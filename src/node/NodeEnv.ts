@@ -31,6 +31,7 @@ import { CorpsClosed, EnvStartError } from "../CorpsError.ts"
 import * as Env from "../Env.ts"
 import { type OnFailure, type Register, remoteTarget } from "../internal/dispatch.ts"
 import {
+  type EnvOf,
   type EnvProvider,
   layer as EnvProviderLayer,
   type StartRequest,
@@ -67,18 +68,45 @@ const scalingHostsFor = (worker: StartRequest["workers"][number], min: number): 
       : "dynamic"
 
 /** The provider of one kind: starts an EnvPool, and routes each Worker's calls into it. */
-const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process"> => ({
+const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process"> =>
+  makeProvider(kind, {
+    bounds: (env) => Env.boundsOf(env.count, availableParallelism()),
+    spawner: () => Effect.succeed(undefined),
+    health: (env) => env
+  })
+
+/**
+ * The provider of an Env kind served by EnvPools: thread and process Envs
+ * here, host Envs through `remote` (which dials instead of spawning).
+ *
+ * @since 0.4.0
+ * @category internals
+ */
+export const makeProvider = <K extends "thread" | "process" | "host">(
+  kind: K,
+  remote: {
+    readonly bounds: (env: EnvOf<K>) => Scaling.Bounds
+    readonly spawner: (
+      request: StartRequest<K>
+    ) => Effect.Effect<
+      ((init: EnvInit, index: number) => Effect.Effect<EnvPool.Spawned, EnvStartError>) | undefined,
+      EnvStartError
+    >
+    readonly health: (env: EnvOf<K>) => EnvPool.Health
+  }
+): EnvProvider<K> => ({
   slots: (request) => {
     // A scaling Env's slots below its min are never drained: created instances are placed among them.
-    const count = Env.boundsOf(request.env.count, availableParallelism()).min
+    const count = remote.bounds(request.env).min
     return new Map(
       request.workers.filter((w) => w.impl.kind === "conc").map((w) => [w.impl.worker.key, hostsFor(w, count)])
     )
   },
   start: (request) =>
     Effect.gen(function* () {
-      const bounds = Env.boundsOf(request.env.count, availableParallelism())
+      const bounds = remote.bounds(request.env)
       const scaling = bounds.min < bounds.max
+      const spawn = yield* remote.spawner(request)
       // A scaling Env starts at its minimum, and never goes below it.
       const count = bounds.min
       for (const { impl, resolved } of request.workers) {
@@ -131,6 +159,7 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
       const locations = request.locations === undefined ? undefined : Object.fromEntries(request.locations)
       const pool = yield* EnvPool.make({
         kind,
+        spawn,
         size: count,
         corps: request.corps,
         envName: request.envName,
@@ -148,7 +177,7 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
         }),
         // Calls the Envs make to Workers elsewhere come back to the caller's dispatcher.
         dispatch: (call) => request.dispatcher.dispatch(call),
-        health: request.env,
+        health: remote.health(request.env),
         workers: request.workers.flatMap((w) =>
           w.resolved.supervision === undefined
             ? []
@@ -203,7 +232,7 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
         corps: request.corps,
         envName: request.envName,
         bounds,
-        policy: Scaling.resolve(request.env.scaling),
+        policy: Scaling.resolve((request.env as { readonly scaling?: Scaling.Policy | undefined }).scaling),
         events: request.events,
         directories: [...directories.values()],
         // Instances whose state is persisted may be passivated to drain a slot: they resume elsewhere.

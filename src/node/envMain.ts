@@ -6,6 +6,7 @@
  */
 import { isMainThread, workerData } from "node:worker_threads"
 import { Cause, Context, Deferred, Effect, Exit, Layer, Scope, Stream } from "effect"
+import { CHILD_VARIABLE } from "../host/protocol.ts"
 import { remoteTarget, STREAM } from "../internal/dispatch.ts"
 import { markServing } from "../internal/envProvider.ts"
 import type { Target } from "../internal/handle.ts"
@@ -16,6 +17,7 @@ import type * as Placement from "../Placement.ts"
 import { implementationsIn } from "../Worker.ts"
 import { split } from "./duplex.ts"
 import { CONTROL, type EnvInit, INIT_VARIABLE } from "./envInit.ts"
+import { fromDaemon } from "./fromDaemon.ts"
 import { sampler } from "./load.ts"
 import { hostFor } from "./routing.ts"
 import { makeClient } from "./transport/Client.ts"
@@ -108,7 +110,9 @@ const monitor =
       })
 
 const main = Effect.gen(function* () {
-  const { calling, serving } = split(fromParent())
+  // Started by a `corps host` daemon: the link is the caller's socket, handed over by the daemon.
+  const parent = process.env[CHILD_VARIABLE] === "1" ? yield* Effect.promise(fromDaemon) : fromParent()
+  const { calling, serving } = split(parent)
   const caller = yield* makeClient(calling, { envName: "caller" })
   const toCaller = caller.call
   const ready = yield* Deferred.make<string | undefined>()

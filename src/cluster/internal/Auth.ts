@@ -27,8 +27,6 @@
  * connection); a frame left incomplete for {@link FRAME_TIMEOUT_MS} drops the
  * peer too (it would otherwise hold the connection and its buffer forever).
  */
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
-import { readFileSync } from "node:fs"
 import * as Net from "node:net"
 import { connect as TlsConnect } from "node:tls"
 import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
@@ -42,12 +40,11 @@ import * as RpcSerialization from "effect/rpc/RpcSerialization"
 import * as RpcServer from "effect/rpc/RpcServer"
 import * as Socket from "effect/socket/Socket"
 import * as SocketServer from "effect/socket/SocketServer"
+import * as Handshake from "../../internal/auth.ts"
 
 const GREETING = "CORPS-CLUSTER/1"
-/** Longest handshake line accepted: anything longer is not a peer of ours. */
-const MAX_LINE = 256
 /** A peer that has not completed the handshake by then is dropped. */
-const HANDSHAKE_TIMEOUT_MS = 5_000
+const HANDSHAKE_TIMEOUT_MS = Handshake.HANDSHAKE_TIMEOUT_MS
 /**
  * An authenticated peer that leaves a frame incomplete this long after its
  * first byte is dropped. Frames are at most 16 MiB (effect's SchemaBinary
@@ -55,82 +52,12 @@ const HANDSHAKE_TIMEOUT_MS = 5_000
  */
 const FRAME_TIMEOUT_MS = 10_000
 
-const mac = (secret: string, role: "dialer" | "runner", nonceR: string, nonceD: string): string =>
-  createHmac("sha256", secret).update(`${role}|${nonceR}|${nonceD}`).digest("hex")
-
-const sameHex = (a: string, b: string): boolean => {
-  const x = Buffer.from(a, "utf8")
-  const y = Buffer.from(b, "utf8")
-  return x.length === y.length && timingSafeEqual(x, y)
-}
-
-/**
- * Reads one `\n`-terminated line from a paused socket, without consuming any
- * byte after it (those are pushed back for the RPC protocol).
- */
-const readLine = (conn: Net.Socket): Promise<string> =>
-  new Promise((resolve, reject) => {
-    let buffered = Buffer.alloc(0)
-    const timer = setTimeout(() => done(new Error("handshake timed out")), HANDSHAKE_TIMEOUT_MS)
-    const done = (error: Error | undefined, line?: string, rest?: Buffer) => {
-      clearTimeout(timer)
-      conn.off("readable", onReadable)
-      conn.off("end", onEnd)
-      conn.off("close", onEnd)
-      conn.off("error", onError)
-      if (rest !== undefined && rest.length > 0) conn.unshift(rest)
-      if (error !== undefined) reject(error)
-      else resolve(line!)
-    }
-    const onReadable = () => {
-      let chunk: Buffer | null
-      while ((chunk = conn.read() as Buffer | null) !== null) {
-        buffered = Buffer.concat([buffered, chunk])
-        const end = buffered.indexOf(10)
-        if (end >= 0) {
-          if (end > MAX_LINE) return done(new Error("handshake line too long"))
-          return done(undefined, buffered.subarray(0, end).toString("utf8"), buffered.subarray(end + 1))
-        }
-        if (buffered.length > MAX_LINE) return done(new Error("handshake line too long"))
-      }
-    }
-    const onEnd = () => done(new Error("connection closed during handshake"))
-    const onError = (error: Error) => done(error)
-    conn.on("readable", onReadable)
-    conn.on("end", onEnd)
-    conn.on("close", onEnd)
-    conn.on("error", onError)
-    onReadable()
-  })
-
 /** The runner's half of the handshake. Resolves when the dialer proved the secret. */
-export const acceptHandshake = async (conn: Net.Socket, secret: string): Promise<void> => {
-  const nonceR = randomBytes(16).toString("hex")
-  conn.write(`${GREETING} ${nonceR}\n`)
-  const line = await readLine(conn)
-  const [nonceD, proof, ...extra] = line.split(" ")
-  if (extra.length > 0 || nonceD === undefined || proof === undefined || !/^[0-9a-f]{32}$/.test(nonceD)) {
-    throw new Error("malformed handshake")
-  }
-  if (!sameHex(proof, mac(secret, "dialer", nonceR, nonceD))) throw new Error("wrong secret")
-  conn.write(`OK ${mac(secret, "runner", nonceR, nonceD)}\n`)
-}
+export const acceptHandshake = (conn: Net.Socket, secret: string): Promise<void> =>
+  Handshake.accept(conn, secret, GREETING)
 
 /** The dialer's half of the handshake. Resolves when the runner proved the secret. */
-export const dialHandshake = async (conn: Net.Socket, secret: string): Promise<void> => {
-  const greeting = await readLine(conn)
-  const [hello, nonceR, ...extra] = greeting.split(" ")
-  if (hello !== GREETING || nonceR === undefined || extra.length > 0 || !/^[0-9a-f]{32}$/.test(nonceR)) {
-    throw new Error("the peer is not an authenticated effect-corps runner")
-  }
-  const nonceD = randomBytes(16).toString("hex")
-  conn.write(`${nonceD} ${mac(secret, "dialer", nonceR, nonceD)}\n`)
-  const reply = await readLine(conn)
-  const [ok, proof] = reply.split(" ")
-  if (ok !== "OK" || proof === undefined || !sameHex(proof, mac(secret, "runner", nonceR, nonceD))) {
-    throw new Error("the runner did not prove the cluster secret")
-  }
-}
+export const dialHandshake = (conn: Net.Socket, secret: string): Promise<void> => Handshake.dial(conn, secret, GREETING)
 
 const remoteOf = (conn: Net.Socket): string => `${conn.remoteAddress ?? "?"}:${conn.remotePort ?? "?"}`
 
@@ -324,17 +251,12 @@ export const layerServerProtocol = (
   )
 
 /**
- * TLS for runner traffic: PEM text of the runners' key and certificate, and
- * of the CA that every process verifies runners against.
+ * TLS settings of runners (shared with `corps host`: src/internal/auth.ts).
  *
  * @since 0.1.0
  * @category models
  */
-export interface Tls {
-  readonly key?: string | undefined
-  readonly cert?: string | undefined
-  readonly ca?: string | undefined
-}
+export type Tls = Handshake.Tls
 
 /**
  * Reads TLS settings from PEM files; undefined when no path is given.
@@ -342,14 +264,7 @@ export interface Tls {
  * @since 0.1.0
  * @category constructors
  */
-export const tlsFromFiles = (key?: string, cert?: string, ca?: string): Tls | undefined =>
-  key === undefined && cert === undefined && ca === undefined
-    ? undefined
-    : {
-        key: key === undefined ? undefined : readFileSync(key, "utf8"),
-        cert: cert === undefined ? undefined : readFileSync(cert, "utf8"),
-        ca: ca === undefined ? undefined : readFileSync(ca, "utf8")
-      }
+export const tlsFromFiles = Handshake.tlsFromFiles
 
 /** A TLS socket server on the runner's listen address. */
 const layerTlsServer = (

@@ -198,9 +198,13 @@ export const fromParent = (): Link => {
 /**
  * The shared machinery of every Link: the outgoing queue and its microtask
  * flush, the replay buffer for batches received before `onMessage`, and the
- * one-shot close notification.
+ * one-shot close notification. Exported for the other transports
+ * (Socket.ts); not part of the package's API.
+ *
+ * @since 0.4.0
+ * @category internals
  */
-class LinkImpl implements Link {
+export class LinkImpl implements Link {
   readonly post: (batch: Array<unknown>, transfer: Array<Transferable> | undefined) => void
   readonly shutdown: () => Promise<void> | void
   /** The frames of the next batch, flat. */
