@@ -13,6 +13,6 @@ afterAll(killAll)
 
 behaviourSuite(
   "host (two loopback daemons)",
-  { envs: { far: { kind: "host", hosts: daemons.map((d) => d.address), count: 2 } }, default: "far" },
+  { envs: { far: { kind: "host", hosts: [daemons[0]!.address, daemons[1]!.address], count: 2 } }, default: "far" },
   HostEnv.layer
 )

@@ -456,7 +456,7 @@ describe("Placement", () => {
         assert.strictEqual(badPort._tag, "PlacementError")
         assert.include(badPort.reason, "is not host:port")
         const none = yield* Effect.flip(Placement.decode({ envs: { far: { kind: "host", hosts: [] } } }))
-        assert.strictEqual(none.key, "envs.far.hosts")
+        assert.match(none.key, /^envs\.far\.hosts/)
         const typo = yield* Effect.flip(
           Placement.decode({ envs: { far: { kind: "host", hosts: ["h:1"], heartbeatTimeoutMilis: 100 } } })
         )

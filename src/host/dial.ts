@@ -45,6 +45,12 @@ export interface Dialed {
 
 type DialError = HostConnectError | HostProtocolError
 
+const phases = {
+  connect: "connecting",
+  handshake: "proving the secret",
+  control: "waiting for the daemon to start the Env's process"
+} as const
+
 const connectReason = (error: NodeJS.ErrnoException): HostConnectError["reason"] =>
   error.code === "ECONNREFUSED"
     ? "refused"
@@ -90,10 +96,10 @@ export const dial = (options: DialOptions): Effect.Effect<Dialed, DialError> =>
           new HostConnectError({
             host,
             reason: "unreachable",
-            detail: `no answer within ${options.connectTimeoutMillis} ms (${phase})`
+            detail: `no answer within ${options.connectTimeoutMillis} ms (${phases[phase]})`
           })
         ),
-      phase === "connect" ? options.connectTimeoutMillis : options.connectTimeoutMillis
+      options.connectTimeoutMillis
     )
     conn.on("error", (error: NodeJS.ErrnoException) => {
       if (phase === "control") {

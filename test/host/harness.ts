@@ -2,7 +2,7 @@
  * `corps host` daemons for tests: real processes of the CLI, started on a
  * free port (optionally inside a network namespace), killed at the end.
  */
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -17,7 +17,7 @@ export const secret = "test-host-secret-0123456789"
 export interface Daemon {
   readonly address: string
   readonly process: ChildProcess
-  /** Everything it wrote on stderr so far (its log). */
+  /** Everything it wrote so far (its log, stdout and stderr). */
   readonly log: () => string
 }
 
@@ -50,6 +50,7 @@ export const startDaemon = (options?: {
     const timer = setTimeout(() => reject(new Error(`daemon not ready after 60 s: ${err}`)), 60_000)
     child.stdout!.on("data", (chunk: Buffer) => {
       out += chunk.toString()
+      err += chunk.toString()
       const match = /corps-host ready (\S+)/.exec(out)
       if (match !== null) {
         clearTimeout(timer)
@@ -78,5 +79,73 @@ export const until = async (condition: () => boolean, timeoutMs: number, what: s
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+/** One network namespace joined to the root namespace by a veth pair. */
+export interface Namespace {
+  readonly name: string
+  /** The namespace's own address (where its daemon listens). */
+  readonly ip: string
+  /** The root side of the veth pair: `ip link set <it> down` cuts the namespace off. */
+  readonly veth: string
+}
+
+/** The namespaces of one test run, and how to remove them. */
+export interface Network {
+  readonly namespaces: ReadonlyArray<Namespace>
+  readonly cut: (ns: Namespace) => void
+  readonly restore: (ns: Namespace) => void
+  readonly cleanup: () => void
+}
+
+const ip = (...args: Array<string>) => execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] })
+
+/**
+ * Makes `count` network namespaces (`corps-<pid>-<i>`), each with a veth
+ * pair to the root namespace and a /24 of its own: the root side is `.1`,
+ * the namespace `.2`. Names and subnets are unique per run. Answers
+ * `undefined`, having removed what it made, when namespaces are not
+ * available (not root, no `ip`).
+ */
+export const makeNetwork = (count: number): Network | undefined => {
+  const made: Array<Namespace> = []
+  const base = 100 + (process.pid % 100)
+  const cleanup = () => {
+    for (const ns of made) {
+      try {
+        ip("netns", "del", ns.name)
+      } catch {}
+      try {
+        ip("link", "del", ns.veth)
+      } catch {}
+    }
+  }
+  try {
+    for (let i = 0; i < count; i++) {
+      const name = `corps-${process.pid}-${i}`
+      const veth = `vc${process.pid}${i}`.slice(0, 15)
+      const peer = `vp${process.pid}${i}`.slice(0, 15)
+      const subnet = `10.${base}.${(Math.floor(process.pid / 100) % 200) + i * 10 + 1}`
+      ip("netns", "add", name)
+      made.push({ name, ip: `${subnet}.2`, veth })
+      ip("link", "add", veth, "type", "veth", "peer", "name", peer)
+      ip("link", "set", peer, "netns", name)
+      ip("addr", "add", `${subnet}.1/24`, "dev", veth)
+      ip("link", "set", veth, "up")
+      ip("netns", "exec", name, "ip", "addr", "add", `${subnet}.2/24`, "dev", peer)
+      ip("netns", "exec", name, "ip", "link", "set", peer, "up")
+      ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
+    }
+  } catch {
+    cleanup()
+    return undefined
+  }
+  process.once("exit", cleanup)
+  return {
+    namespaces: made,
+    cut: (ns) => ip("link", "set", ns.veth, "down"),
+    restore: (ns) => ip("link", "set", ns.veth, "up"),
+    cleanup
   }
 }
