@@ -142,6 +142,7 @@ describe("collect", () => {
           `   export * from "./nope3.ts" */`,
           `const s = 'import "./nope4.ts"'`,
           `const d = "export { x } from './nope5.ts'"`,
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: the source text of a template literal
           'const t = `import("./nope6.ts") ${s.length}`',
           // A regular expression holding a quote: a scanner that took it for a string would swallow what follows.
           `const r = /"import('.\\/nope7.ts')/g`,
