@@ -25,12 +25,12 @@
  */
 import { createHash, randomUUID } from "node:crypto"
 import { existsSync, readFileSync } from "node:fs"
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises"
+import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises"
 import { isBuiltin, registerHooks } from "node:module"
 import { dirname, join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { Effect, Schema } from "effect"
-import { classify, type Format, isUntypedCommonJs, specifiersOf } from "./internal/imports.ts"
+import { classify, type Format, isUntypedCommonJs, type PackageTypes, specifiersOf } from "./internal/imports.ts"
 import { PackageMissing, ShippingError } from "./ShippingError.ts"
 
 export { PackageMissing, ShippingError, ShippingErrorReason } from "./ShippingError.ts"
@@ -211,19 +211,28 @@ interface Read {
 }
 
 const readOne = (
-  url: string,
+  requested: string,
   importedBy: string | undefined,
-  maxFileBytes: number
+  maxFileBytes: number,
+  types: PackageTypes
 ): Effect.Effect<Read, ShippingError> =>
   Effect.gen(function* () {
     const by = importedBy === undefined ? "the Corps module" : `imported by ${importedBy}`
+    const requestedPath = yield* Effect.try({
+      try: () => fileURLToPath(requested),
+      catch: () => new ShippingError({ reason: "Unsupported", file: requested, detail: `not a file URL (${by})` })
+    })
+    // Node names a module by its real path (symbolic links resolved), so the child must see that URL too.
+    const path = yield* Effect.tryPromise({
+      try: () => realpath(requestedPath),
+      catch: (e) => new ShippingError({ reason: "Unreadable", file: requested, detail: `${errorText(e)} (${by})` })
+    })
+    const real = pathToFileURL(path)
+    real.search = new URL(requested).search
+    const url = real.href
     const fail = (reason: ShippingError["reason"], detail: string) =>
       Effect.fail(new ShippingError({ reason, file: url, detail }))
-    const path = yield* Effect.try({
-      try: () => fileURLToPath(url),
-      catch: () => new ShippingError({ reason: "Unsupported", file: url, detail: `not a file URL (${by})` })
-    })
-    const kind = classify(path)
+    const kind = classify(path, types)
     if (kind._tag === "Unsupported") return yield* fail("Unsupported", `${kind.detail} (${by})`)
     const size = yield* Effect.tryPromise({
       try: () => stat(path).then((s) => (s.isFile() ? s.size : -1)),
@@ -243,7 +252,7 @@ const readOne = (
       try: () => specifiersOf(new TextDecoder().decode(bytes), kind.typescript),
       catch: (e) => new ShippingError({ reason: "Unparsable", file: url, detail: errorText(e) })
     })
-    if (isUntypedCommonJs(path, scanned.hasModuleSyntax)) {
+    if (isUntypedCommonJs(path, scanned.hasModuleSyntax, types)) {
       return yield* fail(
         "Unsupported",
         `a CommonJS file (no import or export, and no "type": "module" in its package.json) (${by})`
@@ -290,28 +299,33 @@ export const collect = (moduleUrl: string, options?: CollectOptions): Effect.Eff
     const maxFileBytes = options?.maxFileBytes ?? 16 * 1024 * 1024
     const maxTotalBytes = options?.maxTotalBytes ?? 128 * 1024 * 1024
     const maxFiles = options?.maxFiles ?? 10_000
-    const entry = yield* Effect.try({
+    const requested = yield* Effect.try({
       try: () => new URL(moduleUrl).href,
       catch: () => new ShippingError({ reason: "Unsupported", file: moduleUrl, detail: "not a URL" })
     })
-    const seen = new Set<string>([entry])
+    const types: PackageTypes = new Map()
+    const seen = new Set<string>([requested])
     const read = new Map<string, Read>()
     const packages = new Set<string>()
     let total = 0
-    let level: Array<{ readonly url: string; readonly by: string | undefined }> = [{ url: entry, by: undefined }]
+    let entry: string | undefined
+    let level: Array<{ readonly url: string; readonly by: string | undefined }> = [{ url: requested, by: undefined }]
     while (level.length > 0) {
       // Breadth first, a level read concurrently: a graph of a few hundred files is a few levels deep.
-      const results = yield* Effect.forEach(level, ({ by, url }) => readOne(url, by, maxFileBytes), {
+      const results = yield* Effect.forEach(level, ({ by, url }) => readOne(url, by, maxFileBytes, types), {
         concurrency: 16
       })
       const next: typeof level = []
       for (const r of results) {
+        entry ??= r.url
+        // Two paths to one file through a symbolic link: one module, as in Node.
+        if (read.has(r.url)) continue
         read.set(r.url, r)
         total += r.bytes.byteLength
         if (total > maxTotalBytes) {
           return yield* new ShippingError({
             reason: "TooLarge",
-            file: entry,
+            file: requested,
             detail: `the program exceeds ${maxTotalBytes} bytes`
           })
         }
@@ -338,7 +352,7 @@ export const collect = (moduleUrl: string, options?: CollectOptions): Effect.Eff
       if (seen.size > maxFiles) {
         return yield* new ShippingError({
           reason: "TooLarge",
-          file: entry,
+          file: requested,
           detail: `the program has more than ${maxFiles} files`
         })
       }
@@ -348,8 +362,8 @@ export const collect = (moduleUrl: string, options?: CollectOptions): Effect.Eff
     const byHash = new Map<string, Uint8Array>()
     for (const r of read.values()) byHash.set(r.file.hash, r.bytes)
     const manifest: Manifest = {
-      entry,
-      hash: manifestHash(entry, files),
+      entry: entry ?? requested,
+      hash: manifestHash(entry ?? requested, files),
       files,
       packages: [...packages].sort()
     }

@@ -5,7 +5,17 @@
  * from the cache alone.
  */
 import { execFile } from "node:child_process"
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
@@ -19,7 +29,7 @@ afterAll(() => {
 })
 
 const tempDir = (): string => {
-  const dir = mkdtempSync(join(tmpdir(), "corps-ship-"))
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), "corps-ship-")))
   made.push(dir)
   return dir
 }
@@ -194,6 +204,20 @@ describe("collect", () => {
         assert.deepStrictEqual(source(f.hash), new Uint8Array(readFileSync(fileURLToPath(f.url))))
       }
       assert.strictEqual(source("0".repeat(64)), undefined)
+    })
+  )
+
+  it.effect("names files by their real path, as Node does, so a file reached through a symbolic link ships once", () =>
+    Effect.gen(function* () {
+      const p = program({
+        "main.ts": `import { x } from "./lib/x.ts"\nimport { x as y } from "./impl/x.ts"\nexport const m = x === y\n`,
+        "impl/x.ts": `export const x = {}\n`
+      })
+      symlinkSync(join(p.dir, "impl"), join(p.dir, "lib"))
+      symlinkSync(join(p.dir, "main.ts"), join(p.dir, "entry.ts"))
+      const { manifest } = yield* Shipping.collect(p.url("entry.ts"))
+      assert.strictEqual(manifest.entry, p.url("main.ts"))
+      assert.deepStrictEqual(shippedNames(manifest, p.dir), ["impl/x.ts", "main.ts"])
     })
   )
 
@@ -546,6 +570,37 @@ describe("a child runs the shipped program from the cache alone", () => {
         const { code, stderr, stdout } = yield* run(cache.dir, manifest.hash)
         assert.strictEqual(code, 0, stderr)
         assert.deepStrictEqual(JSON.parse(stdout.trim()), { result: 42, url: entry })
+      }),
+    120_000
+  )
+
+  it.live(
+    "a changed program ships again: only the edited file travels, and each manifest runs its own code",
+    () =>
+      Effect.gen(function* () {
+        const p = program({
+          "main.ts": `import { Effect } from "effect"\nimport { n } from "./n.ts"\nconsole.log(Effect.runSync(Effect.succeed(n)))\n`,
+          "n.ts": `export const n: number = 1\n`
+        })
+        const cache = yield* Shipping.openCache(join(tempDir(), "cache"))
+        const ship = Effect.gen(function* () {
+          const { manifest, source } = yield* Shipping.collect(p.url("main.ts"))
+          const missing = cache.missing(manifest.files.map((f) => f.hash))
+          for (const hash of missing) yield* cache.put(hash, source(hash)!)
+          yield* cache.putManifest(manifest)
+          return { manifest, sent: missing.map((h) => manifest.files.find((f) => f.hash === h)!.url).sort() }
+        })
+        const v1 = yield* ship
+        assert.deepStrictEqual(v1.sent, [p.url("main.ts"), p.url("n.ts")])
+        writeFileSync(join(p.dir, "n.ts"), `export const n: number = 2\n`)
+        const v2 = yield* ship
+        assert.deepStrictEqual(v2.sent, [p.url("n.ts")])
+        assert.notStrictEqual(v2.manifest.hash, v1.manifest.hash)
+        rmSync(p.dir, { recursive: true, force: true })
+        const r1 = yield* run(cache.dir, v1.manifest.hash)
+        const r2 = yield* run(cache.dir, v2.manifest.hash)
+        assert.deepStrictEqual([r1.code, r1.stdout.trim()], [0, "1"], r1.stderr)
+        assert.deepStrictEqual([r2.code, r2.stdout.trim()], [0, "2"], r2.stderr)
       }),
     120_000
   )

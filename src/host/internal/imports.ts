@@ -71,11 +71,15 @@ export const specifiersOf = (
   return { specifiers, hasModuleSyntax }
 }
 
-const packageTypes = new Map<string, string | undefined>()
+/**
+ * The `type` fields of package.json files by folder, for one collection
+ * (a long-lived caller must see a package.json edited between two).
+ */
+export type PackageTypes = Map<string, string | undefined>
 
 /** The `type` field of the package.json nearest to `dir` (Node's rule for `.js` and `.ts`). */
-const packageTypeOf = (dir: string): string | undefined => {
-  if (packageTypes.has(dir)) return packageTypes.get(dir)
+const packageTypeOf = (dir: string, types: PackageTypes): string | undefined => {
+  if (types.has(dir)) return types.get(dir)
   let type: string | undefined
   let found = false
   try {
@@ -87,9 +91,9 @@ const packageTypeOf = (dir: string): string | undefined => {
   }
   if (!found) {
     const parent = dirname(dir)
-    type = parent === dir ? undefined : packageTypeOf(parent)
+    type = parent === dir ? undefined : packageTypeOf(parent, types)
   }
-  packageTypes.set(dir, type)
+  types.set(dir, type)
   return type
 }
 
@@ -100,7 +104,7 @@ const packageTypeOf = (dir: string): string | undefined => {
  * `hasModuleSyntax` tells once the file is lexed). CommonJS is refused:
  * the child loads shipped files as ES modules only.
  */
-export const classify = (path: string): Classified => {
+export const classify = (path: string, types: PackageTypes): Classified => {
   const dot = path.lastIndexOf(".")
   const ext = dot > path.lastIndexOf("/") ? path.slice(dot) : ""
   switch (ext) {
@@ -112,7 +116,7 @@ export const classify = (path: string): Classified => {
       return { _tag: "Code", format: "module-typescript", typescript: true }
     case ".js":
     case ".ts": {
-      const type = packageTypeOf(dirname(path))
+      const type = packageTypeOf(dirname(path), types)
       if (type === "commonjs") {
         return { _tag: "Unsupported", detail: `a CommonJS file (its package.json says "type": "commonjs")` }
       }
@@ -135,5 +139,7 @@ export const classify = (path: string): Classified => {
  * Whether a `.js`/`.ts` file without a package `type` would be run as
  * CommonJS by Node's syntax detection.
  */
-export const isUntypedCommonJs = (path: string, hasModuleSyntax: boolean): boolean =>
-  !hasModuleSyntax && (path.endsWith(".js") || path.endsWith(".ts")) && packageTypeOf(dirname(path)) === undefined
+export const isUntypedCommonJs = (path: string, hasModuleSyntax: boolean, types: PackageTypes): boolean =>
+  !hasModuleSyntax &&
+  (path.endsWith(".js") || path.endsWith(".ts")) &&
+  packageTypeOf(dirname(path), types) === undefined
