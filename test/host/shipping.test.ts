@@ -6,6 +6,7 @@
  */
 import { execFile } from "node:child_process"
 import {
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -519,11 +520,11 @@ describe("installLoader", () => {
 
 describe("a child runs the shipped program from the cache alone", () => {
   const runner = fileURLToPath(new URL("./fixtures/runShipped.ts", import.meta.url))
-  const run = (cacheDir: string, hash: string) =>
+  const run = (cacheDir: string, hash: string, ...flags: ReadonlyArray<string>) =>
     Effect.callback<{ code: number | null; stdout: string; stderr: string }>((resume) => {
       execFile(
         process.execPath,
-        [runner, cacheDir, hash],
+        [runner, cacheDir, hash, ...flags],
         { cwd: tmpdir(), timeout: 60_000, killSignal: "SIGKILL" },
         (error, stdout, stderr) => {
           const code = error === null ? 0 : typeof error.code === "number" ? error.code : null
@@ -601,6 +602,32 @@ describe("a child runs the shipped program from the cache alone", () => {
         const r2 = yield* run(cache.dir, v2.manifest.hash)
         assert.deepStrictEqual([r1.code, r1.stdout.trim()], [0, "1"], r1.stderr)
         assert.deepStrictEqual([r2.code, r2.stdout.trim()], [0, "2"], r2.stderr)
+      }),
+    120_000
+  )
+
+  it.live(
+    "runs a copy of the test suite's Workers module and the library sources it reaches (40-odd files)",
+    () =>
+      Effect.gen(function* () {
+        // A copy elsewhere: its URLs are not the ones this process has loaded the library from.
+        const dir = tempDir()
+        writeFileSync(join(dir, "package.json"), '{ "type": "module" }')
+        cpSync(join(repoRoot, "src"), join(dir, "src"), { recursive: true })
+        mkdirSync(join(dir, "test/fixtures"), { recursive: true })
+        cpSync(join(repoRoot, "test/fixtures/workers.ts"), join(dir, "test/fixtures/workers.ts"))
+        const { manifest, source } = yield* Shipping.collect(pathToFileURL(join(dir, "test/fixtures/workers.ts")).href)
+        assert.isAbove(manifest.files.length, 30)
+        const cache = yield* Shipping.openCache(join(tempDir(), "cache"))
+        for (const hash of cache.missing(manifest.files.map((f) => f.hash))) yield* cache.put(hash, source(hash)!)
+        yield* cache.putManifest(manifest)
+        yield* Shipping.checkPackages(manifest, repoRoot)
+        rmSync(join(dir, "src"), { recursive: true, force: true })
+        rmSync(join(dir, "test"), { recursive: true, force: true })
+        const { code, stderr, stdout } = yield* run(cache.dir, manifest.hash, "--exports")
+        assert.strictEqual(code, 0, stderr)
+        const original = yield* Effect.promise(() => import("../fixtures/workers.ts"))
+        assert.deepStrictEqual(JSON.parse(stdout.trim()), Object.keys(original).sort())
       }),
     120_000
   )
