@@ -25,7 +25,7 @@
  */
 import { createHash, randomUUID } from "node:crypto"
 import { existsSync, readFileSync } from "node:fs"
-import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises"
+import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises"
 import { isBuiltin, registerHooks } from "node:module"
 import { dirname, join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
@@ -389,6 +389,12 @@ export interface Cache {
   readonly put: (hash: string, bytes: Uint8Array) => Effect.Effect<void, ShippingError>
   /** The bytes stored under `hash`, checked again (`Missing`, `HashMismatch`). */
   readonly read: (hash: string) => Effect.Effect<Uint8Array, ShippingError>
+  /**
+   * Like `missing`, but reads and hashes every present object, and removes one whose bytes no longer
+   * match its hash (a disk fault, a hand edit), so that the caller ships it again. Costs a read of each
+   * file: a few milliseconds for a program of a few hundred kilobytes.
+   */
+  readonly verify: (hashes: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string>>
   /** Stores a manifest (checked) as `dir/manifests/<hash>.json`, so a child can be started with its hash alone. */
   readonly putManifest: (manifest: Manifest) => Effect.Effect<void, ShippingError>
   /** The manifest stored under `hash`, decoded and checked. */
@@ -424,6 +430,20 @@ const writeAtomically = (dir: string, target: string, bytes: Uint8Array | string
   })
 
 /**
+ * Removes what a daemon killed in the middle of a write left in `tmp`. Only files older than an hour:
+ * another daemon sharing the directory may be writing the younger ones.
+ */
+const removeStaleTemporaries = (tmp: string): Effect.Effect<void> =>
+  Effect.promise(async () => {
+    const cutoff = Date.now() - 60 * 60 * 1000
+    for (const name of await readdir(tmp).catch(() => [])) {
+      const path = join(tmp, name)
+      const info = await stat(path).catch(() => undefined)
+      if (info !== undefined && info.mtimeMs < cutoff) await rm(path, { force: true }).catch(() => undefined)
+    }
+  })
+
+/**
  * Opens (creating it if needed) the cache in `dir`.
  *
  * @example
@@ -451,6 +471,7 @@ export const openCache = (dir: string, options?: CacheOptions): Effect.Effect<Ca
       try: () => Promise.all(["objects", "tmp", "manifests"].map((sub) => mkdir(join(dir, sub), { recursive: true }))),
       catch: (e) => new ShippingError({ reason: "Unwritable", file: dir, detail: errorText(e) })
     })
+    yield* removeStaleTemporaries(join(dir, "tmp"))
     const invalid = (hash: string) =>
       new ShippingError({ reason: "Invalid", file: hash, detail: `${JSON.stringify(hash)} is not a sha256` })
     const read = (hash: string): Effect.Effect<Uint8Array, ShippingError> =>
@@ -491,10 +512,29 @@ export const openCache = (dir: string, options?: CacheOptions): Effect.Effect<Ca
               detail: `the bytes hash to ${actual}`
             })
           }
-          if (existsSync(objectPath(dir, hash))) return
+          // Written even when present: the rename replaces a damaged object in one step, and a reader sees
+          // either the old or the new file, never half of one.
           yield* writeAtomically(dir, objectPath(dir, hash), bytes, hash)
         }),
       read,
+      verify: (hashes) =>
+        Effect.forEach(
+          [...new Set(hashes)],
+          (hash) =>
+            read(hash).pipe(
+              Effect.as(undefined),
+              Effect.catch((error) =>
+                error.reason === "HashMismatch"
+                  ? Effect.tryPromise(() => rm(objectPath(dir, hash), { force: true })).pipe(
+                      // Left in place if it cannot be removed: `put` replaces it by a rename anyway.
+                      Effect.ignore,
+                      Effect.as(hash)
+                    )
+                  : Effect.succeed(hash)
+              )
+            ),
+          { concurrency: 8 }
+        ).pipe(Effect.map((found) => found.filter((h): h is string => h !== undefined))),
       putManifest: (manifest) =>
         verifyManifest(manifest).pipe(
           Effect.flatMap(() =>

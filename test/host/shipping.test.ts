@@ -15,6 +15,7 @@ import {
   realpathSync,
   rmSync,
   symlinkSync,
+  utimesSync,
   writeFileSync
 } from "node:fs"
 import { tmpdir } from "node:os"
@@ -392,7 +393,7 @@ describe("cache", () => {
     })
   )
 
-  it.effect("detects an object altered in the cache", () =>
+  it.effect("detects an object altered in the cache, and lets it be shipped again", () =>
     Effect.gen(function* () {
       const cache = yield* Shipping.openCache(join(tempDir(), "cache"))
       const text = "export const a = 1\n"
@@ -401,6 +402,30 @@ describe("cache", () => {
       writeFileSync(join(cache.dir, "objects", h), "export const a = 666\n")
       const error = yield* Effect.flip(cache.read(h))
       assert.deepStrictEqual([error.reason, error.file], ["HashMismatch", h])
+      // `missing` only looks for the file; `verify` reads it, removes it, and asks for it again.
+      const absent = "d".repeat(64)
+      assert.deepStrictEqual(cache.missing([h, absent]), [absent])
+      assert.deepStrictEqual(yield* cache.verify([h, absent]), [h, absent])
+      assert.strictEqual(existsSync(join(cache.dir, "objects", h)), false)
+      yield* cache.put(h, bytesOf(text))
+      assert.deepStrictEqual(yield* cache.verify([h, absent]), [absent])
+      // `put` replaces a damaged object even when it is present.
+      writeFileSync(join(cache.dir, "objects", h), "export const a = 667\n")
+      yield* cache.put(h, bytesOf(text))
+      assert.strictEqual(new TextDecoder().decode(yield* cache.read(h)), text)
+    })
+  )
+
+  it.effect("removes what a killed writer left in tmp over an hour ago, and nothing younger", () =>
+    Effect.gen(function* () {
+      const dir = join(tempDir(), "cache")
+      mkdirSync(join(dir, "tmp"), { recursive: true })
+      writeFileSync(join(dir, "tmp", "old.1"), "half")
+      const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000)
+      utimesSync(join(dir, "tmp", "old.1"), twoHoursAgo, twoHoursAgo)
+      writeFileSync(join(dir, "tmp", "young.2"), "being written")
+      yield* Shipping.openCache(dir)
+      assert.deepStrictEqual(readdirSync(join(dir, "tmp")), ["young.2"])
     })
   )
 
