@@ -564,6 +564,36 @@ export const openCache = (dir: string, options?: CacheOptions): Effect.Effect<Ca
   })
 
 /**
+ * Reads the manifest stored under `hash` in the cache at `cacheDir`, decoded
+ * and checked, synchronously: for a child's preload, before any module of the
+ * program is imported. Throws a `ShippingError` (`Missing`, `Invalid`,
+ * `HashMismatch`).
+ *
+ * @since 0.4.0
+ * @category child
+ */
+export const readManifestSync = (cacheDir: string, hash: string): Manifest => {
+  if (!isHash(hash)) {
+    throw new ShippingError({ reason: "Invalid", file: hash, detail: `${JSON.stringify(hash)} is not a sha256` })
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(readFileSync(join(cacheDir, "manifests", `${hash}.json`), "utf8"))
+  } catch (e) {
+    throw new ShippingError({ reason: "Missing", file: "manifest", detail: errorText(e) })
+  }
+  let manifest: Manifest
+  try {
+    manifest = Schema.decodeUnknownSync(Manifest)(json)
+  } catch (e) {
+    throw new ShippingError({ reason: "Invalid", file: "manifest", detail: errorText(e) })
+  }
+  const problem = manifestProblem(manifest, hash)
+  if (problem !== undefined) throw problem
+  return manifest
+}
+
+/**
  * The directory packages resolve from when no other is given: the root of
  * the effect-corps package itself (this file is `src/host/shipping.ts` or
  * `dist/host/shipping.js`). Node looks for `effect` in its `node_modules` and
@@ -676,8 +706,11 @@ export interface Loader {
  * library's classes and registries; it also means a file the child loaded
  * before `installLoader` keeps its disk version under that URL.
  *
- * Hooks are per thread: a worker thread started by the shipped program must
- * install the loader itself.
+ * Hooks are per thread. A daemon should rather start its child with the
+ * preload `src/host/preload.ts` (`node --import`, the cache and manifest hash
+ * in the environment): the loader is then installed before any module,
+ * effect-corps' own included, and in every worker thread and forked process
+ * of the child, which inherit `--import`.
  *
  * @since 0.4.0
  * @category child

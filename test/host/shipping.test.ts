@@ -545,6 +545,8 @@ describe("installLoader", () => {
 
 describe("a child runs the shipped program from the cache alone", () => {
   const runner = fileURLToPath(new URL("./fixtures/runShipped.ts", import.meta.url))
+  const preload = new URL("../../src/host/preload.ts", import.meta.url).href
+  const workerFile = new URL("./fixtures/importInWorker.ts", import.meta.url).href
   const run = (cacheDir: string, hash: string, ...flags: ReadonlyArray<string>) =>
     Effect.callback<{ code: number | null; stdout: string; stderr: string }>((resume) => {
       execFile(
@@ -653,6 +655,63 @@ describe("a child runs the shipped program from the cache alone", () => {
         assert.strictEqual(code, 0, stderr)
         const original = yield* Effect.promise(() => import("../fixtures/workers.ts"))
         assert.deepStrictEqual(JSON.parse(stdout.trim()), Object.keys(original).sort())
+      }),
+    120_000
+  )
+
+  it.live(
+    "the preload installs the loader before the entry runs, in the child's worker threads too",
+    () =>
+      Effect.gen(function* () {
+        const p = program({
+          "main.ts": [
+            `import { Worker } from "node:worker_threads"`,
+            `import { Effect } from "effect"`,
+            `import { v } from "./lib.ts"`,
+            `const worker = new Worker(new URL(process.env.WORKER_FILE!), { workerData: new URL("./lib.ts", import.meta.url).href })`,
+            `worker.once("message", (fromWorker) => {`,
+            `  console.log(JSON.stringify({ main: Effect.runSync(Effect.succeed(v)), worker: fromWorker }))`,
+            `  void worker.terminate()`,
+            `})`,
+            ``
+          ].join("\n"),
+          "lib.ts": `export const v: number = 6 * 7\n`
+        })
+        const { manifest, source } = yield* Shipping.collect(p.url("main.ts"))
+        const cache = yield* Shipping.openCache(join(tempDir(), "cache"))
+        for (const hash of cache.missing(manifest.files.map((f) => f.hash))) yield* cache.put(hash, source(hash)!)
+        yield* cache.putManifest(manifest)
+        rmSync(p.dir, { recursive: true, force: true })
+        const start = (hash: string) =>
+          Effect.callback<{ code: number | null; stdout: string; stderr: string }>((resume) => {
+            execFile(
+              process.execPath,
+              ["--import", preload, fileURLToPath(manifest.entry)],
+              {
+                cwd: tmpdir(),
+                timeout: 60_000,
+                killSignal: "SIGKILL",
+                env: {
+                  ...process.env,
+                  CORPS_SHIPPED_CACHE: cache.dir,
+                  CORPS_SHIPPED_MANIFEST: hash,
+                  WORKER_FILE: workerFile
+                }
+              },
+              (error, stdout, stderr) => {
+                const code = error === null ? 0 : typeof error.code === "number" ? error.code : null
+                resume(Effect.succeed({ code, stdout, stderr }))
+              }
+            )
+          })
+        const ok = yield* start(manifest.hash)
+        assert.strictEqual(ok.code, 0, ok.stderr)
+        assert.deepStrictEqual(JSON.parse(ok.stdout.trim()), { main: 42, worker: 42 })
+        // A start request naming a manifest the cache does not hold ends the child before the program runs.
+        const refused = yield* start("e".repeat(64))
+        assert.notStrictEqual(refused.code, 0)
+        assert.strictEqual(refused.stdout, "")
+        assert.include(refused.stderr, "ShippingError")
       }),
     120_000
   )
