@@ -564,6 +564,38 @@ export const openCache = (dir: string, options?: CacheOptions): Effect.Effect<Ca
   })
 
 /**
+ * The URL of the child's preload (`src/host/preload.ts`, `dist/host/preload.js`
+ * once built): start the child with `execArgv: ["--import", preloadUrl]` and
+ * {@link preloadEnv} in its environment, and every module it loads, in every
+ * thread, goes through the shipping loader.
+ *
+ * @since 0.4.0
+ * @category child
+ */
+export const preloadUrl: string = new URL(
+  import.meta.url.endsWith(".ts") ? "./preload.ts" : "./preload.js",
+  import.meta.url
+).href
+
+/**
+ * The environment variables the preload reads: the cache directory, the
+ * manifest hash the start request named, and optionally the folder packages
+ * resolve from (default {@link defaultPackageRoot}).
+ *
+ * @since 0.4.0
+ * @category child
+ */
+export const preloadEnv = (
+  cacheDir: string,
+  manifestHash: string,
+  fromDir?: string
+): Record<"CORPS_SHIPPED_CACHE" | "CORPS_SHIPPED_MANIFEST", string> & { CORPS_SHIPPED_PACKAGES?: string } => ({
+  CORPS_SHIPPED_CACHE: cacheDir,
+  CORPS_SHIPPED_MANIFEST: manifestHash,
+  ...(fromDir === undefined ? {} : { CORPS_SHIPPED_PACKAGES: fromDir })
+})
+
+/**
  * Reads the manifest stored under `hash` in the cache at `cacheDir`, decoded
  * and checked, synchronously: for a child's preload, before any module of the
  * program is imported. Throws a `ShippingError` (`Missing`, `Invalid`,

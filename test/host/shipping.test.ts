@@ -545,7 +545,6 @@ describe("installLoader", () => {
 
 describe("a child runs the shipped program from the cache alone", () => {
   const runner = fileURLToPath(new URL("./fixtures/runShipped.ts", import.meta.url))
-  const preload = new URL("../../src/host/preload.ts", import.meta.url).href
   const workerFile = new URL("./fixtures/importInWorker.ts", import.meta.url).href
   const run = (cacheDir: string, hash: string, ...flags: ReadonlyArray<string>) =>
     Effect.callback<{ code: number | null; stdout: string; stderr: string }>((resume) => {
@@ -686,15 +685,14 @@ describe("a child runs the shipped program from the cache alone", () => {
           Effect.callback<{ code: number | null; stdout: string; stderr: string }>((resume) => {
             execFile(
               process.execPath,
-              ["--import", preload, fileURLToPath(manifest.entry)],
+              ["--import", Shipping.preloadUrl, fileURLToPath(manifest.entry)],
               {
                 cwd: tmpdir(),
                 timeout: 60_000,
                 killSignal: "SIGKILL",
                 env: {
                   ...process.env,
-                  CORPS_SHIPPED_CACHE: cache.dir,
-                  CORPS_SHIPPED_MANIFEST: hash,
+                  ...Shipping.preloadEnv(cache.dir, hash, repoRoot),
                   WORKER_FILE: workerFile
                 }
               },
