@@ -21,6 +21,18 @@
  * {@link PackageMissing} naming it. A changed program has a new manifest hash
  * and ships again (only the files whose bytes changed travel).
  *
+ * The exchange, step by step (the daemon's protocol carries the messages):
+ *
+ * 1. caller: `const { manifest, source } = yield* collect(module)`, send `manifest`;
+ * 2. daemon: `decodeManifest(received)`, answer `yield* cache.verify(hashes)`
+ *    (or the cheaper `cache.missing(hashes)`);
+ * 3. caller: send `source(hash)` for each; daemon: `yield* cache.put(hash, bytes)`;
+ * 4. daemon: `yield* checkPackages(manifest, root, { host })`, `yield* cache.putManifest(manifest)`;
+ * 5. daemon: fork the child with `execArgv: ["--import", preloadUrl]` and
+ *    `preloadEnv(cache.dir, manifest.hash, root)` in its environment, and
+ *    have it import `manifest.entry` (the module's real-path URL) in place of
+ *    the caller's module URL.
+ *
  * @since 0.4.0
  */
 import { createHash, randomUUID } from "node:crypto"
