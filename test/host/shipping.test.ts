@@ -345,6 +345,12 @@ describe("manifest hash", () => {
       assert.deepStrictEqual(decoded, manifest)
       const e3 = yield* Effect.flip(Shipping.decodeManifest({ entry: 1 }))
       assert.deepStrictEqual([e3.reason, e3.file], ["Invalid", "manifest"])
+      // A crafted manifest, consistent with its own hash, whose file "hash" would name a path outside the cache.
+      const files = [{ ...manifest.files[0]!, hash: "../../../etc/passwd" }]
+      const crafted = { ...manifest, files, hash: Shipping.manifestHash(manifest.entry, files) }
+      const e4 = yield* Effect.flip(Shipping.decodeManifest(crafted))
+      assert.deepStrictEqual([e4.reason, e4.file], ["Invalid", manifest.entry])
+      assert.throws(() => Shipping.installLoader(tempDir(), crafted), /Invalid/)
     })
   )
 })
