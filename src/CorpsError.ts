@@ -205,7 +205,9 @@ export class HostConnectError extends Schema.TaggedError<HostConnectError>()("Ho
  */
 export class HostProtocolError extends Schema.TaggedError<HostProtocolError>()("HostProtocolError", {
   host: Schema.String,
-  reason: Schema.String
+  reason: Schema.String,
+  /** The package the program imports that is not installed on the host, when that is the reason. */
+  package: Schema.optional(Schema.String)
 }) {
   override get message(): string {
     return `host ${this.host}: ${this.reason}`

@@ -156,6 +156,12 @@ export const Host = Schema.Struct({
   heartbeatTimeoutMillis: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(20))),
   /** How long connecting to a daemon and starting the Env's process may take (default 10000). */
   connectTimeoutMillis: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))),
+  /**
+   * Ship the program to the daemons (default `true`): the files its module
+   * reaches through relative imports, cached there by hash (docs/hosts.md).
+   * `false`: each daemon imports the module's URL as is (a shared file system).
+   */
+  ship: Schema.optional(Schema.Boolean),
   /** Largest batch accepted on the link, in bytes (default 64 MiB). */
   maxFrameBytes: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1024))),
   supervision: health.supervision,

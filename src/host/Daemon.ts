@@ -32,6 +32,7 @@ import { INIT_VARIABLE } from "../node/envInit.ts"
 import { CONTROL, DEFAULT_MAX_FRAME_BYTES, FrameReader, writeFrame } from "../node/transport/Socket.ts"
 import * as Protocol from "./protocol.ts"
 import { resolveModule } from "./resolve.ts"
+import * as Shipping from "./shipping.ts"
 
 // From source (`.ts`, run by Node 24) the entry is `envMain.ts`; from the built package it is `envMain.js`.
 const entry = fileURLToPath(
@@ -112,6 +113,9 @@ export const start = (options: DaemonOptions): Effect.Effect<Daemon, HostDaemonE
     if (tls !== undefined && (tls.key === undefined || tls.cert === undefined)) {
       return yield* new HostDaemonError({ reason: "TLS needs both a key and a certificate (--tls-key, --tls-cert)" })
     }
+    const cache = yield* Shipping.openCache(options.cacheDir).pipe(
+      Effect.mapError((error) => new HostDaemonError({ reason: `cache: ${error.message}` }))
+    )
     const children = new Set<ChildProcess>()
     let refused = 0
     const refuse = (conn: Net.Socket, remote: string, reason: string) => {
@@ -139,50 +143,132 @@ export const start = (options: DaemonOptions): Effect.Effect<Daemon, HostDaemonE
     /** The control exchange of one authenticated connection, up to the hand-over of its socket. */
     const session = (conn: Net.Socket, remote: string, started: () => void) => {
       let greeted = false
+      let manifest: Shipping.Manifest | undefined
+      let expected = new Set<string>()
+      let received = 0
+      let over = false
       const send = (message: Protocol.Message) => writeFrame(conn, CONTROL, Protocol.encode(message))
-      const reader = new FrameReader(
-        Math.min(options.maxFrameBytes ?? MAX_CONTROL_BYTES, MAX_CONTROL_BYTES),
-        (kind, body) => {
-          const message = kind === CONTROL ? Protocol.decode(body) : undefined
-          if (message === undefined) return refuse(conn, remote, "malformed control frame")
-          if (message.type === "hello") {
+      /** Tells the caller why, then drops it. */
+      const reject = (reason: string, logged: string = reason, pkg?: string) => {
+        over = true
+        send({ type: "error", reason, ...(pkg === undefined ? {} : { package: pkg }) })
+        conn.end()
+        refused++
+        log("warning", `corps host: refused ${remote}: ${logged}`)
+      }
+      const attempt = <A, E extends { readonly message: string }>(effect: Effect.Effect<A, E>) =>
+        Effect.runPromise(Effect.result(effect))
+      // Messages are handled one after the other: storing a file is asynchronous.
+      let chain: Promise<void> = Promise.resolve()
+      const handle = async (message: Protocol.Message): Promise<void> => {
+        if (over) return
+        switch (message.type) {
+          case "hello": {
             if (message.protocol !== Protocol.PROTOCOL) {
-              send({
-                type: "error",
-                reason: `protocol ${message.protocol} is not spoken here (this daemon speaks ${Protocol.PROTOCOL})`
-              })
-              return refuse(conn, remote, `protocol version ${message.protocol}`)
+              return reject(
+                `protocol ${message.protocol} is not spoken here (this daemon speaks ${Protocol.PROTOCOL})`,
+                `protocol version ${message.protocol}`
+              )
             }
             greeted = true
             send({ type: "hello", protocol: Protocol.PROTOCOL, node: process.version })
             return
           }
-          if (message.type === "start" && greeted) {
+          case "manifest": {
+            if (!greeted) break
+            const decoded = await attempt(Shipping.decodeManifest(message.manifest))
+            if (decoded._tag === "Failure") return reject(decoded.failure.message)
+            manifest = decoded.success
+            const missing = cache.missing(manifest.files.map((file) => file.hash))
+            expected = new Set(missing)
+            send({ type: "missing", hashes: missing })
+            return
+          }
+          case "file": {
+            if (manifest === undefined || !expected.has(message.hash)) break
+            const put = await attempt(cache.put(message.hash, message.bytes))
+            if (put._tag === "Failure") return reject(put.failure.message)
+            expected.delete(message.hash)
+            received++
+            return
+          }
+          case "start": {
+            if (!greeted) break
             started()
+            if (message.bundle === undefined) return spawn(conn, remote, message, reader.take(), undefined)
+            if (manifest === undefined || manifest.hash !== message.bundle) {
+              return reject(`start names program ${message.bundle}, which was not shipped on this connection`)
+            }
+            const lacking = cache.missing(manifest.files.map((file) => file.hash))
+            if (lacking.length > 0) return reject(`${lacking.length} shipped files never arrived`)
+            const packages = await attempt(Shipping.checkPackages(manifest, Shipping.defaultPackageRoot))
+            if (packages._tag === "Failure") {
+              return reject(
+                `the program imports the package ${packages.failure.package}, which is not installed on this host (looked up from ${packages.failure.from})`,
+                `package ${packages.failure.package} missing`,
+                packages.failure.package
+              )
+            }
+            const stored = await attempt(cache.putManifest(manifest))
+            if (stored._tag === "Failure") return reject(stored.failure.message)
+            log(
+              "info",
+              `corps host: program ${manifest.hash.slice(0, 12)} of ${remote}: ${manifest.files.length} files, ${received} shipped now, ${manifest.files.length - received} from the cache`
+            )
+            return spawn(conn, remote, message, reader.take(), { manifest, cacheDir: cache.dir })
+          }
+        }
+        reject(`unexpected ${message.type} message`)
+      }
+      const reader = new FrameReader(
+        Math.min(options.maxFrameBytes ?? MAX_CONTROL_BYTES, MAX_CONTROL_BYTES),
+        (kind, body) => {
+          const message = kind === CONTROL ? Protocol.decode(body) : undefined
+          if (message === undefined) {
+            over = true
+            return refuse(conn, remote, "malformed control frame")
+          }
+          // From `start` on, the socket's next bytes belong to the Env's process: stop reading now.
+          if (message.type === "start") {
             conn.removeAllListeners("data")
             conn.pause()
-            return spawn(conn, remote, message, reader.take())
           }
-          refuse(conn, remote, `unexpected ${message.type} message`)
+          chain = chain.then(() => handle(message))
         },
-        (reason) => refuse(conn, remote, reason)
+        (reason) => {
+          over = true
+          refuse(conn, remote, reason)
+        }
       )
       conn.on("data", (chunk: Buffer) => reader.push(chunk))
       conn.resume()
     }
 
     /** Forks the Env's process and hands it the connection. */
-    const spawn = (conn: Net.Socket, remote: string, request: Protocol.Start, leftover: Buffer) => {
+    const spawn = (
+      conn: Net.Socket,
+      remote: string,
+      request: Protocol.Start,
+      leftover: Buffer,
+      bundle: Parameters<typeof resolveModule>[1]
+    ) => {
       const piped = tls !== undefined
-      const init = { ...request.init, module: resolveModule(request.init.module) }
-      const execArgv =
-        request.maxOldSpaceSizeMb === undefined
-          ? process.execArgv
-          : [...process.execArgv, `--max-old-space-size=${request.maxOldSpaceSizeMb}`]
+      const resolved = resolveModule(request.init.module, bundle)
+      const init = { ...request.init, module: resolved.module }
+      const execArgv = [
+        ...process.execArgv,
+        ...resolved.execArgv,
+        ...(request.maxOldSpaceSizeMb === undefined ? [] : [`--max-old-space-size=${request.maxOldSpaceSizeMb}`])
+      ]
       let child: ChildProcess
       try {
         child = fork(entry, [], {
-          env: { ...process.env, [INIT_VARIABLE]: JSON.stringify(init), [Protocol.CHILD_VARIABLE]: "1" },
+          env: {
+            ...process.env,
+            ...resolved.env,
+            [INIT_VARIABLE]: JSON.stringify(init),
+            [Protocol.CHILD_VARIABLE]: "1"
+          },
           execArgv,
           stdio: piped ? ["ignore", "inherit", "inherit", "ipc", "pipe"] : ["ignore", "inherit", "inherit", "ipc"]
         })
@@ -192,7 +278,10 @@ export const start = (options: DaemonOptions): Effect.Effect<Daemon, HostDaemonE
         return
       }
       children.add(child)
-      log("info", `corps host: Env ${init.envName}#${init.index} of ${remote} started (pid ${child.pid})`)
+      log(
+        "info",
+        `corps host: Env ${init.envName}#${init.index} of ${remote} started (pid ${child.pid}, ${bundle === undefined ? "module not shipped" : `program ${bundle.manifest.hash.slice(0, 12)} from the cache`})`
+      )
       child.on("error", () => {})
       child.once("exit", (code, signal) => {
         children.delete(child)

@@ -40,6 +40,7 @@ import {
   DEFAULT_MAX_FRAME_BYTES
 } from "../node/transport/Socket.ts"
 import { dial } from "./dial.ts"
+import * as Shipping from "./shipping.ts"
 
 /** How long connecting to a daemon and starting the Env's process may take by default. */
 const DEFAULT_CONNECT_TIMEOUT_MILLIS = 10_000
@@ -87,6 +88,20 @@ const spawner = (request: StartRequest<"host">) =>
     const env: HostSettings = request.env
     const secret = yield* readSecret(request)
     const ca = yield* readCa(request)
+    // Collected once per Env: every slot, and every restart, ships the code this caller runs.
+    const shipped =
+      env.ship === false
+        ? undefined
+        : yield* Shipping.collect(request.module).pipe(
+            Effect.mapError(
+              (error) =>
+                new EnvStartError({
+                  env: request.envName,
+                  module: request.module,
+                  reason: `cannot ship the program: ${error.message}`
+                })
+            )
+          )
     const link = {
       heartbeatMillis: env.heartbeatMillis ?? DEFAULT_HEARTBEAT_MILLIS,
       heartbeatTimeoutMillis: env.heartbeatTimeoutMillis ?? DEFAULT_HEARTBEAT_TIMEOUT_MILLIS,
@@ -102,7 +117,8 @@ const spawner = (request: StartRequest<"host">) =>
         connectTimeoutMillis: env.connectTimeoutMillis ?? DEFAULT_CONNECT_TIMEOUT_MILLIS,
         link,
         init,
-        maxOldSpaceSizeMb: env.maxOldSpaceSizeMb
+        maxOldSpaceSizeMb: env.maxOldSpaceSizeMb,
+        shipped
       }).pipe(
         Effect.map(
           (dialed): Spawned => ({

@@ -13,6 +13,7 @@ import type { EnvInit } from "../node/envInit.ts"
 import type { Link } from "../node/transport/Link.ts"
 import { CONTROL, FrameReader, fromSocket, writeFrame } from "../node/transport/Socket.ts"
 import * as Protocol from "./protocol.ts"
+import type { Collected } from "./shipping.ts"
 
 /** A `host:port` address, split; `undefined` when it is not one. */
 export const parseAddress = (address: string): { readonly host: string; readonly port: number } | undefined => {
@@ -35,6 +36,8 @@ export interface DialOptions {
   readonly link: Protocol.LinkSettings
   readonly init: EnvInit
   readonly maxOldSpaceSizeMb?: number | undefined
+  /** The program, collected for shipping (shipping.ts); absent: the daemon imports `init.module` as is. */
+  readonly shipped?: Collected | undefined
 }
 
 /** A started host Env: its link, and how to drop it at once. */
@@ -121,9 +124,21 @@ export const dial = (options: DialOptions): Effect.Effect<Dialed, DialError> =>
       )
     })
     const send = (message: Protocol.Message) => writeFrame(conn, CONTROL, Protocol.encode(message))
+    const shipped = options.shipped
     const control = () => {
       phase = "control"
       let greeted = false
+      let started = false
+      const start = () => {
+        started = true
+        send({
+          type: "start",
+          init: options.init,
+          link: options.link,
+          ...(options.maxOldSpaceSizeMb === undefined ? {} : { maxOldSpaceSizeMb: options.maxOldSpaceSizeMb }),
+          ...(shipped === undefined ? {} : { bundle: shipped.manifest.hash })
+        })
+      }
       const reader = new FrameReader(
         options.link.maxFrameBytes,
         (kind, body) => {
@@ -131,7 +146,14 @@ export const dial = (options: DialOptions): Effect.Effect<Dialed, DialError> =>
           const message = kind === CONTROL ? Protocol.decode(body) : undefined
           if (message === undefined)
             return failWith(new HostProtocolError({ host, reason: "the daemon sent a malformed control frame" }))
-          if (message.type === "error") return failWith(new HostProtocolError({ host, reason: message.reason }))
+          if (message.type === "error")
+            return failWith(
+              new HostProtocolError({
+                host,
+                reason: message.reason,
+                ...(message.package === undefined ? {} : { package: message.package })
+              })
+            )
           if (message.type === "hello" && !greeted) {
             if (message.protocol !== Protocol.PROTOCOL)
               return failWith(
@@ -141,13 +163,19 @@ export const dial = (options: DialOptions): Effect.Effect<Dialed, DialError> =>
                 })
               )
             greeted = true
-            send({
-              type: "start",
-              init: options.init,
-              link: options.link,
-              ...(options.maxOldSpaceSizeMb === undefined ? {} : { maxOldSpaceSizeMb: options.maxOldSpaceSizeMb })
-            })
+            if (shipped === undefined) return start()
+            // The daemon answers which files of the program its cache lacks.
+            send({ type: "manifest", manifest: shipped.manifest })
             return
+          }
+          if (message.type === "missing" && greeted && shipped !== undefined && !started) {
+            for (const hash of message.hashes) {
+              const bytes = typeof hash === "string" ? shipped.source(hash) : undefined
+              if (bytes === undefined)
+                return failWith(new HostProtocolError({ host, reason: `the daemon asked for an unknown file ${hash}` }))
+              send({ type: "file", hash, bytes })
+            }
+            return start()
           }
           if (message.type === "attached" && greeted) {
             conn.removeAllListeners("data")

@@ -6,8 +6,12 @@
  *
  * ```
  * caller → daemon   hello    { protocol }
- * daemon → caller   hello    { protocol, node, version }  | error
- * caller → daemon   start    { init, options }
+ * daemon → caller   hello    { protocol, node }           | error
+ * caller → daemon   manifest { manifest }                 (code shipping: shipping.ts)
+ * daemon → caller   missing  { hashes }                   the files its cache lacks
+ * caller → daemon   file     { hash, bytes }              one per missing file (hash checked)
+ * caller → daemon   start    { init, link, bundle }       bundle: the manifest's hash
+ * daemon            checks the files and packages, forks the Env's process
  * daemon            forks the Env's process, hands it the socket
  * Env    → caller   attached                              | daemon → caller: error
  * ```
@@ -40,14 +44,19 @@ export interface Start {
   readonly link: LinkSettings
   /** The V8 old-space limit of the Env's process, in MiB. */
   readonly maxOldSpaceSizeMb?: number | undefined
+  /** The hash of the shipped program's manifest (sent before): the process imports it from the cache. */
+  readonly bundle?: string | undefined
 }
 
 /** Every control message. */
 export type Message =
   | { readonly type: "hello"; readonly protocol: number; readonly node?: string; readonly version?: string }
   | Start
+  | { readonly type: "manifest"; readonly manifest: unknown }
+  | { readonly type: "missing"; readonly hashes: ReadonlyArray<string> }
+  | { readonly type: "file"; readonly hash: string; readonly bytes: Uint8Array }
   | { readonly type: "attached" }
-  | { readonly type: "error"; readonly reason: string }
+  | { readonly type: "error"; readonly reason: string; readonly package?: string | undefined }
 
 /** What a daemon hands the Env's process along with the socket (an IPC message). */
 export interface Handover {
@@ -84,6 +93,14 @@ export const decode = (body: Uint8Array): Message | undefined => {
         start.link !== null
         ? (value as Message)
         : undefined
+    }
+    case "manifest":
+      return "manifest" in value ? (value as Message) : undefined
+    case "missing":
+      return Array.isArray((value as { hashes?: unknown }).hashes) ? (value as Message) : undefined
+    case "file": {
+      const file = value as { hash?: unknown; bytes?: unknown }
+      return typeof file.hash === "string" && file.bytes instanceof Uint8Array ? (value as Message) : undefined
     }
     case "attached":
       return value as Message

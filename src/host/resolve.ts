@@ -1,9 +1,28 @@
 /**
- * Where the Env's process of a daemon imports its module from. Until the
- * code-shipping exchange lands, the module URL the caller sent is imported
- * as is, which needs the program at the same path on the host (true of
- * loopback daemons and of hosts that share a file system).
+ * What the Env's process of a daemon imports, and how it is started to
+ * import it: the caller's module URL itself when nothing was shipped (the
+ * program is at the same path on the host: a shared file system, loopback),
+ * or the shipped program's entry, served from the daemon's cache by the
+ * shipping loader (shipping.ts), installed by a `--import` preload.
  */
+import { type Manifest, preloadEnv, preloadUrl } from "./shipping.ts"
 
-/** The URL the Env's process imports for a caller's module URL. */
-export const resolveModule = (module: string): string => module
+/** How to start the Env's process for one module. */
+export interface Resolved {
+  readonly module: string
+  readonly execArgv: ReadonlyArray<string>
+  readonly env: Readonly<Record<string, string>>
+}
+
+/** Resolves the module the caller named, shipped as `bundle` when given. */
+export const resolveModule = (
+  module: string,
+  bundle: { readonly manifest: Manifest; readonly cacheDir: string } | undefined
+): Resolved =>
+  bundle === undefined
+    ? { module, execArgv: [], env: {} }
+    : {
+        module: bundle.manifest.entry,
+        execArgv: ["--import", preloadUrl],
+        env: preloadEnv(bundle.cacheDir, bundle.manifest.hash)
+      }

@@ -7,7 +7,7 @@
  */
 import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -112,6 +112,40 @@ describe("host Env across hosts", () => {
           }
         })
       ),
+    120_000
+  )
+
+  it.live(
+    "code ships into an empty cache, is served from it the next time, and a missing package is named",
+    () =>
+      Effect.gen(function* () {
+        const fresh = yield* Effect.promise(() => daemonIn(1))
+        assert.deepStrictEqual(readdirSync(join(fresh.cacheDir, "objects")), [])
+        const placement: Placement.Placement = {
+          envs: { far: { kind: "host", hosts: [fresh.address] } },
+          default: "far"
+        }
+        assert.strictEqual(yield* run(placement, servedBy), fresh.process.pid)
+        const shipped = /program \w+ of \S+: (\d+) files, (\d+) shipped now, 0 from the cache/.exec(fresh.log())
+        assert.isNotNull(shipped, fresh.log())
+        assert.strictEqual(shipped![1], shipped![2])
+        assert.strictEqual(readdirSync(join(fresh.cacheDir, "objects")).length, Number(shipped![1]))
+        // The same program again: nothing travels.
+        assert.strictEqual(yield* run(placement, servedBy), fresh.process.pid)
+        assert.match(fresh.log(), new RegExp(`${shipped![1]} files, 0 shipped now, ${shipped![1]} from the cache`))
+        const missing = yield* Effect.scoped(
+          Effect.provide(
+            servedBy,
+            Corps.layer(members, {
+              placement,
+              module: new URL("../fixtures/hostsMissingPackage.ts", import.meta.url).href
+            }).pipe(Layer.provide(HostEnv.layer))
+          )
+        ).pipe(Effect.flip)
+        const host = (missing as { host?: { _tag: string; package?: string } }).host
+        assert.strictEqual(host?._tag, "HostProtocolError")
+        assert.strictEqual(host?.package, "corps-no-such-package")
+      }),
     120_000
   )
 

@@ -16,6 +16,8 @@ export const secret = "test-host-secret-0123456789"
 /** A running daemon. */
 export interface Daemon {
   readonly address: string
+  /** Its cache of shipped code (empty at start). */
+  readonly cacheDir: string
   readonly process: ChildProcess
   /** Everything it wrote so far (its log, stdout and stderr). */
   readonly log: () => string
@@ -34,7 +36,8 @@ export const startDaemon = (options?: {
 }): Promise<Daemon> =>
   new Promise((resolve, reject) => {
     const listen = options?.listen ?? "127.0.0.1:0"
-    const args = [main, "host", "--listen", listen, "--cache-dir", mkdtempSync(join(tmpdir(), "corps-host-cache-"))]
+    const cacheDir = mkdtempSync(join(tmpdir(), "corps-host-cache-"))
+    const args = [main, "host", "--listen", listen, "--cache-dir", cacheDir]
     const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("CORPS_")))
     const env = { ...inherited, CORPS_HOST_SECRET: secret, ...options?.env }
     const child =
@@ -54,7 +57,7 @@ export const startDaemon = (options?: {
       const match = /corps-host ready (\S+)/.exec(out)
       if (match !== null) {
         clearTimeout(timer)
-        resolve({ address: match[1]!, process: child, log: () => err })
+        resolve({ address: match[1]!, cacheDir, process: child, log: () => err })
       }
     })
     child.stderr!.on("data", (chunk: Buffer) => {
