@@ -15,9 +15,11 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer, Stream } from "effect"
-import { EnvStartError, PlacementError, type WorkerOptionError } from "./CorpsError.ts"
+import { EnvStartError, type ExtServeError, PlacementError, type WorkerOptionError } from "./CorpsError.ts"
 import type { CorpsEvent } from "./CorpsEvent.ts"
 import type * as Env from "./Env.ts"
+import type * as ExtConnect from "./external/Connect.ts"
+import type * as ExtServe from "./external/Serve.ts"
 import type { Location } from "./internal/create.ts"
 import * as EnvProvider from "./internal/envProvider.ts"
 import { CorpsEvents, type EventHub, makeHub } from "./internal/events.ts"
@@ -31,7 +33,7 @@ import { CorpsSupervisor, Supervisor } from "./internal/supervisor.ts"
 import { Monitor, workersOf } from "./monitoring/Monitor.ts"
 import * as Placement from "./Placement.ts"
 import type * as Supervision from "./Supervision.ts"
-import { type AnyImplementation, type Implementation, makeImplementation } from "./Worker.ts"
+import { type AnyImplementation, type AnyWorker, type Implementation, makeImplementation } from "./Worker.ts"
 
 /**
  * The Workers a list of implementations provides.
@@ -435,3 +437,91 @@ const currentPlacement: Effect.Effect<Placement.Placement, PlacementError> = Eff
 /** Every Worker name, nested members included: a placement may name any of them. */
 const allWorkerNames = (members: ReadonlyArray<AnyImplementation>): Array<string> =>
   members.flatMap((m) => [m.worker.key, ...allWorkerNames(m.members)])
+
+/**
+ * Serves Workers of a running Corps at an address, for `Corps.connect` in
+ * other programs and for `corps call` (ExtCorps, docs/external.md). Every
+ * caller must prove the shared secret; with `tls` the connection is TLS.
+ * Calls, typed errors, streams, interruption and handles cross in both
+ * directions. Provides {@link ServedAt} (the address bound, for port 0).
+ *
+ * @example
+ * ```ts
+ * const Served = Corps.serve([Greeter], { listen: "0.0.0.0:7500", secretFile: "/run/secrets/corps" })
+ * const App = Served.pipe(Layer.provide(Corps.layer([GreeterLive])))
+ * ```
+ *
+ * @since 0.4.0
+ * @category ExtCorps
+ */
+export const serve = <const Workers extends ReadonlyArray<Contract>>(
+  workers: Workers,
+  options: ExtServe.ServeOptions
+): Layer.Layer<ExtServe.ServedAt, ExtServeError, ServedIds<Workers[number]>> =>
+  Layer.unwrap(
+    Effect.map(Effect.promise(loadServe), (module) =>
+      module.layer(workers as unknown as ReadonlyArray<AnyWorker>, options)
+    )
+  )
+
+/**
+ * Typed handles to Workers another program serves with {@link serve}: the
+ * contracts are the same `Worker.Service` classes (their implementations are
+ * not needed here). The connection is checked when the Layer is built:
+ * `WorkerNotServed` for a contract not served there, `ContractMismatch`
+ * naming the methods whose Schemas differ. A lost connection is dialed again
+ * with backoff; meanwhile calls end with `CallLost`, and calls of
+ * `idempotent` methods are sent again.
+ *
+ * @example
+ * ```ts
+ * const Remote = Corps.connect([Greeter], { address: "10.0.0.2:7500", secretFile: "/run/secrets/corps" })
+ * const program = Effect.flatMap(Greeter.asEffect(), (g) => g.greet({ name: "Ada" }))
+ * ```
+ *
+ * @since 0.4.0
+ * @category ExtCorps
+ */
+export const connect = <const Contracts extends ReadonlyArray<Contract>>(
+  contracts: Contracts,
+  options: ExtConnect.ConnectOptions
+): Layer.Layer<ServedIds<Contracts[number]>, ExtConnect.ConnectError> =>
+  Layer.unwrap(
+    Effect.map(Effect.promise(loadConnect), (module) =>
+      module.layer(contracts as unknown as ReadonlyArray<AnyWorker>, options)
+    )
+  )
+
+/**
+ * Where a {@link serve} Layer listens.
+ *
+ * @since 0.4.0
+ * @category ExtCorps
+ */
+export const ServedAt: Effect.Effect<{ readonly address: string }, never, ExtServe.ServedAt> = Effect.suspend(() =>
+  Effect.flatMap(
+    Effect.promise(loadServe),
+    (module) => module.ServedAt as unknown as Effect.Effect<{ readonly address: string }, never, ExtServe.ServedAt>
+  )
+) as any
+
+/**
+ * A Worker contract (a class made by `Worker.Service`), as `serve` and
+ * `connect` take it.
+ *
+ * @since 0.4.0
+ * @category type-level
+ */
+export type Contract = Context.Key<any, any> & { readonly key: string; readonly methods: object }
+
+/**
+ * The ids of the services a list of Worker classes are keys of.
+ *
+ * @since 0.4.0
+ * @category type-level
+ */
+export type ServedIds<W> = W extends Context.Key<infer I, any> ? I : never
+
+// Loaded only when used: a program that serves and connects nothing never loads node:net.
+const loadServe = () => import("./external/Serve.ts")
+const loadConnect = () => import("./external/Connect.ts")

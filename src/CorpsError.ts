@@ -627,3 +627,78 @@ const dashboardMessages: Record<DashboardError["reason"], (address: string, deta
   unreachable: (address, detail) => `no dashboard answers at ${address}: ${detail}`,
   response: (address, detail) => `${address} did not answer with a dashboard snapshot: ${detail}`
 }
+
+/**
+ * `Corps.connect` could not open a connection to a served Corps: nothing
+ * listens there (`refused`), no answer in time (`unreachable`), the secret
+ * was refused or not proven (`authentication`), the TLS handshake failed
+ * (`tls`), or the peer is not a served Corps or spoke another protocol
+ * version (`protocol`). `refused` and `unreachable` are retried until the
+ * connect timeout; the others fail at once.
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class ExtConnectError extends Schema.TaggedError<ExtConnectError>()("ExtConnectError", {
+  address: Schema.String,
+  reason: Schema.Literals(["unreachable", "refused", "authentication", "tls", "protocol"]),
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `cannot connect to the Corps served at ${this.address} (${this.reason}): ${this.detail}`
+  }
+}
+
+/**
+ * `Corps.connect` found that a contract differs between this program and
+ * the one serving it at `address`: the methods named were added, removed,
+ * or have a payload, success or error Schema (or `stream`) that differs.
+ * Found at connect time, before any call; redeploy one side so that both
+ * declare the same contract.
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class ContractMismatch extends Schema.TaggedError<ContractMismatch>()("ContractMismatch", {
+  address: Schema.String,
+  worker: Schema.String,
+  methods: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return `the contract of ${this.worker} differs from the one served at ${this.address} in: ${this.methods.join(", ")}`
+  }
+}
+
+/**
+ * `Corps.connect` asked for Workers that the program at `address` does not
+ * serve (they are not in its `Corps.serve` list). `served` lists those it
+ * does serve.
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class WorkerNotServed extends Schema.TaggedError<WorkerNotServed>()("WorkerNotServed", {
+  address: Schema.String,
+  workers: Schema.Array(Schema.String),
+  served: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return `${this.workers.join(", ")} not served at ${this.address} (it serves: ${this.served.join(", ") || "nothing"})`
+  }
+}
+
+/**
+ * `Corps.serve` could not start: its address is not `host:port` or is in
+ * use, its secret is missing or unreadable, or a TLS file cannot be read.
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class ExtServeError extends Schema.TaggedError<ExtServeError>()("ExtServeError", {
+  listen: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `cannot serve the Corps on ${this.listen}: ${this.reason}`
+  }
+}

@@ -45,6 +45,9 @@ export const registerContract = (HandleClass: HandleClass, worker: AnyWorker): v
 /** The Worker contract of a handle, when its class was made by `Worker.Service`. */
 export const contractOf = (handle: HandleBase): AnyWorker | undefined => contracts.get(handle.entry.HandleClass)
 
+/** The Worker contract whose handles `HandleClass` makes. */
+export const contractOfClass = (HandleClass: HandleClass): AnyWorker | undefined => contracts.get(HandleClass)
+
 /** The constructor of a generated handle class. */
 export type HandleClass = new (entry: WorkerEntry, key: string, target: Target) => HandleBase
 

@@ -6,7 +6,7 @@
  * decoded anywhere in this Env must reach the same instances, whichever Layer
  * or runtime decodes it.
  */
-import type { HandleBase, WorkerEntry } from "./handle.ts"
+import type { HandleBase, HandleClass, WorkerEntry } from "./handle.ts"
 import { unreachableTarget } from "./handle.ts"
 
 const registryKey = Symbol.for("effect-corps/registry")
@@ -21,12 +21,46 @@ type Registry = Map<string, Map<string, Array<WorkerEntry>>>
 
 const registry: Registry = ((globalThis as any)[registryKey] ??= new Map()) as Registry
 
+/**
+ * Where handles of Corps that live in ANOTHER program are resolved (ExtCorps,
+ * src/external/): each connection to a program adds one. Asked only when the
+ * Corps is not registered here; the first that knows the Corps answers.
+ */
+export type ExternalResolver = (corps: string, worker: string, HandleClass: HandleClass) => WorkerEntry | undefined
+
+interface Hooks {
+  readonly resolvers: Set<ExternalResolver>
+  /** Called with each Corps id registered here for the first time (ExtCorps announces it to its peers). */
+  readonly listeners: Set<(corps: string) => void>
+}
+
+const hooks: Hooks = ((globalThis as any)[Symbol.for("effect-corps/registry-hooks")] ??= {
+  resolvers: new Set(),
+  listeners: new Set()
+}) as Hooks
+
+/** Adds a resolver of external Corps ids; returns its removal. */
+export const addExternalResolver = (resolver: ExternalResolver): (() => void) => {
+  hooks.resolvers.add(resolver)
+  return () => hooks.resolvers.delete(resolver)
+}
+
+/** Calls `listener` with every Corps id registered from now on; returns its removal. */
+export const onRegister = (listener: (corps: string) => void): (() => void) => {
+  hooks.listeners.add(listener)
+  return () => hooks.listeners.delete(listener)
+}
+
+/** The ids of the Corps registered in this runtime. */
+export const corpsIds = (): ReadonlyArray<string> => [...registry.keys()]
+
 /** Makes the Workers of Corps `corps` reachable by handles. Returns the unregister function. */
 export const register = (corps: string, entries: ReadonlyMap<string, WorkerEntry>): (() => void) => {
   let workers = registry.get(corps)
   if (workers === undefined) {
     workers = new Map()
     registry.set(corps, workers)
+    for (const listener of hooks.listeners) listener(corps)
   }
   const added = [...entries]
   for (const [worker, entry] of added) {
@@ -64,8 +98,18 @@ export const resolveHandle = (
   key: string,
   fallback: (corps: string) => WorkerEntry
 ): HandleBase => {
-  const entry = lookup(corps, worker) ?? fallback(corps)
+  const entry = lookup(corps, worker) ?? external(corps, worker, fallback) ?? fallback(corps)
   return new entry.HandleClass(entry, key, entry.target(key))
+}
+
+const external = (corps: string, worker: string, fallback: (corps: string) => WorkerEntry): WorkerEntry | undefined => {
+  if (hooks.resolvers.size === 0) return undefined
+  const HandleClass = fallback(corps).HandleClass
+  for (const resolver of hooks.resolvers) {
+    const entry = resolver(corps, worker, HandleClass)
+    if (entry !== undefined) return entry
+  }
+  return undefined
 }
 
 /** An entry whose every call fails with UnknownWorker. */

@@ -1,0 +1,155 @@
+/**
+ * ExtCorps across real programs: this test process is program "A" (serves
+ * Greeter, connects to Echo); program "B" is a child process started with
+ * process.execPath (serves Echo, connects back to A's Greeter).
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { assert, describe, it } from "@effect/vitest"
+import { Cause, Context, Effect, Exit, Fiber, Layer, Queue, Stream } from "effect"
+import { Corps } from "../../src/index.ts"
+import { Echo, EchoChanged, Greeter } from "./fixtures/contracts.ts"
+
+const programB = fileURLToPath(new URL("./fixtures/programB.ts", import.meta.url))
+const secret = "s3cret"
+
+/** Starts program B; resolves with its address once it prints `ready`. */
+const startB = (env: Record<string, string>): Effect.Effect<{ child: ChildProcess; address: string }, string> =>
+  Effect.callback((resume) => {
+    const child = spawn(process.execPath, [programB], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    let out = ""
+    child.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString()
+      const ready = /ready (\S+)\n/.exec(out)
+      if (ready !== null) resume(Effect.succeed({ child, address: ready[1]! }))
+      else if (/failed/.test(out)) resume(Effect.fail(out))
+    })
+    child.once("exit", (code) => resume(Effect.fail(`program B exited with ${code}: ${out}`)))
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })
+
+const killed = (child: ChildProcess) =>
+  Effect.callback<void>((resume) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
+    child.once("exit", () => resume(Effect.void))
+    child.kill("SIGKILL")
+  })
+
+/** Program A's side: Greeter records every name it greets. */
+const makeA = Effect.gen(function* () {
+  const greeted = yield* Queue.unbounded<string>()
+  const GreeterLive = Greeter.func({
+    greet: ({ name }) => Effect.as(Queue.offer(greeted, name), `hi ${name}, from A`)
+  })
+  const served = yield* Layer.build(
+    Corps.serve([Greeter], { listen: "127.0.0.1:0", secret }).pipe(Layer.provideMerge(Corps.layer([GreeterLive])))
+  )
+  const { address } = yield* Effect.provide(Corps.ServedAt, served)
+  return { address, greeted, served }
+})
+
+/** Polls `check` until it is true or the deadline passes. */
+const eventually = (check: Effect.Effect<boolean, unknown>, millis = 20_000): Effect.Effect<void, string> =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + millis
+    while (Date.now() < deadline) {
+      if (yield* Effect.orElseSucceed(check, () => false)) return
+      yield* Effect.sleep("50 millis")
+    }
+    return yield* Effect.fail("condition not met before the deadline")
+  })
+
+describe("ExtCorps: Corps.serve / Corps.connect across two programs", () => {
+  it.live(
+    "calls, errors, streams, interruption, handles both ways, callbacks, restart",
+    () =>
+      Effect.gen(function* () {
+        const a = yield* makeA
+        const b = yield* startB({ A_ADDRESS: a.address, GENERATION: "1" })
+        const remote = yield* Layer.build(Corps.connect([Echo], { address: b.address, secret }))
+        const both = Layer.succeedContext(remote)
+        yield* Effect.gen(function* () {
+          const echo = yield* Echo
+          // A → B call.
+          assert.strictEqual(yield* echo.hello({ name: "Ada" }), "hello Ada from B")
+          // A typed error, with its tag and fields.
+          const failed = yield* Effect.flip(echo.fail({ reason: "no" }))
+          assert.strictEqual(failed._tag, "Oops")
+          assert.strictEqual((failed as { reason: string }).reason, "no")
+          // A stream, read to its end.
+          const counted = yield* Stream.runCollect(echo.count({ n: 5 }))
+          assert.deepStrictEqual(Array.from(counted), [1, 2, 3, 4, 5])
+          // Interruption crosses: B's handler is interrupted.
+          const slow = yield* Effect.exit(Effect.timeout(echo.instance("int").slow(), "200 millis"))
+          assert.isTrue(Exit.isFailure(slow))
+          yield* eventually(echo.instance("int").wasInterrupted())
+          // A handle passed A → B and called by B (B calls A's Greeter through it).
+          const greeter = Context.get(a.served, Greeter)
+          assert.strictEqual(yield* echo.callHandle({ greeter, name: "via handle" }), "hi via handle, from A")
+          // A handle passed B → A and called by A.
+          const twin = yield* echo.twin({ key: "k2" })
+          assert.strictEqual(yield* twin.whoAmI(), "Echo[k2] generation 1")
+          // A call A → B whose handler calls back into A (B's own Corps.connect to A).
+          assert.strictEqual(yield* echo.backToA({ name: "loop" }), "B got: hi loop, from A")
+          const before = yield* Queue.takeAll(a.greeted)
+          assert.deepStrictEqual(Array.from(before), ["via handle", "loop"])
+
+          // A restart of B: calls in flight follow the delivery rules.
+          const idem = yield* Effect.forkChild(echo.instance("r").idem())
+          const block = yield* Effect.forkChild(Effect.exit(echo.instance("r").block()))
+          // Both handlers are running in B (each told A so) before B is killed.
+          const started = new Set<string>()
+          while (started.size < 2) started.add(yield* Queue.take(a.greeted))
+          yield* killed(b.child)
+          const lost = yield* Fiber.join(block)
+          assert.isTrue(Exit.isFailure(lost))
+          const error = Exit.isFailure(lost) ? Cause.squash(lost.cause) : undefined
+          assert.strictEqual((error as { _tag: string })._tag, "CallLost")
+          assert.strictEqual((error as { mayHaveRun: boolean }).mayHaveRun, true)
+          // B comes back on the same port: A reconnects, and the idempotent call is sent again.
+          const port = b.address.split(":").pop()!
+          const b2 = yield* startB({ A_ADDRESS: a.address, GENERATION: "2", PORT: port })
+          assert.strictEqual(yield* Fiber.join(idem), "idem answered by generation 2")
+          assert.strictEqual(yield* echo.whoAmI(), "Echo[default] generation 2")
+          yield* killed(b2.child)
+        }).pipe(Effect.provide(both))
+      }).pipe(Effect.scoped),
+    120_000
+  )
+
+  it.live(
+    "refuses at connect time: a changed contract, a Worker not served, a wrong secret",
+    () =>
+      Effect.gen(function* () {
+        const a = yield* makeA
+        const b = yield* startB({ A_ADDRESS: a.address, MISMATCH: "1" })
+        const mismatch = yield* Effect.flip(Layer.build(Corps.connect([Echo], { address: b.address, secret })))
+        assert.strictEqual(mismatch._tag, "ContractMismatch")
+        if (mismatch._tag === "ContractMismatch") {
+          assert.strictEqual(mismatch.worker, "Echo")
+          // `hello` differs; the other methods exist only on this side.
+          assert.isTrue(mismatch.methods.includes("hello"))
+          assert.isTrue(mismatch.methods.includes("fail"))
+        }
+        // The same contract as served connects.
+        const same = yield* Layer.build(Corps.connect([EchoChanged], { address: b.address, secret }))
+        assert.strictEqual(yield* Effect.provide(EchoChanged.hello({ name: 7 }), same), "number 7")
+        const missing = yield* Effect.flip(Layer.build(Corps.connect([Greeter], { address: b.address, secret })))
+        assert.strictEqual(missing._tag, "WorkerNotServed")
+        if (missing._tag === "WorkerNotServed") {
+          assert.deepStrictEqual(missing.workers, ["Greeter"])
+          assert.deepStrictEqual(missing.served, ["Echo"])
+        }
+        const refused = yield* Effect.flip(
+          Layer.build(Corps.connect([EchoChanged], { address: b.address, secret: "wrong" }))
+        )
+        assert.strictEqual(refused._tag, "ExtConnectError")
+        if (refused._tag === "ExtConnectError") assert.strictEqual(refused.reason, "authentication")
+        yield* killed(b.child)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+})
