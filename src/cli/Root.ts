@@ -1,12 +1,13 @@
 /**
  * The `corps` command: one root with a sub-command per task (`runner`,
- * `host`, `status`, `top`; `call` comes with a later release).
+ * `host`, `status`, `top`, `call`).
  *
  * @since 0.2.0
  */
 import { readFileSync } from "node:fs"
 import { Console, Effect, type Layer } from "effect"
 import { CliOutput, Command } from "effect/cli"
+import * as Call from "./Call.ts"
 import * as Host from "./Host.ts"
 import * as Runner from "./Runner.ts"
 import * as Status from "./Status.ts"
@@ -20,7 +21,7 @@ import * as Top from "./Top.ts"
  */
 export const command = Command.make("corps").pipe(
   Command.withDescription("effect-corps: serve and inspect Corps of typed Workers."),
-  Command.withSubcommands([Runner.command, Host.command, Status.command, Top.command])
+  Command.withSubcommands([Runner.command, Host.command, Status.command, Top.command, Call.command])
 )
 
 /**

@@ -152,4 +152,58 @@ describe("ExtCorps: Corps.serve / Corps.connect across two programs", () => {
       }).pipe(Effect.scoped),
     60_000
   )
+
+  it.live(
+    "corps call against a live Corps: success, a typed error, bad JSON",
+    () =>
+      Effect.gen(function* () {
+        const a = yield* makeA
+        const b = yield* startB({ A_ADDRESS: a.address })
+        const ok = yield* corpsCall([b.address, "Echo.hello", '{"name":"shell"}'])
+        assert.strictEqual(ok.code, 0)
+        assert.strictEqual(JSON.parse(ok.stdout), "hello shell from B")
+        const counted = yield* corpsCall([b.address, "Echo.count", '{"n":3}', "--key", "x"])
+        assert.deepStrictEqual(JSON.parse(counted.stdout), [1, 2, 3])
+        const failed = yield* corpsCall([b.address, "Echo.fail", '{"reason":"bad"}'])
+        assert.strictEqual(failed.code, 1)
+        assert.deepStrictEqual(JSON.parse(failed.stderr.trim().split("\n").pop()!), { _tag: "Oops", reason: "bad" })
+        const invalid = yield* corpsCall([b.address, "Echo.hello", '{"name":7}'])
+        assert.strictEqual(invalid.code, 1)
+        assert.match(invalid.stderr, /"_tag":"SerializationError"/)
+        const notJson = yield* corpsCall([b.address, "Echo.hello", "{name:"])
+        assert.strictEqual(notJson.code, 1)
+        // The CLI's error presenter prints an ERROR header, then the error as one line (no stack).
+        const lines = notJson.stderr
+          .trim()
+          .split("\n")
+          .filter((line) => line.trim() !== "ERROR")
+        assert.strictEqual(lines.length, 1)
+        assert.match(lines[0]!.trim(), /^corps call: the payload is not JSON/)
+        const unknown = yield* corpsCall([b.address, "Nope.hello", "{}"])
+        assert.strictEqual(unknown.code, 1)
+        assert.match(unknown.stderr, /"_tag":"UnknownWorker"/)
+        yield* killed(b.child)
+      }).pipe(Effect.scoped),
+    60_000
+  )
 })
+
+const cli = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url))
+
+/** Runs `corps call ARGS` in a child process. */
+const corpsCall = (args: ReadonlyArray<string>) =>
+  Effect.callback<{ code: number | null; stdout: string; stderr: string }>((resume) => {
+    const child = spawn(process.execPath, [cli, "call", ...args], {
+      env: { ...process.env, CORPS_SECRET: secret },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
+    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000)
+    child.once("close", (code) => {
+      clearTimeout(timer)
+      resume(Effect.succeed({ code, stdout, stderr }))
+    })
+  })
