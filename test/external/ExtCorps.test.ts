@@ -188,6 +188,53 @@ describe("ExtCorps: Corps.serve / Corps.connect across two programs", () => {
   )
 })
 
+describe("ExtCorps: errors of serve and connect in one program", () => {
+  it.live(
+    "an address in use is ExtServeError; nothing listening is ExtConnectError refused; no secret",
+    () =>
+      Effect.gen(function* () {
+        const a = yield* makeA
+        const taken = yield* Effect.flip(
+          Layer.build(
+            Corps.serve([Greeter], { listen: a.address, secret }).pipe(
+              Layer.provide(Corps.layer([Greeter.func({ greet: () => Effect.succeed("") })]))
+            )
+          )
+        )
+        assert.strictEqual(taken._tag, "ExtServeError")
+        assert.match(taken.reason, /EADDRINUSE/)
+        const bad = yield* Effect.flip(
+          Layer.build(
+            Corps.serve([Greeter], { listen: "nowhere", secret }).pipe(
+              Layer.provide(Corps.layer([Greeter.func({ greet: () => Effect.succeed("") })]))
+            )
+          )
+        )
+        assert.strictEqual(bad._tag, "ExtServeError")
+        // Close a served Layer to get a port with nothing behind it.
+        const port = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const other = yield* Layer.build(
+              Corps.serve([Greeter], { listen: "127.0.0.1:0", secret }).pipe(
+                Layer.provide(Corps.layer([Greeter.func({ greet: () => Effect.succeed("") })]))
+              )
+            )
+            return (yield* Effect.provide(Corps.ServedAt, other)).address
+          })
+        )
+        const refused = yield* Effect.flip(
+          Layer.build(Corps.connect([Greeter], { address: port, secret, connectTimeoutMillis: 500 }))
+        )
+        assert.strictEqual(refused._tag, "ExtConnectError")
+        if (refused._tag === "ExtConnectError") assert.strictEqual(refused.reason, "refused")
+        const noSecret = yield* Effect.flip(Layer.build(Corps.connect([Greeter], { address: a.address })))
+        assert.strictEqual(noSecret._tag, "ExtConnectError")
+        if (noSecret._tag === "ExtConnectError") assert.strictEqual(noSecret.reason, "authentication")
+      }).pipe(Effect.scoped),
+    30_000
+  )
+})
+
 const cli = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url))
 
 /** Runs `corps call ARGS` in a child process. */
