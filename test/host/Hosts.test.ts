@@ -269,7 +269,7 @@ describe("host Env across hosts", () => {
       Effect.gen(function* () {
         const where = yield* Where
         const calls = Array.from({ length: 40 }, (_, i) =>
-          i % 2 === 0 ? where.slow({ millis: 4_000 }) : where.slowOnce({ millis: 4_000 })
+          i % 2 === 0 ? where.slow({ millis: 8_000 }) : where.slowOnce({ millis: 8_000 })
         )
         const fiber = yield* Effect.forkChild(Effect.forEach(calls, Effect.exit, { concurrency: "unbounded" }))
         // Probes sent after the slow calls, answered from both hosts: the slow calls have arrived.
