@@ -697,6 +697,11 @@ export const checkPackages = (
     )
   })
 
+const withoutFragment = (url: string): string => {
+  const hash = url.indexOf("#")
+  return hash < 0 ? url : url.slice(0, hash)
+}
+
 /**
  * Options of {@link installLoader}.
  *
@@ -786,17 +791,17 @@ export const installLoader = (cacheDir: string, manifest: Manifest, options?: Lo
           url = undefined
         }
         if (url !== undefined) {
-          url.hash = ""
-          const file = files.get(url.href)
+          // The URL is answered with its fragment: Node makes `./a.ts#1` and `./a.ts#2` two instances, as on the caller.
+          const file = files.get(withoutFragment(url.href))
           if (file !== undefined) return { url: url.href, format: file.format, shortCircuit: true }
         }
-      } else if (context.parentURL !== undefined && files.has(context.parentURL) && isBare(specifier)) {
+      } else if (context.parentURL !== undefined && files.has(withoutFragment(context.parentURL)) && isBare(specifier)) {
         if (!isBuiltin(specifier)) return nextResolve(specifier, { ...context, parentURL: packageParent })
       }
       return nextResolve(specifier, context)
     },
     load: (url, context, nextLoad) => {
-      const file = files.get(url)
+      const file = files.get(withoutFragment(url))
       if (file === undefined) return nextLoad(url, context)
       const bytes = readFileSync(objectPath(cacheDir, file.hash))
       const actual = sha256(bytes)

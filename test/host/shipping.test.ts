@@ -572,8 +572,10 @@ describe("a child runs the shipped program from the cache alone", () => {
         `import { Effect } from "effect"`,
         `import { triple, type Tripled } from "./lib/triple.ts"`,
         `import settings from "./settings.json" with { type: "json" }`,
+        // A fragment makes another instance of the same file, in Node on the caller and so in the child.
+        `import { triple as again } from "./lib/triple.ts#again"`,
         `const result: Tripled = Effect.runSync(triple(settings.base))`,
-        `console.log(JSON.stringify({ result, url: import.meta.url }))`,
+        `console.log(JSON.stringify({ result, url: import.meta.url, twoInstances: again !== triple }))`,
         ``
       ].join("\n"),
       "lib/triple.ts": [
@@ -602,7 +604,7 @@ describe("a child runs the shipped program from the cache alone", () => {
         const { cache, entry, manifest } = yield* shipAndDelete
         const { code, stderr, stdout } = yield* run(cache.dir, manifest.hash)
         assert.strictEqual(code, 0, stderr)
-        assert.deepStrictEqual(JSON.parse(stdout.trim()), { result: 42, url: entry })
+        assert.deepStrictEqual(JSON.parse(stdout.trim()), { result: 42, url: entry, twoInstances: true })
       }),
     120_000
   )
