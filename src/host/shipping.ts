@@ -795,7 +795,11 @@ export const installLoader = (cacheDir: string, manifest: Manifest, options?: Lo
           const file = files.get(withoutFragment(url.href))
           if (file !== undefined) return { url: url.href, format: file.format, shortCircuit: true }
         }
-      } else if (context.parentURL !== undefined && files.has(withoutFragment(context.parentURL)) && isBare(specifier)) {
+      } else if (
+        context.parentURL !== undefined &&
+        files.has(withoutFragment(context.parentURL)) &&
+        isBare(specifier)
+      ) {
         if (!isBuiltin(specifier)) return nextResolve(specifier, { ...context, parentURL: packageParent })
       }
       return nextResolve(specifier, context)
