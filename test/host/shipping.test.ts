@@ -189,6 +189,8 @@ describe("collect", () => {
       })
       const { manifest } = yield* Shipping.collect(p.url("main.ts"))
       assert.deepStrictEqual(manifest.packages, ["@effect/platform-node", "effect", "effect-corps"])
+      // None is installed beside this temporary program: no version to record.
+      assert.deepStrictEqual(manifest.packageVersions, {})
     })
   )
 
@@ -202,6 +204,8 @@ describe("collect", () => {
       assert.include(names, "src/index.ts")
       assert.include(names, "src/Worker.ts")
       assert.include(manifest.packages, "effect")
+      const effectVersion = JSON.parse(readFileSync(join(repoRoot, "node_modules/effect/package.json"), "utf8")).version
+      assert.strictEqual(manifest.packageVersions?.["effect"], effectVersion)
       for (const f of manifest.files) {
         assert.deepStrictEqual(source(f.hash), new Uint8Array(readFileSync(fileURLToPath(f.url))))
       }
@@ -489,19 +493,37 @@ describe("cache", () => {
 })
 
 describe("checkPackages", () => {
-  const manifestWith = (packages: ReadonlyArray<string>): Shipping.Manifest => ({
+  const manifestWith = (
+    packages: ReadonlyArray<string>,
+    packageVersions: Record<string, string> = {}
+  ): Shipping.Manifest => ({
     entry: "file:///app/main.ts",
     hash: Shipping.manifestHash("file:///app/main.ts", []),
     files: [],
-    packages
+    packages,
+    packageVersions
   })
+  const versionOf = (dir: string) => JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).version as string
 
   it.effect("passes when every package resolves from the package root, the package itself included", () =>
     Effect.gen(function* () {
-      yield* Shipping.checkPackages(manifestWith(["@effect/platform-node", "effect", "effect-corps"]), repoRoot)
+      const all = ["@effect/platform-node", "effect", "effect-corps"]
+      assert.deepStrictEqual(yield* Shipping.checkPackages(manifestWith(all), repoRoot), [])
       // From a folder deep inside the root, node_modules is found on the way up.
       yield* Shipping.checkPackages(manifestWith(["effect"]), join(repoRoot, "src/host"))
       yield* Shipping.checkPackages(manifestWith(["effect"]))
+    })
+  )
+
+  it.effect("gives back the packages whose version differs from the caller's", () =>
+    Effect.gen(function* () {
+      const effect = versionOf(join(repoRoot, "node_modules/effect"))
+      const self = versionOf(repoRoot)
+      const differences = yield* Shipping.checkPackages(
+        manifestWith(["effect", "effect-corps"], { effect: "0.0.1", "effect-corps": self }),
+        repoRoot
+      )
+      assert.deepStrictEqual(differences, [{ package: "effect", caller: "0.0.1", host: effect }])
     })
   )
 
