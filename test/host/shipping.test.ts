@@ -227,6 +227,34 @@ describe("collect", () => {
     })
   )
 
+  it.live(
+    "prints nothing in the caller's process (not Node's warning that type stripping is experimental)",
+    () =>
+      Effect.gen(function* () {
+        const p = program({ "main.ts": `import type { T } from "./t.ts"\nexport const m: T | number = 1\n` })
+        const script = fileURLToPath(new URL("./fixtures/collectOnce.ts", import.meta.url))
+        const { code, stderr, stdout } = yield* Effect.callback<{
+          code: number | null
+          stdout: string
+          stderr: string
+        }>((resume) => {
+          execFile(
+            process.execPath,
+            [script, p.url("main.ts")],
+            { timeout: 60_000, killSignal: "SIGKILL" },
+            (error, stdout, stderr) => {
+              const code = error === null ? 0 : typeof error.code === "number" ? error.code : null
+              resume(Effect.succeed({ code, stdout, stderr }))
+            }
+          )
+        })
+        assert.strictEqual(code, 0, stderr)
+        assert.strictEqual(stdout, "1\n")
+        assert.strictEqual(stderr, "")
+      }),
+    60_000
+  )
+
   it.effect("fails with Unreadable naming the missing file and its importer", () =>
     Effect.gen(function* () {
       const p = program({ "main.ts": `import "./lib.ts"\n`, "lib.ts": `export * from "./missing.ts"\n` })
