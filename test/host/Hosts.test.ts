@@ -5,12 +5,13 @@
  * namespaces are not available the same tests run on loopback ports, and
  * say so on one line.
  */
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Layer } from "effect"
 import { HostEnv } from "../../src/host/index.ts"
@@ -145,6 +146,35 @@ describe("host Env across hosts", () => {
         const host = (missing as { host?: { _tag: string; package?: string } }).host
         assert.strictEqual(host?._tag, "HostProtocolError")
         assert.strictEqual(host?.package, "corps-no-such-package")
+      }),
+    120_000
+  )
+
+  it.live(
+    "one daemon serves two Corps at once; when a caller goes away (SIGKILL), its Env processes end",
+    () =>
+      Effect.gen(function* () {
+        const placement: Placement.Placement = { envs: { far: { kind: "host", hosts: [A!.address] } }, default: "far" }
+        const both = yield* Effect.all([run(placement, servedBy), run(placement, servedBy)], { concurrency: 2 })
+        assert.deepStrictEqual(both, [A!.process.pid, A!.process.pid])
+        const count = (pattern: RegExp) => (A!.log().match(pattern) ?? []).length
+        const live = () => count(/ started \(pid/g) - count(/ ended \(/g)
+        const caller = spawn(
+          process.execPath,
+          [fileURLToPath(new URL("./fixtures/caller.ts", import.meta.url)), A!.address],
+          { stdio: ["ignore", "pipe", "inherit"] }
+        )
+        yield* Effect.promise(
+          () =>
+            new Promise<void>((resolve) =>
+              caller.stdout!.on("data", (c: Buffer) => /ready/.test(c.toString()) && resolve())
+            )
+        )
+        assert.isAtLeast(live(), 2)
+        caller.kill("SIGKILL")
+        // Its two Env processes see their links close and end; the daemon logs each end. No other caller is left.
+        yield* Effect.promise(() => until(() => live() === 0, 30_000, "every Env process on the daemon to end"))
+        assert.strictEqual(A!.process.exitCode, null)
       }),
     120_000
   )
