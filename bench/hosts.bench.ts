@@ -6,12 +6,13 @@
  * ndjson), each server one process. Then one call at a time (p50 latency),
  * the time from a daemon with an empty cache to the first call answered and
  * with a warm cache, and a call through a handle to a Worker of another
- * host Env (which goes through the caller) against a direct call.
+ * host Env (which goes through the caller) against a direct call. With
+ * openssl, the same host Env over TLS, where the daemon pipes the bytes.
  *
  * Run alone with `npx node bench/hosts.bench.ts`.
  */
-import { type ChildProcess, fork } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { type ChildProcess, execFileSync, fork } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -96,6 +97,29 @@ const latencies = async (count: number, call: (n: number) => Promise<unknown>): 
   return out
 }
 
+/** A self-signed certificate for 127.0.0.1 in `dir`; `undefined` without openssl. */
+const selfSigned = (dir: string): { readonly key: string; readonly cert: string } | undefined => {
+  const key = join(dir, "key.pem")
+  const cert = join(dir, "cert.pem")
+  try {
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"].concat([
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        key,
+        "-out",
+        cert
+      ]),
+      { stdio: "ignore" }
+    )
+    return { key, cert }
+  } catch {
+    return undefined
+  }
+}
+
 const hostLayer = (placement: Placement.Placement) =>
   Corps.layer(members, { placement, module: fixtures }).pipe(Layer.provide(HostEnv.layer))
 
@@ -108,6 +132,19 @@ export const runHosts = async (): Promise<void> => {
   const program = Effect.gen(function* () {
     const daemon = yield* HostDaemon.start({ host: "127.0.0.1", port: 0, secret: SECRET, cacheDir })
     const address = `${daemon.host}:${daemon.port}`
+    // A second daemon speaking TLS (a self-signed certificate, when openssl is there): the daemon
+    // then pipes each Env's bytes instead of handing its socket over.
+    const tls = selfSigned(cacheDir)
+    const tlsDaemon =
+      tls === undefined
+        ? undefined
+        : yield* HostDaemon.start({
+            host: "127.0.0.1",
+            port: 0,
+            secret: SECRET,
+            cacheDir: join(cacheDir, "tls"),
+            tls: { key: readFileSync(tls.key, "utf8"), cert: readFileSync(tls.cert, "utf8") }
+          })
 
     section("Host Env start: a Corps built, first call answered (ms)")
     const firstCall = Effect.gen(function* () {
@@ -148,16 +185,38 @@ export const runHosts = async (): Promise<void> => {
       }),
       context
     )
+    const incTls =
+      tlsDaemon === undefined || tls === undefined
+        ? undefined
+        : yield* Effect.provideContext(
+            Effect.gen(function* () {
+              return yield* Inc
+            }),
+            yield* Layer.build(
+              hostLayer({
+                envs: {
+                  far: {
+                    kind: "host",
+                    hosts: [`${tlsDaemon.host}:${tlsDaemon.port}`],
+                    count: 1,
+                    tls: { ca: tls.cert }
+                  }
+                },
+                default: "far"
+              })
+            )
+          )
     const rpc = yield* IncRpc.client(rpcServer.port)
     const rawCalls = yield* Effect.promise(() => rawClient(raw.port))
-    const hostRound = (ops: number) =>
+    const roundOf = (target: typeof inc) => (ops: number) =>
       Effect.runPromise(
         Effect.forEach(
           Array.from({ length: ops }, (_, n) => n),
-          (n) => inc.inc({ n }),
+          (n) => target.inc({ n }),
           { concurrency: IN_FLIGHT, discard: true }
         )
       )
+    const hostRound = roundOf(inc)
     const rpcRound = (ops: number) =>
       Effect.runPromise(
         Effect.forEach(
@@ -172,7 +231,8 @@ export const runHosts = async (): Promise<void> => {
         {
           host: hostRound,
           raw: (ops) => driveInFlight(ops, IN_FLIGHT, rawCalls.call),
-          rpc: rpcRound
+          rpc: rpcRound,
+          ...(incTls === undefined ? {} : { tls: roundOf(incTls) })
         },
         { ops: OPS, rounds: 5, warmup: 2 }
       )
@@ -182,9 +242,17 @@ export const runHosts = async (): Promise<void> => {
     figure("hosts.stockRpc.callsPerSec", rates.rpc!, "calls/s")
     ratio("hosts.host.vsStockRpc", rates.host!, rates.rpc!, "≥ 2")
     ratio("hosts.host.vsRawFramed", rates.host!, rates.raw!, "≥ 0.5")
+    if (rates.tls !== undefined) {
+      figure("hosts.hostTls.callsPerSec", rates.tls, "calls/s")
+      ratio("hosts.hostTls.vsHost", rates.tls, rates.host!)
+    } else console.log("  (TLS variant skipped: no openssl)")
 
     section(`One call at a time, ${SEQUENTIAL} calls (µs)`)
     const hostLat = yield* Effect.promise(() => latencies(SEQUENTIAL, (n) => Effect.runPromise(inc.inc({ n }))))
+    if (incTls !== undefined) {
+      const tlsLat = yield* Effect.promise(() => latencies(SEQUENTIAL, (n) => Effect.runPromise(incTls.inc({ n }))))
+      figure("hosts.hostTls.p50Us", percentile(tlsLat, 50), "µs")
+    }
     const rawLat = yield* Effect.promise(() => latencies(SEQUENTIAL, rawCalls.call))
     const rpcLat = yield* Effect.promise(() => latencies(SEQUENTIAL, (n) => Effect.runPromise(rpc.Inc({ n }))))
     figure("hosts.host.p50Us", percentile(hostLat, 50), "µs")
