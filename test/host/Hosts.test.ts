@@ -204,30 +204,45 @@ describe("host Env across hosts", () => {
   it.live(
     "nothing listening is refused, no route is unreachable: each its typed reason",
     () =>
-      Effect.gen(function* () {
-        const hostOf = (address: string, connectTimeoutMillis?: number) =>
-          run(
-            {
-              envs: {
-                far: {
-                  kind: "host",
-                  hosts: [address],
-                  ...(connectTimeoutMillis === undefined ? {} : { connectTimeoutMillis })
-                }
+      Effect.scoped(
+        Effect.gen(function* () {
+          const hostOf = (address: string, connectTimeoutMillis?: number) =>
+            run(
+              {
+                envs: {
+                  far: {
+                    kind: "host",
+                    hosts: [address],
+                    ...(connectTimeoutMillis === undefined ? {} : { connectTimeoutMillis })
+                  }
+                },
+                default: "far"
               },
-              default: "far"
-            },
-            servedBy
-          ).pipe(
-            Effect.flip,
-            Effect.map((error) => (error as { host?: { _tag: string; reason: string } }).host)
-          )
-        const closedPort = `${A!.address.replace(/:\d+$/, "")}:1`
-        assert.deepInclude(yield* hostOf(closedPort), { _tag: "HostConnectError", reason: "refused" })
-        // An address on a namespace's link that no machine answers (on loopback: TEST-NET-1, RFC 5737).
-        const nobody = namespaces[0] === undefined ? "192.0.2.1" : namespaces[0].ip.replace(/\.2$/, ".3")
-        assert.deepInclude(yield* hostOf(`${nobody}:7400`, 500), { _tag: "HostConnectError", reason: "unreachable" })
-      }),
+              servedBy
+            ).pipe(
+              Effect.flip,
+              Effect.map((error) => (error as { host?: { _tag: string; reason: string } }).host)
+            )
+          const closedPort = `${A!.address.replace(/:\d+$/, "")}:1`
+          assert.deepInclude(yield* hostOf(closedPort), { _tag: "HostConnectError", reason: "refused" })
+          // An address on a namespace's link that no machine answers; on loopback, a port that accepts
+          // connections and never says a word (a black hole past the connection).
+          const nobody =
+            namespaces[0] === undefined
+              ? yield* Effect.acquireRelease(
+                  Effect.promise(
+                    () =>
+                      new Promise<Net.Server>((resolve) => {
+                        const silent = Net.createServer(() => {})
+                        silent.listen(0, "127.0.0.1", () => resolve(silent))
+                      })
+                  ),
+                  (silent) => Effect.sync(() => silent.close())
+                ).pipe(Effect.map((silent) => `127.0.0.1:${(silent.address() as Net.AddressInfo).port}`))
+              : `${namespaces[0].ip.replace(/\.2$/, ".3")}:7400`
+          assert.deepInclude(yield* hostOf(nobody, 500), { _tag: "HostConnectError", reason: "unreachable" })
+        })
+      ),
     120_000
   )
 
@@ -346,9 +361,29 @@ describe("host Env across hosts", () => {
       Effect.gen(function* () {
         const ns = namespaces[2]
         const far = yield* Effect.promise(() => daemonIn(2))
-        // Without namespaces, stopping the daemon (SIGSTOP) freezes its side of the link like a cut cable.
-        const cut = () => (ns === undefined ? far.process.kill("SIGSTOP") : network!.cut(ns))
-        const restore = () => (ns === undefined ? far.process.kill("SIGCONT") : network!.restore(ns))
+        // Without namespaces, stopping the daemon and its Env processes (SIGSTOP) freezes their side of
+        // the links like a cut cable: nothing is closed, nothing answers.
+        const frozen: Array<number> = []
+        const signal = (sig: NodeJS.Signals) => {
+          for (const pid of frozen) {
+            try {
+              process.kill(pid, sig)
+            } catch {}
+          }
+        }
+        const cut = () => {
+          if (ns !== undefined) return network!.cut(ns)
+          const children = execFileSync("pgrep", ["-P", String(far.process.pid)], { encoding: "utf8" })
+          frozen.push(
+            far.process.pid!,
+            ...children
+              .split("\n")
+              .filter((line) => line !== "")
+              .map(Number)
+          )
+          signal("SIGSTOP")
+        }
+        const restore = () => (ns === undefined ? signal("SIGCONT") : network!.restore(ns))
         const started = Date.now()
         yield* underLoad(
           far,
