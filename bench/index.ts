@@ -8,6 +8,7 @@ import { runCluster } from "./cluster.bench.ts"
 import { runErrors } from "./errors.bench.ts"
 import { runExternal } from "./external.bench.ts"
 import { runFastPath } from "./fastpath.bench.ts"
+import { runHosts } from "./hosts.bench.ts"
 import { printJson } from "./lib/report.ts"
 import { runMonitoring } from "./monitoring.bench.ts"
 import { runRecovery } from "./recovery.bench.ts"
@@ -46,6 +47,7 @@ await runMonitoring()
 await runRecovery()
 await runScaling()
 await runPassivation()
+await runHosts()
 await runExternal()
 if (await postgresUp()) await runCluster()
 else console.log("\n== cluster: skipped (no PostgreSQL at 127.0.0.1:5432)")

@@ -201,9 +201,7 @@ export const serve = (options: Daemon.DaemonOptions): Effect.Effect<never, HostS
  * @since 0.4.0
  * @category commands
  */
-export const command = Command.make("host", flags, (input) =>
-  Effect.flatMap(plan(input as unknown as Input), serve)
-).pipe(
+export const command = Command.make("host", flags, (input) => Effect.flatMap(plan(input), serve)).pipe(
   Command.withDescription(
     "Serve Envs to authenticated callers (the host Env kind), until SIGINT or SIGTERM. The secret comes from CORPS_HOST_SECRET or --secret-file. Prints `corps-host ready <host:port>` once listening."
   ),

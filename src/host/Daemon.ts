@@ -179,7 +179,8 @@ export const start = (options: DaemonOptions): Effect.Effect<Daemon, HostDaemonE
             const decoded = await attempt(Shipping.decodeManifest(message.manifest))
             if (decoded._tag === "Failure") return reject(decoded.failure.message)
             manifest = decoded.success
-            const missing = cache.missing(manifest.files.map((file) => file.hash))
+            // Reads and hashes what is there: a damaged object is dropped and shipped again.
+            const missing = await Effect.runPromise(cache.verify(manifest.files.map((file) => file.hash)))
             expected = new Set(missing)
             send({ type: "missing", hashes: missing })
             return

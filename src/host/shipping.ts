@@ -70,7 +70,7 @@ export type ShippedFile = typeof ShippedFile.Type
 /**
  * A shipped program: its `entry` (the Corps module URL), its files sorted by
  * URL, the packages it imports (names such as `effect` or `@effect/platform-node`,
- * sorted), and `hash`, the sha256 of the entry and of every file's URL,
+ * sorted) with the versions the caller has of them, and `hash`, the sha256 of the entry and of every file's URL,
  * format and hash ({@link manifestHash}). Two programs with one hash are the
  * same code. It is a Schema so a daemon can decode it off the wire.
  *
@@ -81,7 +81,9 @@ export const Manifest = Schema.Struct({
   entry: Schema.String,
   hash: Schema.String,
   files: Schema.Array(ShippedFile),
-  packages: Schema.Array(Schema.String)
+  packages: Schema.Array(Schema.String),
+  /** The version of each package as the caller resolves it (absent for one it cannot find). */
+  packageVersions: Schema.optionalKey(Schema.Record(Schema.String, Schema.String))
 })
 
 /**
@@ -319,6 +321,7 @@ export const collect = (moduleUrl: string, options?: CollectOptions): Effect.Eff
     const seen = new Set<string>([requested])
     const read = new Map<string, Read>()
     const packages = new Set<string>()
+    const versions: Record<string, string> = {}
     let total = 0
     let entry: string | undefined
     let level: Array<{ readonly url: string; readonly by: string | undefined }> = [{ url: requested, by: undefined }]
@@ -356,7 +359,12 @@ export const collect = (moduleUrl: string, options?: CollectOptions): Effect.Eff
               detail: `the subpath import ${specifier} resolves through the caller's package.json, which is not shipped: import the file by a relative path`
             })
           } else if (isBare(specifier) && !isBuiltin(specifier)) {
-            packages.add(packageName(specifier))
+            const name = packageName(specifier)
+            if (!packages.has(name)) {
+              packages.add(name)
+              const version = packageVersion(name, dirname(fileURLToPath(r.url)))
+              if (version !== undefined) versions[name] = version
+            }
           }
           // Anything else is a URL Node resolves by itself (`node:`, `data:`) or refuses (`http:`) on the host too.
         }
@@ -377,7 +385,8 @@ export const collect = (moduleUrl: string, options?: CollectOptions): Effect.Eff
       entry: entry ?? requested,
       hash: manifestHash(entry ?? requested, files),
       files,
-      packages: [...packages].sort()
+      packages: [...packages].sort(),
+      packageVersions: Object.fromEntries(Object.entries(versions).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
     }
     return { manifest, source: (hash: string) => byHash.get(hash) }
   })
@@ -649,24 +658,50 @@ export const readManifestSync = (cacheDir: string, hash: string): Manifest => {
  */
 export const defaultPackageRoot: string = fileURLToPath(new URL("../../", import.meta.url))
 
-/** Whether `name` resolves from `fromDir`: a `node_modules/<name>` on the way up, or the package itself. */
-const packageResolves = (name: string, fromDir: string): boolean => {
+const readPackageJson = (path: string): { readonly name?: unknown; readonly version?: unknown } | undefined => {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as { name?: unknown; version?: unknown }
+  } catch {
+    // Absent or unreadable: it names nothing.
+    return undefined
+  }
+}
+
+/**
+ * The package.json of package `name` as Node finds it from `fromDir`: a
+ * `node_modules/<name>` on the way up, or the package itself (a package can
+ * import itself by name, through its "exports").
+ */
+const findPackage = (name: string, fromDir: string): { readonly version?: unknown } | undefined => {
   let dir = fromDir
   for (;;) {
-    if (existsSync(join(dir, "node_modules", name, "package.json"))) return true
-    const own = join(dir, "package.json")
-    if (existsSync(own)) {
-      // A package can import itself by name (self-reference through its "exports").
-      try {
-        if ((JSON.parse(readFileSync(own, "utf8")) as { name?: unknown }).name === name) return true
-      } catch {
-        // An unreadable package.json names nothing.
-      }
-    }
+    const installed = readPackageJson(join(dir, "node_modules", name, "package.json"))
+    if (installed !== undefined) return installed
+    const own = readPackageJson(join(dir, "package.json"))
+    if (own !== undefined && own.name === name) return own
     const parent = dirname(dir)
-    if (parent === dir) return false
+    if (parent === dir) return undefined
     dir = parent
   }
+}
+
+const packageVersion = (name: string, fromDir: string): string | undefined => {
+  const version = findPackage(name, fromDir)?.version
+  return typeof version === "string" ? version : undefined
+}
+
+/**
+ * A package whose version on the host is not the caller's: what
+ * {@link checkPackages} gives back, for the daemon to log or refuse.
+ *
+ * @since 0.4.0
+ * @category daemon
+ */
+export interface VersionDifference {
+  readonly package: string
+  readonly caller: string
+  /** `undefined` when the host's package.json has no version. */
+  readonly host: string | undefined
 }
 
 /**
@@ -675,7 +710,12 @@ const packageResolves = (name: string, fromDir: string): boolean => {
  * daemon's package root), or being the package at `fromDir` itself. Fails
  * with a `PackageMissing` naming the first one missing (in name order);
  * `host` is copied into it. It checks the package, not each subpath
- * (`effect/Schema`) nor its version.
+ * (`effect/Schema`).
+ *
+ * Succeeds with the packages whose version differs from the caller's
+ * (`manifest.packageVersions`), empty when all match: a different version
+ * is not refused (a patch release is usually harmless), but the daemon
+ * should say so, since caller and host then do not run quite the same code.
  *
  * @since 0.4.0
  * @category daemon
@@ -684,18 +724,31 @@ export const checkPackages = (
   manifest: Manifest,
   fromDir: string = defaultPackageRoot,
   options?: { readonly host?: string | undefined }
-): Effect.Effect<void, PackageMissing> =>
+): Effect.Effect<ReadonlyArray<VersionDifference>, PackageMissing> =>
   Effect.suspend(() => {
-    const missing = manifest.packages.find((name) => !packageResolves(name, fromDir))
-    if (missing === undefined) return Effect.void
-    return Effect.fail(
-      new PackageMissing({
-        package: missing,
-        from: fromDir,
-        ...(options?.host === undefined ? {} : { host: options.host })
-      })
-    )
+    const differences: Array<VersionDifference> = []
+    for (const name of manifest.packages) {
+      const found = findPackage(name, fromDir)
+      if (found === undefined) {
+        return Effect.fail(
+          new PackageMissing({
+            package: name,
+            from: fromDir,
+            ...(options?.host === undefined ? {} : { host: options.host })
+          })
+        )
+      }
+      const caller = manifest.packageVersions?.[name]
+      const host = typeof found.version === "string" ? found.version : undefined
+      if (caller !== undefined && caller !== host) differences.push({ package: name, caller, host })
+    }
+    return Effect.succeed(differences)
   })
+
+const withoutFragment = (url: string): string => {
+  const hash = url.indexOf("#")
+  return hash < 0 ? url : url.slice(0, hash)
+}
 
 /**
  * Options of {@link installLoader}.
@@ -786,17 +839,21 @@ export const installLoader = (cacheDir: string, manifest: Manifest, options?: Lo
           url = undefined
         }
         if (url !== undefined) {
-          url.hash = ""
-          const file = files.get(url.href)
+          // The URL is answered with its fragment: Node makes `./a.ts#1` and `./a.ts#2` two instances, as on the caller.
+          const file = files.get(withoutFragment(url.href))
           if (file !== undefined) return { url: url.href, format: file.format, shortCircuit: true }
         }
-      } else if (context.parentURL !== undefined && files.has(context.parentURL) && isBare(specifier)) {
+      } else if (
+        context.parentURL !== undefined &&
+        files.has(withoutFragment(context.parentURL)) &&
+        isBare(specifier)
+      ) {
         if (!isBuiltin(specifier)) return nextResolve(specifier, { ...context, parentURL: packageParent })
       }
       return nextResolve(specifier, context)
     },
     load: (url, context, nextLoad) => {
-      const file = files.get(url)
+      const file = files.get(withoutFragment(url))
       if (file === undefined) return nextLoad(url, context)
       const bytes = readFileSync(objectPath(cacheDir, file.hash))
       const actual = sha256(bytes)

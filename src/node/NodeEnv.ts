@@ -221,7 +221,15 @@ export const makeProvider = <K extends "thread" | "process" | "host">(
       const directories = new Map<string, Directory>()
       for (const { impl } of request.workers) {
         if (impl.kind === "conc" && routes.get(impl.worker.key) === "dynamic") {
-          directories.set(impl.worker.key, new Directory(impl.worker.key, (keysOn) => placeKey(pool, keysOn)))
+          directories.set(
+            impl.worker.key,
+            // Created instances name one of the `min` slots (see `slots` above): those are never drained.
+            new Directory(
+              impl.worker.key,
+              (keysOn) => placeKey(pool, keysOn),
+              (slot) => slot < bounds.min
+            )
+          )
         }
       }
       pool.onRemoved((index) => {

@@ -5,12 +5,13 @@
  * namespaces are not available the same tests run on loopback ports, and
  * say so on one line.
  */
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Layer } from "effect"
 import { HostEnv } from "../../src/host/index.ts"
@@ -150,6 +151,35 @@ describe("host Env across hosts", () => {
   )
 
   it.live(
+    "one daemon serves two Corps at once; when a caller goes away (SIGKILL), its Env processes end",
+    () =>
+      Effect.gen(function* () {
+        const placement: Placement.Placement = { envs: { far: { kind: "host", hosts: [A!.address] } }, default: "far" }
+        const both = yield* Effect.all([run(placement, servedBy), run(placement, servedBy)], { concurrency: 2 })
+        assert.deepStrictEqual(both, [A!.process.pid, A!.process.pid])
+        const count = (pattern: RegExp) => (A!.log().match(pattern) ?? []).length
+        const live = () => count(/ started \(pid/g) - count(/ ended \(/g)
+        const caller = spawn(
+          process.execPath,
+          [fileURLToPath(new URL("./fixtures/caller.ts", import.meta.url)), A!.address],
+          { stdio: ["ignore", "pipe", "inherit"] }
+        )
+        yield* Effect.promise(
+          () =>
+            new Promise<void>((resolve) =>
+              caller.stdout!.on("data", (c: Buffer) => /ready/.test(c.toString()) && resolve())
+            )
+        )
+        assert.isAtLeast(live(), 2)
+        caller.kill("SIGKILL")
+        // Its two Env processes see their links close and end; the daemon logs each end. No other caller is left.
+        yield* Effect.promise(() => until(() => live() === 0, 30_000, "every Env process on the daemon to end"))
+        assert.strictEqual(A!.process.exitCode, null)
+      }),
+    120_000
+  )
+
+  it.live(
     "a wrong secret is a typed HostConnectError; the daemon logs the refusal and keeps serving",
     () =>
       Effect.gen(function* () {
@@ -174,30 +204,45 @@ describe("host Env across hosts", () => {
   it.live(
     "nothing listening is refused, no route is unreachable: each its typed reason",
     () =>
-      Effect.gen(function* () {
-        const hostOf = (address: string, connectTimeoutMillis?: number) =>
-          run(
-            {
-              envs: {
-                far: {
-                  kind: "host",
-                  hosts: [address],
-                  ...(connectTimeoutMillis === undefined ? {} : { connectTimeoutMillis })
-                }
+      Effect.scoped(
+        Effect.gen(function* () {
+          const hostOf = (address: string, connectTimeoutMillis?: number) =>
+            run(
+              {
+                envs: {
+                  far: {
+                    kind: "host",
+                    hosts: [address],
+                    ...(connectTimeoutMillis === undefined ? {} : { connectTimeoutMillis })
+                  }
+                },
+                default: "far"
               },
-              default: "far"
-            },
-            servedBy
-          ).pipe(
-            Effect.flip,
-            Effect.map((error) => (error as { host?: { _tag: string; reason: string } }).host)
-          )
-        const closedPort = `${A!.address.replace(/:\d+$/, "")}:1`
-        assert.deepInclude(yield* hostOf(closedPort), { _tag: "HostConnectError", reason: "refused" })
-        // An address on a namespace's link that no machine answers (on loopback: TEST-NET-1, RFC 5737).
-        const nobody = namespaces[0] === undefined ? "192.0.2.1" : namespaces[0].ip.replace(/\.2$/, ".3")
-        assert.deepInclude(yield* hostOf(`${nobody}:7400`, 500), { _tag: "HostConnectError", reason: "unreachable" })
-      }),
+              servedBy
+            ).pipe(
+              Effect.flip,
+              Effect.map((error) => (error as { host?: { _tag: string; reason: string } }).host)
+            )
+          const closedPort = `${A!.address.replace(/:\d+$/, "")}:1`
+          assert.deepInclude(yield* hostOf(closedPort), { _tag: "HostConnectError", reason: "refused" })
+          // An address on a namespace's link that no machine answers; on loopback, a port that accepts
+          // connections and never says a word (a black hole past the connection).
+          const nobody =
+            namespaces[0] === undefined
+              ? yield* Effect.acquireRelease(
+                  Effect.promise(
+                    () =>
+                      new Promise<Net.Server>((resolve) => {
+                        const silent = Net.createServer(() => {})
+                        silent.listen(0, "127.0.0.1", () => resolve(silent))
+                      })
+                  ),
+                  (silent) => Effect.sync(() => silent.close())
+                ).pipe(Effect.map((silent) => `127.0.0.1:${(silent.address() as Net.AddressInfo).port}`))
+              : `${namespaces[0].ip.replace(/\.2$/, ".3")}:7400`
+          assert.deepInclude(yield* hostOf(nobody, 500), { _tag: "HostConnectError", reason: "unreachable" })
+        })
+      ),
     120_000
   )
 
@@ -269,7 +314,7 @@ describe("host Env across hosts", () => {
       Effect.gen(function* () {
         const where = yield* Where
         const calls = Array.from({ length: 40 }, (_, i) =>
-          i % 2 === 0 ? where.slow({ millis: 4_000 }) : where.slowOnce({ millis: 4_000 })
+          i % 2 === 0 ? where.slow({ millis: 8_000 }) : where.slowOnce({ millis: 8_000 })
         )
         const fiber = yield* Effect.forkChild(Effect.forEach(calls, Effect.exit, { concurrency: "unbounded" }))
         // Probes sent after the slow calls, answered from both hosts: the slow calls have arrived.
@@ -316,9 +361,29 @@ describe("host Env across hosts", () => {
       Effect.gen(function* () {
         const ns = namespaces[2]
         const far = yield* Effect.promise(() => daemonIn(2))
-        // Without namespaces, stopping the daemon (SIGSTOP) freezes its side of the link like a cut cable.
-        const cut = () => (ns === undefined ? far.process.kill("SIGSTOP") : network!.cut(ns))
-        const restore = () => (ns === undefined ? far.process.kill("SIGCONT") : network!.restore(ns))
+        // Without namespaces, stopping the daemon and its Env processes (SIGSTOP) freezes their side of
+        // the links like a cut cable: nothing is closed, nothing answers.
+        const frozen: Array<number> = []
+        const signal = (sig: NodeJS.Signals) => {
+          for (const pid of frozen) {
+            try {
+              process.kill(pid, sig)
+            } catch {}
+          }
+        }
+        const cut = () => {
+          if (ns !== undefined) return network!.cut(ns)
+          const children = execFileSync("pgrep", ["-P", String(far.process.pid)], { encoding: "utf8" })
+          frozen.push(
+            far.process.pid!,
+            ...children
+              .split("\n")
+              .filter((line) => line !== "")
+              .map(Number)
+          )
+          signal("SIGSTOP")
+        }
+        const restore = () => (ns === undefined ? signal("SIGCONT") : network!.restore(ns))
         const started = Date.now()
         yield* underLoad(
           far,

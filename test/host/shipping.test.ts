@@ -5,6 +5,7 @@
  * from the cache alone.
  */
 import { execFile } from "node:child_process"
+import { createHash } from "node:crypto"
 import {
   cpSync,
   existsSync,
@@ -189,6 +190,8 @@ describe("collect", () => {
       })
       const { manifest } = yield* Shipping.collect(p.url("main.ts"))
       assert.deepStrictEqual(manifest.packages, ["@effect/platform-node", "effect", "effect-corps"])
+      // None is installed beside this temporary program: no version to record.
+      assert.deepStrictEqual(manifest.packageVersions, {})
     })
   )
 
@@ -202,6 +205,8 @@ describe("collect", () => {
       assert.include(names, "src/index.ts")
       assert.include(names, "src/Worker.ts")
       assert.include(manifest.packages, "effect")
+      const effectVersion = JSON.parse(readFileSync(join(repoRoot, "node_modules/effect/package.json"), "utf8")).version
+      assert.strictEqual(manifest.packageVersions?.["effect"], effectVersion)
       for (const f of manifest.files) {
         assert.deepStrictEqual(source(f.hash), new Uint8Array(readFileSync(fileURLToPath(f.url))))
       }
@@ -221,6 +226,34 @@ describe("collect", () => {
       assert.strictEqual(manifest.entry, p.url("main.ts"))
       assert.deepStrictEqual(shippedNames(manifest, p.dir), ["impl/x.ts", "main.ts"])
     })
+  )
+
+  it.live(
+    "prints nothing in the caller's process (not Node's warning that type stripping is experimental)",
+    () =>
+      Effect.gen(function* () {
+        const p = program({ "main.ts": `import type { T } from "./t.ts"\nexport const m: T | number = 1\n` })
+        const script = fileURLToPath(new URL("./fixtures/collectOnce.ts", import.meta.url))
+        const { code, stderr, stdout } = yield* Effect.callback<{
+          code: number | null
+          stdout: string
+          stderr: string
+        }>((resume) => {
+          execFile(
+            process.execPath,
+            [script, p.url("main.ts")],
+            { timeout: 60_000, killSignal: "SIGKILL" },
+            (error, stdout, stderr) => {
+              const code = error === null ? 0 : typeof error.code === "number" ? error.code : null
+              resume(Effect.succeed({ code, stdout, stderr }))
+            }
+          )
+        })
+        assert.strictEqual(code, 0, stderr)
+        assert.strictEqual(stdout, "1\n")
+        assert.strictEqual(stderr, "")
+      }),
+    60_000
   )
 
   it.effect("fails with Unreadable naming the missing file and its importer", () =>
@@ -357,8 +390,7 @@ describe("manifest hash", () => {
 
 describe("cache", () => {
   const bytesOf = (text: string) => new TextEncoder().encode(text)
-  const hashOf = (text: string) =>
-    Effect.map(Shipping.collect(program({ "f.ts": text }).url("f.ts")), (c) => c.manifest.files[0]!.hash)
+  const hashOf = (text: string) => Effect.sync(() => createHash("sha256").update(text).digest("hex"))
 
   it.effect("reports missing hashes, stores verified bytes, and reads them back", () =>
     Effect.gen(function* () {
@@ -369,7 +401,7 @@ describe("cache", () => {
       assert.deepStrictEqual(cache.missing([h1, h2, h1]), [h1, h2])
       yield* cache.put(h1, bytesOf(one))
       assert.deepStrictEqual(cache.missing([h1, h2]), [h2])
-      yield* cache.put(h1, bytesOf(one)) // again: already there, fine
+      yield* cache.put(h1, bytesOf(one)) // again: the same bytes replace themselves
       assert.deepStrictEqual(new TextDecoder().decode(yield* cache.read(h1)), one)
       const missing = yield* Effect.flip(cache.read(h2))
       assert.deepStrictEqual([missing.reason, missing.file], ["Missing", h2])
@@ -489,19 +521,37 @@ describe("cache", () => {
 })
 
 describe("checkPackages", () => {
-  const manifestWith = (packages: ReadonlyArray<string>): Shipping.Manifest => ({
+  const manifestWith = (
+    packages: ReadonlyArray<string>,
+    packageVersions: Record<string, string> = {}
+  ): Shipping.Manifest => ({
     entry: "file:///app/main.ts",
     hash: Shipping.manifestHash("file:///app/main.ts", []),
     files: [],
-    packages
+    packages,
+    packageVersions
   })
+  const versionOf = (dir: string) => JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).version as string
 
   it.effect("passes when every package resolves from the package root, the package itself included", () =>
     Effect.gen(function* () {
-      yield* Shipping.checkPackages(manifestWith(["@effect/platform-node", "effect", "effect-corps"]), repoRoot)
+      const all = ["@effect/platform-node", "effect", "effect-corps"]
+      assert.deepStrictEqual(yield* Shipping.checkPackages(manifestWith(all), repoRoot), [])
       // From a folder deep inside the root, node_modules is found on the way up.
       yield* Shipping.checkPackages(manifestWith(["effect"]), join(repoRoot, "src/host"))
       yield* Shipping.checkPackages(manifestWith(["effect"]))
+    })
+  )
+
+  it.effect("gives back the packages whose version differs from the caller's", () =>
+    Effect.gen(function* () {
+      const effect = versionOf(join(repoRoot, "node_modules/effect"))
+      const self = versionOf(repoRoot)
+      const differences = yield* Shipping.checkPackages(
+        manifestWith(["effect", "effect-corps"], { effect: "0.0.1", "effect-corps": self }),
+        repoRoot
+      )
+      assert.deepStrictEqual(differences, [{ package: "effect", caller: "0.0.1", host: effect }])
     })
   )
 
@@ -572,8 +622,10 @@ describe("a child runs the shipped program from the cache alone", () => {
         `import { Effect } from "effect"`,
         `import { triple, type Tripled } from "./lib/triple.ts"`,
         `import settings from "./settings.json" with { type: "json" }`,
+        // A fragment makes another instance of the same file, in Node on the caller and so in the child.
+        `import { triple as again } from "./lib/triple.ts#again"`,
         `const result: Tripled = Effect.runSync(triple(settings.base))`,
-        `console.log(JSON.stringify({ result, url: import.meta.url }))`,
+        `console.log(JSON.stringify({ result, url: import.meta.url, twoInstances: again !== triple }))`,
         ``
       ].join("\n"),
       "lib/triple.ts": [
@@ -602,7 +654,7 @@ describe("a child runs the shipped program from the cache alone", () => {
         const { cache, entry, manifest } = yield* shipAndDelete
         const { code, stderr, stdout } = yield* run(cache.dir, manifest.hash)
         assert.strictEqual(code, 0, stderr)
-        assert.deepStrictEqual(JSON.parse(stdout.trim()), { result: 42, url: entry })
+        assert.deepStrictEqual(JSON.parse(stdout.trim()), { result: 42, url: entry, twoInstances: true })
       }),
     120_000
   )

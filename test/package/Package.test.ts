@@ -55,7 +55,7 @@ beforeAll(async () => {
   packed = report.files.map((file: { path: string }) => file.path)
   mkdirSync(app)
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "corps-user-app", private: true, type: "module" }))
-  for (const file of ["threads.ts", "threads.mjs"]) copyFileSync(join(appSources, file), join(app, file))
+  for (const file of ["threads.ts", "threads.mjs", "hosts.ts"]) copyFileSync(join(appSources, file), join(app, file))
   writeFileSync(
     join(app, "tsconfig.json"),
     JSON.stringify({
@@ -72,7 +72,7 @@ beforeAll(async () => {
         types: ["node"],
         typeRoots: [join(repo, "node_modules/@types")]
       },
-      files: ["threads.ts"]
+      files: ["threads.ts", "hosts.ts"]
     })
   )
   ok(
@@ -126,6 +126,40 @@ describe("the published package", () => {
       assert.include(ran.stdout, flag)
     }
   })
+
+  it("serves a host Env with the installed corps host, the user's module shipped to it", async () => {
+    const hostEnv = { ...env, CORPS_HOST_SECRET: "package-test-secret" }
+    const daemon = spawn(
+      "npx",
+      ["--no", "corps", "host", "--listen", "127.0.0.1:0", "--cache-dir", join(dir, "host-cache")],
+      { cwd: app, env: hostEnv, stdio: ["ignore", "pipe", "pipe"], detached: true }
+    )
+    try {
+      const address = await new Promise<string>((resolve, reject) => {
+        let out = ""
+        daemon.stdout!.on("data", (chunk: Buffer) => {
+          out += chunk.toString()
+          const ready = /corps-host ready (\S+)/.exec(out)
+          if (ready !== null) resolve(ready[1]!)
+        })
+        daemon.once("exit", (code) => reject(new Error(`corps host exited with ${code}: ${out}`)))
+      })
+      const ran = await new Promise<Ran>((resolve) =>
+        execFile(
+          process.execPath,
+          ["hosts.ts", address],
+          { cwd: app, env: hostEnv, timeout: 90_000, killSignal: "SIGKILL" },
+          (error, stdout, stderr) =>
+            resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr })
+        )
+      )
+      ok(ran, "node hosts.ts")
+      assert.strictEqual(ran.stdout, "host: total=6 in another process\n")
+    } finally {
+      // npx runs the daemon under a shell: its whole process group goes.
+      process.kill(-daemon.pid!, "SIGKILL")
+    }
+  }, 180_000)
 
   it.runIf(postgres)(
     "serves the user's module from a runner of the installed package",

@@ -50,7 +50,9 @@ const strip = (code: string): string => {
 /**
  * The specifiers `code` imports: static imports, `export … from`, and
  * dynamic `import()` of a string literal. A dynamic import of a computed
- * value cannot be followed and is left out. Throws on a syntax error.
+ * value cannot be followed and is left out. Throws where the lexer cannot
+ * read the code (an unterminated string, template or comment) and where
+ * type stripping refuses it (an `enum`).
  */
 export const specifiersOf = (
   code: string,
