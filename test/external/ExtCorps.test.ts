@@ -4,6 +4,7 @@
  * process.execPath (serves Echo, connects back to A's Greeter).
  */
 import { type ChildProcess, spawn } from "node:child_process"
+import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Context, Effect, Exit, Fiber, Layer, Queue, Stream } from "effect"
@@ -252,5 +253,45 @@ const corpsCall = (args: ReadonlyArray<string>) =>
     child.once("close", (code) => {
       clearTimeout(timer)
       resume(Effect.succeed({ code, stdout, stderr }))
+    })
+  })
+
+describe("ExtCorps: two child programs calling each other", () => {
+  it.live(
+    "examples/07_two_programs: A and B serve and connect to each other (call, callback, stream, typed error)",
+    () =>
+      Effect.gen(function* () {
+        const run = fileURLToPath(new URL("../../examples/07_two_programs/run.ts", import.meta.url))
+        const [aPort, bPort] = yield* Effect.promise(() => Promise.all([freePort(), freePort()]))
+        const out = yield* Effect.callback<{ code: number | null; stdout: string }>((resume) => {
+          const child = spawn(process.execPath, [run], {
+            env: { ...process.env, A_PORT: String(aPort), B_PORT: String(bPort) },
+            stdio: ["ignore", "pipe", "inherit"]
+          })
+          let stdout = ""
+          child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
+          const timer = setTimeout(() => child.kill("SIGKILL"), 60_000)
+          child.once("close", (code) => {
+            clearTimeout(timer)
+            resume(Effect.succeed({ code, stdout }))
+          })
+        })
+        assert.strictEqual(out.code, 0)
+        assert.include(out.stdout, "7² = 49")
+        assert.include(out.stdout, "5000² failed with TooBig (n=5000)")
+        assert.include(out.stdout, "squares streamed from B: 1, 4, 9, 16, 25")
+        assert.include(out.stdout, `A's ledger, written by B: ["B squared 7","B squared 12"]`)
+      }),
+    90_000
+  )
+})
+
+/** A port nothing listens on now (the system's pick for port 0, released). */
+const freePort = (): Promise<number> =>
+  new Promise((resolve) => {
+    const server = createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as { port: number }).port
+      server.close(() => resolve(port))
     })
   })
