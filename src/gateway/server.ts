@@ -1,0 +1,356 @@
+/**
+ * The HTTP gateway's server (`Gateway.layer`): the handlers that read a
+ * request, call a Worker through its handle and answer, the bearer check,
+ * the routes for everything else, and the Node server under them. Loaded by
+ * `Gateway.layer` only when a gateway is built.
+ */
+import { createHash, timingSafeEqual } from "node:crypto"
+import { createServer } from "node:http"
+import { NodeHttpServer } from "@effect/platform-node"
+import { ByteSize, Effect, Exit, Layer, Option, Redacted, Schema, Scope, Sink, Stream } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServer, type HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import {
+  type CallError,
+  CallError as CallErrorSchema,
+  type DownstreamCause,
+  DownstreamFailed,
+  GatewayError,
+  GatewayUnauthorized,
+  InstanceStartFailed,
+  InvalidPayload,
+  PayloadTooLarge,
+  UnknownMethod,
+  UnknownWorker,
+  WorkerDefect
+} from "../CorpsError.ts"
+import type { Address, Auth } from "../Gateway.ts"
+import { Gateway } from "../Gateway.ts"
+import type { AnyWorker, MethodSpec } from "../Worker.ts"
+import { GatewayAuth, makeApi, payloadSchemaOf, servedMethods } from "./api.ts"
+
+/** The options of `Gateway.layer`, checked and with their defaults. */
+export interface Resolved {
+  readonly port: number
+  readonly host: string
+  /** How the address is named in errors. */
+  readonly where: string
+  readonly auth: Auth | undefined
+  readonly maxBodyBytes: number
+  readonly openapiPath: `/${string}` | undefined
+  readonly docsPath: `/${string}` | undefined
+  readonly title: string
+}
+
+/** Serves `workers` over HTTP (options already checked). */
+export const layer = (
+  workers: ReadonlyArray<AnyWorker>,
+  options: Resolved
+): Layer.Layer<Gateway, GatewayError, any> => {
+  const server = NodeHttpServer.layer(createServer, { port: options.port, host: options.host }).pipe(
+    Layer.catchTag("ServeError", (error) =>
+      Layer.effectContext(
+        Effect.fail(new GatewayError({ address: options.where, reason: "listen", detail: describe(error.cause) }))
+      )
+    )
+  )
+  const address = Layer.effect(
+    Gateway,
+    Effect.map(HttpServer.HttpServer, (server): Address => {
+      const port = server.address._tag === "UnixPathAddress" ? options.port : server.address.port
+      const host = options.host.includes(":") ? `[${options.host}]` : options.host
+      return { host: options.host, port, url: `http://${host}:${port}` }
+    })
+  )
+  const served = HttpRouter.serve(routes(workers, options), { disableLogger: true, disableListenLog: true })
+  return Layer.mergeAll(served, address).pipe(Layer.provide(server)) as Layer.Layer<Gateway, GatewayError, any>
+}
+
+/**
+ * The gateway's routes on an `HttpRouter`: the API, its OpenAPI document and
+ * page, and answers for every other path. Needs the Workers and the HTTP
+ * platform services (a Node server provides them).
+ */
+export const routes = (workers: ReadonlyArray<AnyWorker>, options: Resolved): Layer.Layer<never, never, any> => {
+  const api = makeApi(workers, { title: options.title, auth: options.auth !== undefined })
+  const verify = options.auth === undefined ? undefined : verifier(options.auth)
+  const groups = workers.map((worker) =>
+    HttpApiBuilder.group(api as any, worker.key as never, (handlers: any) =>
+      Effect.map(worker as unknown as Effect.Effect<Callable>, (base) => {
+        for (const method of servedMethods(worker)) {
+          handlers = handlers.handleRaw(method, methodHandler(worker, method, base, options.maxBodyBytes))
+        }
+        return handlers
+      })
+    )
+  )
+  let apiRoutes: Layer.Layer<never, never, any> = HttpApiBuilder.layer(
+    api as any,
+    options.openapiPath === undefined ? undefined : { openapiPath: options.openapiPath }
+  ).pipe(Layer.provide(groups as any)) as Layer.Layer<never, never, any>
+  if (verify !== undefined) {
+    const auth = Layer.succeed(GatewayAuth, {
+      bearer: (effect: Effect.Effect<any, any, any>, { credential }: { credential: Redacted.Redacted<string> }) =>
+        Effect.flatMap(verify(credential), (refused) => (refused === undefined ? effect : Effect.fail(refused)))
+    } as any)
+    apiRoutes = apiRoutes.pipe(Layer.provide(auth))
+  }
+  const docs =
+    options.docsPath === undefined
+      ? Layer.empty
+      : HttpApiScalar.layer(api as any, { path: options.docsPath, scalar: { hideDownloadButton: false } as any })
+  // UnknownWorker names the Corps that serves the gateway's Workers (that of the first one).
+  const fallback = HttpRouter.use((router) =>
+    Effect.flatMap(
+      workers.length === 0
+        ? Effect.succeed("")
+        : Effect.map(workers[0] as unknown as Effect.Effect<Callable>, (handle) => handle.corps),
+      (corps) => router.add("*", "*", otherwise(workers, corps, verify))
+    )
+  )
+  return Layer.mergeAll(apiRoutes, docs, fallback)
+}
+
+/** A handle as the gateway uses it: methods by name, and sibling instances. */
+interface Callable {
+  readonly corps: string
+  readonly [method: string]: unknown
+  instance(key: string): Callable
+}
+
+const encodeInvalidPayload = Schema.encodeSync(InvalidPayload)
+const encodeTooLarge = Schema.encodeSync(PayloadTooLarge)
+const encodeUnauthorized = Schema.encodeSync(GatewayUnauthorized)
+const encodeUnknownWorker = Schema.encodeSync(UnknownWorker)
+const encodeUnknownMethod = Schema.encodeSync(UnknownMethod)
+
+const invalid = (worker: string, method: string, issue: string) =>
+  HttpServerResponse.jsonUnsafe(encodeInvalidPayload(new InvalidPayload({ worker, method, issue })), { status: 400 })
+
+// The rest of an oversized body is not read: the connection is closed instead of drained.
+const tooLarge = (limit: number) =>
+  HttpServerResponse.jsonUnsafe(encodeTooLarge(new PayloadTooLarge({ limit })), {
+    status: 413,
+    headers: { connection: "close" }
+  })
+
+/** The body as text, or the response that refuses it (too large, unreadable). */
+const readBody = (
+  request: HttpServerRequest.HttpServerRequest,
+  limit: number,
+  worker: string,
+  method: string
+): Effect.Effect<string | HttpServerResponse.HttpServerResponse> => {
+  const declared = request.headers["content-length"]
+  if (declared !== undefined && Number(declared) > limit) return Effect.succeed(tooLarge(limit))
+  return request.text.pipe(
+    Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(limit)),
+    Effect.catch((error: any) =>
+      Effect.succeed(
+        error?.reason?.reason === "BodyTooLarge"
+          ? tooLarge(limit)
+          : invalid(worker, method, `the body could not be read: ${describe(error)}`)
+      )
+    )
+  )
+}
+
+/**
+ * The handler of one method: reads and decodes the body itself (so that a
+ * refusal carries the Schema's issue), calls the default instance or the one
+ * named by `?key=`, and leaves the success and the errors to the endpoint's
+ * schemas. A stream's first element is awaited here, so that a call failing
+ * before it answers with the error's status rather than a broken stream.
+ */
+const methodHandler = (worker: AnyWorker, method: string, base: Callable, limit: number) => {
+  const spec = worker.methods[method] as MethodSpec
+  const schema = payloadSchemaOf(worker, method)
+  const decode = schema === undefined ? undefined : Schema.decodeUnknownEffect(Schema.toCodecJson(schema) as any)
+  const name = worker.key
+  const sse = spec.stream === true ? sseResponder(spec) : undefined
+  return ({ request, query }: { request: HttpServerRequest.HttpServerRequest; query?: { key?: string } }) =>
+    Effect.gen(function* () {
+      let payload: unknown
+      if (decode === undefined) {
+        const declared = request.headers["content-length"]
+        if (declared !== undefined && Number(declared) > limit) return tooLarge(limit)
+      } else {
+        const body = yield* readBody(request, limit, name, method)
+        if (typeof body !== "string") return body
+        let json: unknown
+        try {
+          json = body === "" ? undefined : JSON.parse(body)
+        } catch (error) {
+          return invalid(name, method, `the body is not JSON: ${describe(error)}`)
+        }
+        const decoded = yield* Effect.exit(decode(json))
+        if (Exit.isFailure(decoded)) {
+          const failure = Exit.findErrorOption(decoded)
+          return invalid(name, method, Option.isSome(failure) ? (failure.value as Error).message : "invalid payload")
+        }
+        payload = decoded.value
+      }
+      const key = query?.key
+      const handle = key === undefined ? base : base.instance(key)
+      const call = (handle[method] as (payload: unknown) => unknown)(payload)
+      if (spec.stream === true) {
+        const stream = yield* Effect.mapError(startStream(call as Stream.Stream<unknown, unknown>), redact)
+        return sse !== undefined && wantsSse(request) ? sse(stream) : stream
+      }
+      return yield* Effect.mapError(call as Effect.Effect<unknown, unknown>, redact)
+    })
+}
+
+/**
+ * An error as HTTP clients see it: without the stack traces a defect carries
+ * (they show the server's files and lines); name and message stay.
+ */
+const redact = (error: unknown): unknown => {
+  if (error instanceof WorkerDefect) {
+    if (error.defectStack === undefined) return error
+    const { worker, method, defect, defectName, defectMessage } = error
+    return new WorkerDefect({ worker, method, defect, defectName, defectMessage })
+  }
+  if (error instanceof InstanceStartFailed) {
+    const { worker, key, reason, defect } = error
+    const inner = error.error === undefined ? undefined : (redact(error.error) as CallError)
+    return new InstanceStartFailed({
+      worker,
+      key,
+      reason,
+      ...(defect === undefined ? {} : { defect }),
+      ...(inner === undefined ? {} : { error: inner })
+    })
+  }
+  if (error instanceof DownstreamFailed) {
+    const { worker, method, via } = error
+    return new DownstreamFailed({ worker, method, via, error: redact(error.error) as DownstreamCause })
+  }
+  return error
+}
+
+/** The stream, once its first element (or its end) has come; fails if it fails before. */
+const startStream = <A, E>(stream: Stream.Stream<A, E>): Effect.Effect<Stream.Stream<A, E>, E> =>
+  Effect.gen(function* () {
+    // The rest of a peeled stream lives in a scope: it is closed when the response stream ends.
+    const scope = yield* Scope.make()
+    const peeled = yield* Effect.exit(Scope.provide(Stream.peel(stream, Sink.head<A>()), scope))
+    if (Exit.isFailure(peeled)) {
+      yield* Scope.close(scope, peeled)
+      return yield* Effect.failCause(peeled.cause)
+    }
+    const [first, rest] = peeled.value
+    const all = Option.isSome(first) ? Stream.concat(Stream.succeed(first.value), rest) : Stream.empty
+    return all.pipe(Stream.ensuring(Scope.close(scope, Exit.void)))
+  })
+
+const wantsSse = (request: HttpServerRequest.HttpServerRequest): boolean =>
+  (request.headers.accept ?? "").includes("text/event-stream")
+
+const encoder = new TextEncoder()
+
+/**
+ * A stream as Server-Sent Events, for clients that ask for them
+ * (`Accept: text/event-stream`): each element is a `data:` event; a failure
+ * after the first element is one last `event: error` whose data is the tagged
+ * error — which NDJSON cannot carry (its body just breaks).
+ */
+const sseResponder = (spec: MethodSpec) => {
+  const encodeElement = Schema.encodeUnknownEffect(Schema.toCodecJson(spec.success ?? Schema.Null) as any)
+  const errors: Schema.Top =
+    spec.error === undefined
+      ? (CallErrorSchema as Schema.Top)
+      : Schema.Union([spec.error, CallErrorSchema as Schema.Top])
+  const encodeError = Schema.encodeUnknownEffect(Schema.toCodecJson(errors) as any)
+  const event = (name: string | undefined, data: unknown) =>
+    encoder.encode(`${name === undefined ? "" : `event: ${name}\n`}data: ${JSON.stringify(data)}\n\n`)
+  return (stream: Stream.Stream<unknown, unknown>): HttpServerResponse.HttpServerResponse =>
+    HttpServerResponse.stream(
+      (stream as Stream.Stream<unknown, unknown>).pipe(
+        Stream.mapEffect((element) =>
+          Effect.map(Effect.orDie(encodeElement(element)), (data) => event(undefined, data))
+        ),
+        Stream.catch((error) =>
+          Stream.fromEffect(Effect.map(Effect.orDie(encodeError(redact(error))), (data) => event("error", data)))
+        )
+      ) as Stream.Stream<Uint8Array>,
+      { contentType: "text/event-stream", headers: { "cache-control": "no-store" } }
+    )
+}
+
+const digest = (text: string): Buffer => createHash("sha256").update(text).digest()
+
+/**
+ * The bearer check: undefined when the token is accepted, else the refusal.
+ * A fixed token is compared in constant time (through its digest, so its
+ * length does not show either).
+ */
+const verifier = (auth: Auth) => {
+  const { bearer } = auth
+  const check: (token: Redacted.Redacted<string>) => Effect.Effect<boolean> = Redacted.isRedacted(bearer)
+    ? (
+        (expected) => (token) =>
+          Effect.succeed(timingSafeEqual(digest(Redacted.value(token)), expected))
+      )(digest(Redacted.value(bearer)))
+    : bearer
+  return (token: Redacted.Redacted<string>): Effect.Effect<GatewayUnauthorized | undefined> =>
+    Redacted.value(token) === ""
+      ? Effect.succeed(new GatewayUnauthorized({ reason: "missing" }))
+      : Effect.map(check(token), (ok) => (ok ? undefined : new GatewayUnauthorized({ reason: "refused" })))
+}
+
+const unauthorized = (error: GatewayUnauthorized) =>
+  HttpServerResponse.jsonUnsafe(encodeUnauthorized(error), {
+    status: 401,
+    headers: { "www-authenticate": 'Bearer realm="effect-corps"' }
+  })
+
+const bearerOf = (request: HttpServerRequest.HttpServerRequest): Redacted.Redacted<string> => {
+  const header = request.headers.authorization ?? ""
+  const match = /^Bearer\s+(.+)$/i.exec(header)
+  return Redacted.make(match?.[1]?.trim() ?? "")
+}
+
+/**
+ * Every request no endpoint takes: an unknown Worker or method is a 404 with
+ * `UnknownWorker` or `UnknownMethod` as its body, a known method asked with
+ * another HTTP method a 405. Behind authentication, only after the token is
+ * accepted, so the names of the Workers do not leak.
+ */
+const otherwise = (
+  workers: ReadonlyArray<AnyWorker>,
+  corps: string,
+  verify: ((token: Redacted.Redacted<string>) => Effect.Effect<GatewayUnauthorized | undefined>) | undefined
+) => {
+  const byName = new Map(workers.map((worker) => [worker.key, worker]))
+  return (request: HttpServerRequest.HttpServerRequest) =>
+    Effect.gen(function* () {
+      if (verify !== undefined) {
+        const refused = yield* verify(bearerOf(request))
+        if (refused !== undefined) return unauthorized(refused)
+      }
+      const path = new URL(request.url, "http://gateway").pathname
+      const [workerName = "", method = ""] = path
+        .split("/")
+        .filter((part) => part !== "")
+        .map(decodeURIComponent)
+      const worker = byName.get(workerName)
+      if (worker === undefined) {
+        return HttpServerResponse.jsonUnsafe(encodeUnknownWorker(new UnknownWorker({ worker: workerName, corps })), {
+          status: 404
+        })
+      }
+      if (!servedMethods(worker).includes(method)) {
+        return HttpServerResponse.jsonUnsafe(encodeUnknownMethod(new UnknownMethod({ worker: workerName, method })), {
+          status: 404
+        })
+      }
+      return HttpServerResponse.text(`${workerName}.${method} is called with POST\n`, {
+        status: 405,
+        headers: { allow: "POST" }
+      })
+    })
+}
+
+const describe = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)
