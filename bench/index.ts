@@ -7,6 +7,7 @@ import { runBaselines } from "./baselines.bench.ts"
 import { runCluster } from "./cluster.bench.ts"
 import { runErrors } from "./errors.bench.ts"
 import { runFastPath } from "./fastpath.bench.ts"
+import { runGateway } from "./gateway.bench.ts"
 import { printJson } from "./lib/report.ts"
 import { runMonitoring } from "./monitoring.bench.ts"
 import { runRecovery } from "./recovery.bench.ts"
@@ -45,6 +46,7 @@ await runMonitoring()
 await runRecovery()
 await runScaling()
 await runPassivation()
+await runGateway()
 if (await postgresUp()) await runCluster()
 else console.log("\n== cluster: skipped (no PostgreSQL at 127.0.0.1:5432)")
 if (await postgresUp()) await runState()

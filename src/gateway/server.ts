@@ -118,6 +118,8 @@ interface Callable {
   instance(key: string): Callable
 }
 
+const noContent = HttpServerResponse.empty({ status: 204 })
+
 const encodeInvalidPayload = Schema.encodeSync(InvalidPayload)
 const encodeTooLarge = Schema.encodeSync(PayloadTooLarge)
 const encodeUnauthorized = Schema.encodeSync(GatewayUnauthorized)
@@ -168,6 +170,11 @@ const methodHandler = (worker: AnyWorker, method: string, base: Callable, limit:
   const decode = schema === undefined ? undefined : Schema.decodeUnknownEffect(Schema.toCodecJson(schema) as any)
   const name = worker.key
   const sse = spec.stream === true ? sseResponder(spec) : undefined
+  // Encoded here with the JSON codec the endpoint declares, skipping the builder's response-schema layer.
+  const encodeSuccess =
+    spec.stream === true || spec.success === undefined
+      ? undefined
+      : Schema.encodeUnknownEffect(Schema.toCodecJson(spec.success) as any)
   return ({ request, query }: { request: HttpServerRequest.HttpServerRequest; query?: { key?: string } }) =>
     Effect.gen(function* () {
       let payload: unknown
@@ -197,7 +204,10 @@ const methodHandler = (worker: AnyWorker, method: string, base: Callable, limit:
         const stream = yield* Effect.mapError(startStream(call as Stream.Stream<unknown, unknown>), redact)
         return sse !== undefined && wantsSse(request) ? sse(stream) : stream
       }
-      return yield* Effect.mapError(call as Effect.Effect<unknown, unknown>, redact)
+      const value = yield* Effect.mapError(call as Effect.Effect<unknown, unknown>, redact)
+      if (encodeSuccess === undefined) return noContent
+      // A success its own Schema refuses is the handler's bug: a defect, answered 500.
+      return HttpServerResponse.jsonUnsafe(yield* Effect.orDie(encodeSuccess(value)))
     })
 }
 
