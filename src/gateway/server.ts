@@ -74,6 +74,7 @@ export const layer = (
 export const routes = (workers: ReadonlyArray<AnyWorker>, options: Resolved): Layer.Layer<never, never, any> => {
   const api = makeApi(workers, { title: options.title, auth: options.auth !== undefined })
   const verify = options.auth === undefined ? undefined : verifier(options.auth)
+  const maxBodySize = Layer.succeed(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(options.maxBodyBytes))
   const groups = workers.map((worker) =>
     HttpApiBuilder.group(api as any, worker.key as never, (handlers: any) =>
       Effect.map(worker as unknown as Effect.Effect<Callable>, (base) => {
@@ -82,7 +83,7 @@ export const routes = (workers: ReadonlyArray<AnyWorker>, options: Resolved): La
         }
         return handlers
       })
-    )
+    ).pipe(Layer.provide(maxBodySize))
   )
   let apiRoutes: Layer.Layer<never, never, any> = HttpApiBuilder.layer(
     api as any,
@@ -145,8 +146,8 @@ const readBody = (
 ): Effect.Effect<string | HttpServerResponse.HttpServerResponse> => {
   const declared = request.headers["content-length"]
   if (declared !== undefined && Number(declared) > limit) return Effect.succeed(tooLarge(limit))
+  // The limit while reading (a body without a Content-Length) is the MaxBodySize the groups are given.
   return request.text.pipe(
-    Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(limit)),
     Effect.catch((error: any) =>
       Effect.succeed(
         error?.reason?.reason === "BodyTooLarge"
@@ -167,14 +168,15 @@ const readBody = (
 const methodHandler = (worker: AnyWorker, method: string, base: Callable, limit: number) => {
   const spec = worker.methods[method] as MethodSpec
   const schema = payloadSchemaOf(worker, method)
-  const decode = schema === undefined ? undefined : Schema.decodeUnknownEffect(Schema.toCodecJson(schema) as any)
+  // Payload and success Schemas are synchronous (they cross Envs as Exits too, see internal/codec.ts).
+  const decode = schema === undefined ? undefined : Schema.decodeUnknownExit(Schema.toCodecJson(schema) as any)
   const name = worker.key
   const sse = spec.stream === true ? sseResponder(spec) : undefined
   // Encoded here with the JSON codec the endpoint declares, skipping the builder's response-schema layer.
   const encodeSuccess =
     spec.stream === true || spec.success === undefined
       ? undefined
-      : Schema.encodeUnknownEffect(Schema.toCodecJson(spec.success) as any)
+      : Schema.encodeUnknownExit(Schema.toCodecJson(spec.success) as any)
   return ({ request, query }: { request: HttpServerRequest.HttpServerRequest; query?: { key?: string } }) =>
     Effect.gen(function* () {
       let payload: unknown
@@ -190,7 +192,7 @@ const methodHandler = (worker: AnyWorker, method: string, base: Callable, limit:
         } catch (error) {
           return invalid(name, method, `the body is not JSON: ${describe(error)}`)
         }
-        const decoded = yield* Effect.exit(decode(json))
+        const decoded = decode(json)
         if (Exit.isFailure(decoded)) {
           const failure = Exit.findErrorOption(decoded)
           return invalid(name, method, Option.isSome(failure) ? (failure.value as Error).message : "invalid payload")
@@ -207,7 +209,9 @@ const methodHandler = (worker: AnyWorker, method: string, base: Callable, limit:
       const value = yield* Effect.mapError(call as Effect.Effect<unknown, unknown>, redact)
       if (encodeSuccess === undefined) return noContent
       // A success its own Schema refuses is the handler's bug: a defect, answered 500.
-      return HttpServerResponse.jsonUnsafe(yield* Effect.orDie(encodeSuccess(value)))
+      const encoded = encodeSuccess(value)
+      if (Exit.isSuccess(encoded)) return HttpServerResponse.jsonUnsafe(encoded.value)
+      return yield* Effect.die(Exit.findErrorOption(encoded).pipe(Option.getOrElse(() => encoded.cause)))
     })
 }
 
