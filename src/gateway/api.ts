@@ -1,9 +1,9 @@
 /**
  * The `effect/http-api` description of a gateway, derived from Worker
  * contracts: one group per Worker, one `POST /{Worker}/{method}` endpoint per
- * method, every error with its HTTP status. The handlers are in `server.ts`;
- * this module only declares, so the OpenAPI document and the routes come from
- * the same definition.
+ * method, every error with its HTTP status. The OpenAPI document and the
+ * docs page are made from it; `server.ts` serves the same paths and reads the
+ * same error table (`errorTable`), so what is served is what is documented.
  */
 import { Schema } from "effect"
 import {
@@ -64,14 +64,6 @@ export const CONTRACT_ERROR_STATUS = 422
 
 const withStatus = (schema: Schema.Top, status: number): Schema.Top => schema.pipe(HttpApiSchema.status(status))
 
-const callErrors: ReadonlyArray<Schema.Top> = callErrorStatus.map(([schema, status]) => withStatus(schema, status))
-
-/** Refusals made before any call: they are part of every endpoint's documented responses. */
-export const requestErrors: ReadonlyArray<Schema.Top> = [
-  withStatus(InvalidPayload, 400),
-  withStatus(PayloadTooLarge, 413)
-]
-
 /** The status a schema declares with `httpApiStatus` (on itself or as a class annotation), if any. */
 const declaredStatus = (schema: Schema.Top): number | undefined => {
   const ast = schema.ast as any
@@ -85,25 +77,41 @@ const declaredStatus = (schema: Schema.Top): number | undefined => {
   return typeof encoded === "number" ? encoded : undefined
 }
 
-/**
- * A contract's error Schema as response schemas: a union is split into its
- * members so that each keeps its own status; a member without one gets
- * {@link CONTRACT_ERROR_STATUS}.
- */
-export const contractErrors = (error: Schema.Top | undefined): ReadonlyArray<Schema.Top> => {
-  if (error === undefined) return []
-  const members: ReadonlyArray<Schema.Top> =
-    Schema.isSchema(error) && Array.isArray((error as any).members) && error.ast._tag === "Union"
-      ? (error as any).members
-      : [error]
-  return members.map((member) =>
-    declaredStatus(member) === undefined ? withStatus(member, CONTRACT_ERROR_STATUS) : member
-  )
+/** One error a method can answer with, and its HTTP status. */
+export interface ErrorEntry {
+  readonly schema: Schema.Top
+  readonly status: number
 }
 
 /**
- * The bearer-token check, as an `effect/http-api` security middleware: the
- * OpenAPI document then declares the scheme, and its failure is a 401.
+ * A contract's error Schema as entries: a union is split into its members so
+ * that each keeps its own status; a member without one gets
+ * {@link CONTRACT_ERROR_STATUS}.
+ */
+const contractErrors = (error: Schema.Top | undefined): ReadonlyArray<ErrorEntry> => {
+  if (error === undefined) return []
+  const members: ReadonlyArray<Schema.Top> =
+    Array.isArray((error as any).members) && error.ast._tag === "Union" ? (error as any).members : [error]
+  return members.map((schema) => ({ schema, status: declaredStatus(schema) ?? CONTRACT_ERROR_STATUS }))
+}
+
+/**
+ * Every error a method's endpoint answers with after the call was made, in
+ * the order they are matched: the contract's own, then effect-corps' call
+ * errors. The OpenAPI document and the server both read this one table.
+ */
+export const errorTable = (spec: MethodSpec): ReadonlyArray<ErrorEntry> => [
+  ...contractErrors(spec.error),
+  ...callErrorStatus.map(([schema, status]) => ({ schema: schema as Schema.Top, status }))
+]
+
+/** Refusals made before any call: they are part of every endpoint's documented responses. */
+const requestErrors: ReadonlyArray<Schema.Top> = [withStatus(InvalidPayload, 400), withStatus(PayloadTooLarge, 413)]
+
+/**
+ * The bearer-token check as an `effect/http-api` security middleware: it
+ * declares the scheme and the 401 in the OpenAPI document. The server checks
+ * the token itself (server.ts), with the same answer.
  */
 export class GatewayAuth extends HttpApiMiddleware.Service<GatewayAuth>()("effect-corps/Gateway/Auth", {
   security: { bearer: HttpApiSecurity.bearer },
@@ -135,7 +143,7 @@ const endpointOf = (worker: AnyWorker, method: string) => {
   const options: Record<string, unknown> = {
     query: { key: Schema.optional(Schema.String) },
     success,
-    error: [...contractErrors(spec.error), ...callErrors, ...requestErrors]
+    error: [...errorTable(spec).map(({ schema, status }) => withStatus(schema, status)), ...requestErrors]
   }
   if (payload !== undefined) options.payload = payload
   return HttpApiEndpoint.post(method, pathOf(worker.key, method), options as any)

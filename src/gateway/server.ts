@@ -9,7 +9,7 @@ import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { ByteSize, Effect, Exit, Layer, Option, Redacted, Schema, Scope, Sink, Stream } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServer, type HttpServerRequest, HttpServerResponse } from "effect/http"
-import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import { HttpApiScalar, OpenApi } from "effect/http-api"
 import {
   type CallError,
   CallError as CallErrorSchema,
@@ -27,7 +27,7 @@ import {
 import type { Address, Auth } from "../Gateway.ts"
 import { Gateway } from "../Gateway.ts"
 import type { AnyWorker, MethodSpec } from "../Worker.ts"
-import { GatewayAuth, makeApi, payloadSchemaOf, servedMethods } from "./api.ts"
+import { errorTable, makeApi, pathOf, payloadSchemaOf, servedMethods } from "./api.ts"
 
 /** The options of `Gateway.layer`, checked and with their defaults. */
 export interface Resolved {
@@ -67,39 +67,43 @@ export const layer = (
 }
 
 /**
- * The gateway's routes on an `HttpRouter`: the API, its OpenAPI document and
- * page, and answers for every other path. Needs the Workers and the HTTP
- * platform services (a Node server provides them).
+ * The gateway's routes on an `HttpRouter`: one per method, the OpenAPI
+ * document and page, and answers for every other path. Needs the Workers and
+ * the HTTP platform services (a Node server provides them).
+ *
+ * The API is described with `effect/http-api` (`api.ts`), which makes the
+ * OpenAPI document and the page, but the calls are served by plain routes:
+ * `HttpApiBuilder`'s per-request machinery cost about as much CPU as the
+ * whole direct effect/http handler (docs/decisions.md). The routes follow the
+ * description: the same paths, payload Schemas and error table.
  */
 export const routes = (workers: ReadonlyArray<AnyWorker>, options: Resolved): Layer.Layer<never, never, any> => {
   const api = makeApi(workers, { title: options.title, auth: options.auth !== undefined })
   const verify = options.auth === undefined ? undefined : verifier(options.auth)
-  const maxBodySize = Layer.succeed(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(options.maxBodyBytes))
-  const groups = workers.map((worker) =>
-    HttpApiBuilder.group(api as any, worker.key as never, (handlers: any) =>
-      Effect.map(worker as unknown as Effect.Effect<Callable>, (base) => {
-        for (const method of servedMethods(worker)) {
-          handlers = handlers.handleRaw(method, methodHandler(worker, method, base, options.maxBodyBytes))
-        }
-        return handlers
-      })
-    ).pipe(Layer.provide(maxBodySize))
+  const calls = HttpRouter.use((router) =>
+    Effect.forEach(
+      workers,
+      (worker) =>
+        Effect.flatMap(worker as unknown as Effect.Effect<Callable>, (base) =>
+          Effect.forEach(
+            servedMethods(worker),
+            (method) =>
+              router.add("POST", pathOf(worker.key, method), methodRoute(worker, method, base, options, verify)),
+            { discard: true }
+          )
+        ),
+      { discard: true }
+    )
   )
-  let apiRoutes: Layer.Layer<never, never, any> = HttpApiBuilder.layer(
-    api as any,
-    options.openapiPath === undefined ? undefined : { openapiPath: options.openapiPath }
-  ).pipe(Layer.provide(groups as any)) as Layer.Layer<never, never, any>
-  if (verify !== undefined) {
-    const auth = Layer.succeed(GatewayAuth, {
-      bearer: (effect: Effect.Effect<any, any, any>, { credential }: { credential: Redacted.Redacted<string> }) =>
-        Effect.flatMap(verify(credential), (refused) => (refused === undefined ? effect : Effect.fail(refused)))
-    } as any)
-    apiRoutes = apiRoutes.pipe(Layer.provide(auth))
-  }
-  const docs =
-    options.docsPath === undefined
+  const openapi =
+    options.openapiPath === undefined
       ? Layer.empty
-      : HttpApiScalar.layer(api as any, { path: options.docsPath, scalar: { hideDownloadButton: false } as any })
+      : HttpRouter.use((router) => {
+          const document = HttpServerResponse.jsonUnsafe(OpenApi.fromApi(api as any))
+          return router.add("GET", options.openapiPath!, Effect.succeed(document))
+        })
+  const docs =
+    options.docsPath === undefined ? Layer.empty : HttpApiScalar.layer(api as any, { path: options.docsPath })
   // UnknownWorker names the Corps that serves the gateway's Workers (that of the first one).
   const fallback = HttpRouter.use((router) =>
     Effect.flatMap(
@@ -109,7 +113,7 @@ export const routes = (workers: ReadonlyArray<AnyWorker>, options: Resolved): La
       (corps) => router.add("*", "*", otherwise(workers, corps, verify))
     )
   )
-  return Layer.mergeAll(apiRoutes, docs, fallback)
+  return Layer.mergeAll(calls, openapi, docs, fallback)
 }
 
 /** A handle as the gateway uses it: methods by name, and sibling instances. */
@@ -146,74 +150,134 @@ const readBody = (
 ): Effect.Effect<string | HttpServerResponse.HttpServerResponse> => {
   const declared = request.headers["content-length"]
   if (declared !== undefined && Number(declared) > limit) return Effect.succeed(tooLarge(limit))
-  // The limit while reading (a body without a Content-Length) is the MaxBodySize the groups are given.
-  return request.text.pipe(
-    Effect.catch((error: any) =>
-      Effect.succeed(
-        error?.reason?.reason === "BodyTooLarge"
-          ? tooLarge(limit)
-          : invalid(worker, method, `the body could not be read: ${describe(error)}`)
-      )
+  // With a Content-Length, Node reads that many bytes and no more; a chunked body is counted as it is read.
+  const text =
+    declared === undefined
+      ? Effect.provideService(request.text, HttpIncomingMessage.MaxBodySize, ByteSize.bytes(limit))
+      : request.text
+  return Effect.catch(text, (error: any) =>
+    Effect.succeed(
+      error?.reason?.reason === "BodyTooLarge"
+        ? tooLarge(limit)
+        : invalid(worker, method, `the body could not be read: ${describe(error)}`)
     )
   )
 }
 
+/** The value of `?key=`, if the URL has one. */
+const keyOf = (url: string): string | undefined => {
+  const query = url.indexOf("?")
+  if (query === -1) return undefined
+  return new URLSearchParams(url.slice(query + 1)).get("key") ?? undefined
+}
+
 /**
- * The handler of one method: reads and decodes the body itself (so that a
- * refusal carries the Schema's issue), calls the default instance or the one
- * named by `?key=`, and leaves the success and the errors to the endpoint's
- * schemas. A stream's first element is awaited here, so that a call failing
- * before it answers with the error's status rather than a broken stream.
+ * How a method's errors are answered: the first entry of its error table
+ * whose Schema takes the error gives the status, and the body is the error
+ * encoded by that Schema. An error it does not declare is a defect (500).
  */
-const methodHandler = (worker: AnyWorker, method: string, base: Callable, limit: number) => {
+const errorResponder = (spec: MethodSpec) => {
+  const entries = errorTable(spec).map(({ schema, status }) => ({
+    is: Schema.is(schema as Schema.Codec<unknown>),
+    encode: Schema.encodeUnknownExit(Schema.toCodecJson(schema) as any),
+    status
+  }))
+  return (error: unknown): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+    const redacted = redact(error)
+    for (const entry of entries) {
+      if (!entry.is(redacted)) continue
+      const encoded = entry.encode(redacted)
+      if (Exit.isSuccess(encoded))
+        return Effect.succeed(HttpServerResponse.jsonUnsafe(encoded.value, { status: entry.status }))
+    }
+    return Effect.die(error)
+  }
+}
+
+/**
+ * The route of one method: checks the token, reads and decodes the body
+ * (a refusal carries the Schema's issue), calls the default instance or the
+ * one named by `?key=`, and answers the success encoded by its Schema or the
+ * error with its status. A stream's first element is awaited here, so that a
+ * call failing before it answers with the error's status rather than a
+ * broken stream.
+ */
+const methodRoute = (
+  worker: AnyWorker,
+  method: string,
+  base: Callable,
+  options: Resolved,
+  verify: ((token: Redacted.Redacted<string>) => Effect.Effect<GatewayUnauthorized | undefined>) | undefined
+) => {
   const spec = worker.methods[method] as MethodSpec
   const schema = payloadSchemaOf(worker, method)
+  const limit = options.maxBodyBytes
   // Payload and success Schemas are synchronous (they cross Envs as Exits too, see internal/codec.ts).
   const decode = schema === undefined ? undefined : Schema.decodeUnknownExit(Schema.toCodecJson(schema) as any)
   const name = worker.key
-  const sse = spec.stream === true ? sseResponder(spec) : undefined
-  // Encoded here with the JSON codec the endpoint declares, skipping the builder's response-schema layer.
   const encodeSuccess =
-    spec.stream === true || spec.success === undefined
-      ? undefined
-      : Schema.encodeUnknownExit(Schema.toCodecJson(spec.success) as any)
-  return ({ request, query }: { request: HttpServerRequest.HttpServerRequest; query?: { key?: string } }) =>
-    Effect.gen(function* () {
-      let payload: unknown
-      if (decode === undefined) {
-        const declared = request.headers["content-length"]
-        if (declared !== undefined && Number(declared) > limit) return tooLarge(limit)
-      } else {
-        const body = yield* readBody(request, limit, name, method)
-        if (typeof body !== "string") return body
-        let json: unknown
-        try {
-          json = body === "" ? undefined : JSON.parse(body)
-        } catch (error) {
-          return invalid(name, method, `the body is not JSON: ${describe(error)}`)
-        }
-        const decoded = decode(json)
-        if (Exit.isFailure(decoded)) {
-          const failure = Exit.findErrorOption(decoded)
-          return invalid(name, method, Option.isSome(failure) ? (failure.value as Error).message : "invalid payload")
-        }
-        payload = decoded.value
+    spec.success === undefined ? undefined : Schema.encodeUnknownExit(Schema.toCodecJson(spec.success) as any)
+  const sse = spec.stream === true ? sseResponder(spec) : undefined
+  const failed = errorResponder(spec)
+  const call = Effect.fnUntraced(function* (request: HttpServerRequest.HttpServerRequest) {
+    if (verify !== undefined) {
+      const refused = yield* verify(bearerOf(request))
+      if (refused !== undefined) return unauthorized(refused)
+    }
+    let payload: unknown
+    if (decode === undefined) {
+      const declared = request.headers["content-length"]
+      if (declared !== undefined && Number(declared) > limit) return tooLarge(limit)
+    } else {
+      const body = yield* readBody(request, limit, name, method)
+      if (typeof body !== "string") return body
+      let json: unknown
+      try {
+        json = body === "" ? undefined : JSON.parse(body)
+      } catch (error) {
+        return invalid(name, method, `the body is not JSON: ${describe(error)}`)
       }
-      const key = query?.key
-      const handle = key === undefined ? base : base.instance(key)
-      const call = (handle[method] as (payload: unknown) => unknown)(payload)
-      if (spec.stream === true) {
-        const stream = yield* Effect.mapError(startStream(call as Stream.Stream<unknown, unknown>), redact)
-        return sse !== undefined && wantsSse(request) ? sse(stream) : stream
+      const decoded = decode(json)
+      if (Exit.isFailure(decoded)) {
+        const failure = Exit.findErrorOption(decoded)
+        return invalid(name, method, Option.isSome(failure) ? (failure.value as Error).message : "invalid payload")
       }
-      const value = yield* Effect.mapError(call as Effect.Effect<unknown, unknown>, redact)
-      if (encodeSuccess === undefined) return noContent
-      // A success its own Schema refuses is the handler's bug: a defect, answered 500.
-      const encoded = encodeSuccess(value)
-      if (Exit.isSuccess(encoded)) return HttpServerResponse.jsonUnsafe(encoded.value)
-      return yield* Effect.die(Exit.findErrorOption(encoded).pipe(Option.getOrElse(() => encoded.cause)))
-    })
+      payload = decoded.value
+    }
+    const key = keyOf(request.url)
+    const handle = key === undefined ? base : base.instance(key)
+    const result = (handle[method] as (payload: unknown) => unknown)(payload)
+    if (spec.stream === true) {
+      const stream = yield* startStream(result as Stream.Stream<unknown, unknown>)
+      return sse !== undefined && wantsSse(request) ? sse(stream) : ndjson(stream, encodeSuccess)
+    }
+    const value = yield* result as Effect.Effect<unknown, unknown>
+    if (encodeSuccess === undefined) return noContent
+    // A success its own Schema refuses is the handler's bug: a defect, answered 500.
+    const encoded = encodeSuccess(value)
+    if (Exit.isSuccess(encoded)) return HttpServerResponse.jsonUnsafe(encoded.value)
+    return yield* Effect.die(Exit.findErrorOption(encoded).pipe(Option.getOrElse(() => encoded.cause)))
+  })
+  return (request: HttpServerRequest.HttpServerRequest) => Effect.catch(call(request), failed)
 }
+
+/**
+ * A stream as NDJSON: one line per element, encoded by the success Schema. A
+ * failure after the answer has started breaks the body (the status is sent).
+ */
+const ndjson = (
+  stream: Stream.Stream<unknown, unknown>,
+  encode: ((u: unknown) => Exit.Exit<unknown, unknown>) | undefined
+): HttpServerResponse.HttpServerResponse =>
+  HttpServerResponse.stream(
+    Stream.mapEffect(stream, (element) => {
+      const encoded = encode === undefined ? Exit.succeed(null) : encode(element)
+      return Exit.isSuccess(encoded)
+        ? Effect.succeed(encoder.encode(`${JSON.stringify(encoded.value)}\n`))
+        : Effect.die(new Error(`a stream element does not fit its Schema: ${String(encoded.cause)}`))
+    }),
+    { contentType: "application/x-ndjson" }
+  )
 
 /**
  * An error as HTTP clients see it: without the stack traces a defect carries
