@@ -12,6 +12,7 @@
  * Run alone with `npx node bench/gateway.bench.ts`.
  */
 import { type ChildProcess, spawn } from "node:child_process"
+import { readFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
 import { median } from "./lib/measure.ts"
@@ -23,7 +24,7 @@ const CONNECTIONS = 32
 
 /** What is read of autocannon's result (it ships no types). */
 interface LoadResult {
-  readonly requests: { readonly average: number }
+  readonly requests: { readonly average: number; readonly total: number }
   readonly latency: { readonly p50: number; readonly p99: number }
   readonly non2xx: number
   readonly errors: number
@@ -67,6 +68,21 @@ const stop = (child: ChildProcess): Promise<void> =>
     child.kill("SIGTERM")
   })
 
+/**
+ * The CPU time a process has used, in µs (Linux: /proc; undefined elsewhere). Wall-clock
+ * rates swing with the machine's load; the server's CPU per request moves far less.
+ */
+const cpuMicros = (pid: number | undefined): number | undefined => {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+    // utime and stime, in clock ticks of 10 ms.
+    return (Number(fields[11]) + Number(fields[12])) * 10_000
+  } catch {
+    return undefined
+  }
+}
+
+// The token bench/gateway/server.ts accepts in its gateway-auth mode.
 const TOKEN = "bench-token"
 const modes = {
   gateway: {},
@@ -81,6 +97,7 @@ export const runGateway = async (): Promise<void> => {
   try {
     const rates: Record<string, Array<number>> = Object.fromEntries(Object.keys(modes).map((m) => [m, []]))
     const p99: Record<string, Array<number>> = Object.fromEntries(Object.keys(modes).map((m) => [m, []]))
+    const cpu: Record<string, Array<number>> = Object.fromEntries(Object.keys(modes).map((m) => [m, []]))
     const load = (port: number, headers: Record<string, string>, duration: number) =>
       autocannon({
         url: `http://127.0.0.1:${port}/Adder/add`,
@@ -93,8 +110,11 @@ export const runGateway = async (): Promise<void> => {
     // One short round each first: JIT warm-up, connections made.
     for (const [mode, { port }] of servers) await load(port, modes[mode as keyof typeof modes], 1)
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [mode, { port }] of servers) {
+      for (const [mode, { port, child }] of servers) {
+        const before = cpuMicros(child.pid)
         const result = await load(port, modes[mode as keyof typeof modes], SECONDS)
+        const after = cpuMicros(child.pid)
+        if (before !== undefined && after !== undefined) cpu[mode]!.push((after - before) / result.requests.total)
         if (result.non2xx > 0 || result.errors > 0) {
           throw new Error(`${mode}: ${result.non2xx} non-2xx answers, ${result.errors} errors`)
         }
@@ -109,6 +129,13 @@ export const runGateway = async (): Promise<void> => {
     figure("gateway_direct_effect_http_p99_ms", median(p99.direct!), "ms")
     ratio("gateway_vs_direct_effect_http", gateway, direct, "≥ 0.8")
     ratio("gateway_bearer_vs_direct_effect_http", auth, direct)
+    if (cpu.gateway!.length > 0) {
+      const gatewayCpu = figure("gateway_server_cpu_us_per_req", median(cpu.gateway!), "µs")
+      figure("gateway_bearer_server_cpu_us_per_req", median(cpu["gateway-auth"]!), "µs")
+      const directCpu = figure("gateway_direct_effect_http_server_cpu_us_per_req", median(cpu.direct!), "µs")
+      // Requests per CPU-second, gateway over direct: the same comparison, less sensitive to load.
+      ratio("gateway_vs_direct_effect_http_by_cpu", directCpu, gatewayCpu, "≥ 0.8")
+    }
   } finally {
     await Promise.all(servers.map(([, { child }]) => stop(child)))
   }

@@ -1,7 +1,8 @@
 /**
  * The HTTP gateway: Workers reachable from anything that speaks HTTP, with
  * the routes, the validation, the errors and the OpenAPI document all derived
- * from their contracts (built with `effect/http-api`).
+ * from their contracts (described with `effect/http-api`, which makes the OpenAPI
+ * document and the page).
  *
  * ```ts
  * import { Redacted } from "effect"
