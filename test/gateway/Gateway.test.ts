@@ -361,6 +361,20 @@ describe("Gateway", () => {
         assert.strictEqual((yield* post("/Shop/where", undefined, "wrong")).status, 401)
       })
     )
+
+    // Last in this suite: it takes the thread down (its supervisor starts another).
+    it.effect("a call lost with its Env answers 503 with CallLost", () =>
+      Effect.gen(function* () {
+        const out = yield* post("/Shop/exit")
+        assert.strictEqual(out.status, 503)
+        const error = Schema.decodeUnknownSync(CorpsError.CallError)(out.json())
+        assert.instanceOf(error, CorpsError.CallLost)
+        assert.deepStrictEqual(
+          [(error as CorpsError.CallLost).worker, (error as CorpsError.CallLost).method],
+          ["Shop", "exit"]
+        )
+      })
+    )
   })
 
   it.effect("invalid options fail with GatewayError options", () =>
