@@ -9,6 +9,7 @@ import { runErrors } from "./errors.bench.ts"
 import { runExternal } from "./external.bench.ts"
 import { runFastPath } from "./fastpath.bench.ts"
 import { runHosts } from "./hosts.bench.ts"
+import { runGateway } from "./gateway.bench.ts"
 import { printJson } from "./lib/report.ts"
 import { runMonitoring } from "./monitoring.bench.ts"
 import { runRecovery } from "./recovery.bench.ts"
@@ -49,6 +50,7 @@ await runScaling()
 await runPassivation()
 await runHosts()
 await runExternal()
+await runGateway()
 if (await postgresUp()) await runCluster()
 else console.log("\n== cluster: skipped (no PostgreSQL at 127.0.0.1:5432)")
 if (await postgresUp()) await runState()

@@ -702,3 +702,75 @@ export class ExtServeError extends Schema.TaggedError<ExtServeError>()("ExtServe
     return `cannot serve the Corps on ${this.listen}: ${this.reason}`
   }
 }
+
+/**
+ * An HTTP gateway (`Gateway.layer`) could not serve (see docs/external.md):
+ *
+ * - `options`: an option is invalid (a port out of range, an empty host, a
+ *   `maxBodyBytes` that is not a positive integer, a Worker served twice or
+ *   whose name cannot be a path segment, a path option not starting with `/`).
+ * - `listen`: the server could not listen (port in use, host not on this
+ *   machine).
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class GatewayError extends Schema.TaggedError<GatewayError>()("GatewayError", {
+  address: Schema.String,
+  reason: Schema.Literals(["options", "listen"]),
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return this.reason === "options"
+      ? `gateway at ${this.address}: invalid options: ${this.detail}`
+      : `gateway at ${this.address} could not listen: ${this.detail}`
+  }
+}
+
+/**
+ * An HTTP request to the gateway carried a body its method's payload Schema
+ * refuses (or that is not JSON). Answered with status 400; nothing was
+ * called. `issue` is the Schema's account of what is wrong.
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()("InvalidPayload", {
+  worker: Schema.String,
+  method: Schema.String,
+  issue: Schema.String
+}) {
+  override get message(): string {
+    return `${this.worker}.${this.method}: the request body does not fit the payload Schema: ${this.issue}`
+  }
+}
+
+/**
+ * An HTTP request to a gateway with authentication carried no bearer token,
+ * or one the gateway refuses. Answered with status 401; nothing was called.
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class GatewayUnauthorized extends Schema.TaggedError<GatewayUnauthorized>()("GatewayUnauthorized", {
+  reason: Schema.Literals(["missing", "refused"])
+}) {
+  override get message(): string {
+    return this.reason === "missing" ? "no bearer token was given" : "the bearer token was refused"
+  }
+}
+
+/**
+ * An HTTP request's body was larger than the gateway's `maxBodyBytes`.
+ * Answered with status 413 (and the connection closed); nothing was called.
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
+  limit: Schema.Number
+}) {
+  override get message(): string {
+    return `the request body is larger than the gateway's limit of ${this.limit} bytes`
+  }
+}

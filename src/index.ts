@@ -32,13 +32,19 @@ export * as CorpsEvent from "./CorpsEvent.ts"
  * @since 0.3.0
  */
 export * as Dashboard from "./Dashboard.ts"
-
 /**
  * Envs: where Workers live.
  *
  * @since 0.1.0
  */
 export * as Env from "./Env.ts"
+/**
+ * The HTTP gateway: Workers served over HTTP from their contracts, with an
+ * OpenAPI document and a browsable page.
+ *
+ * @since 0.4.0
+ */
+export * as Gateway from "./Gateway.ts"
 export * as Monitoring from "./Monitoring.ts"
 /**
  * Placements: configuration mapping Workers to Envs.
