@@ -7,7 +7,7 @@
  * The local serialization check runs exactly these halves back to back, so
  * what passes it is known to cross a thread, a process or a host.
  */
-import { Cause, Effect, Exit, Option, Scope, Stream, Tracer } from "effect"
+import { Cause, type Clock, Context, Effect, Exit, Option, Scope, Stream, Tracer } from "effect"
 import * as Pull from "effect/Pull"
 import { UnknownMethod, UnknownWorker } from "../CorpsError.ts"
 import type { AnyWorker } from "../Worker.ts"
@@ -15,6 +15,7 @@ import { codecsOf, decodeFailure, encodeCallFailure, encodeFailure, type MethodC
 import { LocalFunc } from "./func.ts"
 import type { Target } from "./handle.ts"
 import { defectError, invokeHandler } from "./invoke.ts"
+import type { CallSeries } from "./recorder.ts"
 import type * as Wire from "./wire.ts"
 
 /**
@@ -77,6 +78,12 @@ export class Dispatcher {
   readonly annotationsOf = new Map<string, Readonly<Record<string, string>>>()
   /** The attributes of each `Worker.method`'s server span, made once. */
   readonly spanAttributesOf = new Map<string, Readonly<Record<string, string>>>()
+  /**
+   * Set in an Env whose caller traces (src/node/envMain.ts): its Tracer and
+   * Clock, read once, so a traced call to a synchronous handler opens and
+   * ends its span with no fiber (as an untraced call needs none).
+   */
+  spans: { readonly tracer: Tracer.Tracer; readonly clock: Clock.Clock } | undefined = undefined
 
   dispatch(request: Wire.Call): Effect.Effect<Wire.Exit> {
     if (request.worker === STREAM) return streamCall(this, request.method, request.payload)
@@ -127,6 +134,33 @@ const traced = (self: Dispatcher, request: Wire.Call, trace: Wire.TraceContext):
   if (attributes === undefined) {
     attributes = { "corps.worker": request.worker, "corps.method": request.method, ...self.logAnnotations }
     self.spanAttributesOf.set(id, attributes)
+  }
+  const spans = self.spans
+  if (spans !== undefined && target.callTraced === undefined) {
+    // The span made as `Effect.useSpan` makes it, from the Tracer and Clock this runtime was given.
+    const span = spans.tracer.span({
+      name: id,
+      parent: Option.some(Tracer.externalSpan(trace)),
+      annotations: Context.empty(),
+      links: [],
+      startTime: spans.clock.currentTimeNanosUnsafe(),
+      kind: "server",
+      root: false,
+      sampled: trace.sampled
+    })
+    for (const key in attributes) span.attribute(key, attributes[key])
+    const outcome = runNow(target, request.method, payload, request.worker)
+    if (Exit.isExit(outcome)) {
+      span.end(spans.clock.currentTimeNanosUnsafe(), outcome)
+      return Exit.succeed(encodeExit(codec, outcome, request))
+    }
+    return reply(
+      codec,
+      request,
+      Effect.onExit(Effect.withParentSpan(annotate(self, request, outcome), span, noStack), (exit) =>
+        Effect.sync(() => span.end(spans.clock.currentTimeNanosUnsafe(), exit))
+      )
+    )
   }
   return Effect.useSpan(id, { parent: Tracer.externalSpan(trace), kind: "server", attributes }, (span) => {
     const outcome =
@@ -245,6 +279,46 @@ const streamCall = (self: Dispatcher, method: string, payload: unknown): Effect.
 }
 
 /**
+ * One metered call to another Env: in flight from its start until its
+ * caller is resumed (or interrupted), timed on every call. Its `resume`
+ * replaces the caller's; an answer that is not yet an Exit (a call sent
+ * again, a reply still to decode) is timed when it ends.
+ */
+class Metered {
+  readonly series: CallSeries
+  readonly start: number
+  /** Set once counted: an interruption racing the reply counts once. */
+  done = false
+  readonly resume: (effect: Effect.Effect<unknown, unknown>) => void
+  readonly interrupted: Effect.Effect<void>
+
+  constructor(series: CallSeries, caller: (effect: Effect.Effect<unknown, unknown>) => void) {
+    this.series = series
+    series.inFlight++
+    this.start = performance.now()
+    this.resume = (effect) => {
+      if (this.done) return caller(effect)
+      this.done = true
+      if (Exit.isExit(effect)) {
+        series.end(effect, performance.now() - this.start)
+        return caller(effect)
+      }
+      caller(
+        Effect.onExit(effect, (exit) => {
+          series.end(exit, performance.now() - this.start)
+          return Effect.void
+        })
+      )
+    }
+    this.interrupted = Effect.sync(() => {
+      if (this.done) return
+      this.done = true
+      series.interrupted(performance.now() - this.start)
+    })
+  }
+}
+
+/**
  * What a Target does with a call that failed before its reply came (through
  * `register`): an Effect that ends with a reply after all (the call sent
  * again, say), or `undefined` to fail the caller with `failure` as it is.
@@ -281,12 +355,20 @@ export const remoteTarget = (
         return Effect.interrupt
     }
   }
-  const call = (method: string, payload: unknown, trace: Wire.TraceContext | undefined) => {
+  const call = (
+    method: string,
+    payload: unknown,
+    trace: Wire.TraceContext | undefined,
+    series?: CallSeries | undefined
+  ) => {
     const codec = codecs.get(method)
     if (codec === undefined) return Effect.fail(new UnknownMethod({ worker: worker.key, method }))
     if (register !== undefined) {
       // One suspension per call: encode, send and decode all happen inside it.
-      return Effect.callback<unknown, unknown>((resume) => {
+      return Effect.callback<unknown, unknown>((caller) => {
+        // Metrics on: the call is timed from here to its caller's resumption, with no frame of its own.
+        const metered = series === undefined ? undefined : new Metered(series, caller)
+        const resume = metered === undefined ? caller : metered.resume
         const encoded = run(codec.encodePayload, payload, "payload", codec)
         if (Exit.isFailure(encoded)) return resume(encoded)
         const request: Wire.Call = codec.spec.transfer
@@ -294,13 +376,14 @@ export const remoteTarget = (
           : trace === undefined
             ? { worker: worker.key, key, method, payload: encoded.value }
             : { worker: worker.key, key, method, payload: encoded.value, trace }
-        return register(request, (reply) => {
+        const cancel = register(request, (reply) => {
           if (!Exit.isExit(reply)) return resume(Effect.flatMap(reply, (r) => decode(codec, r)))
           const exit = reply as Exit.Exit<Wire.Exit, unknown>
           if (Exit.isSuccess(exit)) return resume(decode(codec, exit.value))
           const recovered = onFailure?.(codec, request, exit)
           resume(recovered === undefined ? exit : Effect.flatMap(recovered, (r) => decode(codec, r)))
         })
+        return metered === undefined || cancel === undefined ? cancel : Effect.andThen(cancel, metered.interrupted)
       })
     }
     return Effect.suspend(() => {
@@ -319,6 +402,10 @@ export const remoteTarget = (
     },
     callTraced(method, payload, trace) {
       return call(method, payload, trace)
+    },
+    // Only the one-suspension path meters itself; the other is wrapped by the monitor.
+    callMetered(method, payload, series, trace) {
+      return register === undefined ? undefined : call(method, payload, trace, series)
     },
     stream(method, payload) {
       const codec = codecs.get(method)

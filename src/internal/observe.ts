@@ -131,10 +131,20 @@ export const observeTarget = (target: Target, observe: Observe): Target => {
   }
   let call: Target["call"]
   if (tracing === undefined) {
-    call =
-      logAnnotations === undefined || target.callTraced !== undefined
-        ? (method, payload) => meter(method, target.call(method, payload))
-        : (method, payload) => meter(method, annotate(method, target.call(method, payload)))
+    if (logAnnotations === undefined || target.callTraced !== undefined) {
+      const metered = target.callMetered
+      call =
+        metered === undefined || series === undefined
+          ? (method, payload) => meter(method, target.call(method, payload))
+          : (method, payload) => {
+              // The Target counts the call itself when it can (one object per call, as unmetered).
+              const s = series[method]
+              if (s === undefined) return target.call(method, payload)
+              return (
+                metered.call(target, method, payload, s, undefined) ?? new MeteredCall(s, target.call(method, payload))
+              )
+            }
+    } else call = (method, payload) => meter(method, annotate(method, target.call(method, payload)))
   } else {
     const rate = tracing.sampleRate
     const crossing = target.callTraced
