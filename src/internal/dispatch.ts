@@ -7,7 +7,7 @@
  * The local serialization check runs exactly these halves back to back, so
  * what passes it is known to cross a thread, a process or a host.
  */
-import { Cause, type Clock, Context, Effect, Exit, Option, Scope, Stream, Tracer } from "effect"
+import { Cause, type Clock, Context, Effect, Effectable, Exit, Option, Scope, Stream, Tracer } from "effect"
 import * as Pull from "effect/Pull"
 import { UnknownMethod, UnknownWorker } from "../CorpsError.ts"
 import type { AnyWorker } from "../Worker.ts"
@@ -280,42 +280,61 @@ const streamCall = (self: Dispatcher, method: string, payload: unknown): Effect.
 
 /**
  * One metered call to another Env: in flight from its start until its
- * caller is resumed (or interrupted), timed on every call. Its `resume`
- * replaces the caller's; an answer that is not yet an Exit (a call sent
- * again, a reply still to decode) is timed when it ends.
+ * caller is resumed ({@link settled}) or interrupted. It is also the
+ * canceler the caller's `Effect.callback` runs on interruption (it counts
+ * the call, then continues with the transport's own cancellation), so
+ * metering a call allocates this object and nothing else. An answer that is
+ * not yet an Exit (a call sent again, a reply still to decode) is timed when
+ * it ends.
  */
-class Metered {
+interface Metered extends Effect.Effect<void> {
   readonly series: CallSeries
   readonly start: number
   /** Set once counted: an interruption racing the reply counts once. */
-  done = false
-  readonly resume: (effect: Effect.Effect<unknown, unknown>) => void
-  readonly interrupted: Effect.Effect<void>
+  done: boolean
+  cancel: Effect.Effect<void>
+}
 
-  constructor(series: CallSeries, caller: (effect: Effect.Effect<unknown, unknown>) => void) {
-    this.series = series
-    series.inFlight++
-    this.start = performance.now()
-    this.resume = (effect) => {
-      if (this.done) return caller(effect)
-      this.done = true
-      if (Exit.isExit(effect)) {
-        series.end(effect, performance.now() - this.start)
-        return caller(effect)
-      }
-      caller(
-        Effect.onExit(effect, (exit) => {
-          series.end(exit, performance.now() - this.start)
-          return Effect.void
-        })
-      )
+const MeteredProto = Effectable.Prototype<Effect.Effect<void>>({
+  label: "effect-corps/MeteredCall",
+  evaluate() {
+    const self = this as unknown as Metered
+    if (!self.done) {
+      self.done = true
+      self.series.interrupted(performance.now() - self.start)
     }
-    this.interrupted = Effect.sync(() => {
-      if (this.done) return
-      this.done = true
-      series.interrupted(performance.now() - this.start)
-    })
+    return self.cancel
   }
+})
+
+const Metered = function (this: any, series: CallSeries) {
+  this.series = series
+  this.start = performance.now()
+  this.done = false
+  this.cancel = Effect.void
+  series.inFlight++
+} as unknown as new (
+  series: CallSeries
+) => Metered
+Metered.prototype = MeteredProto
+
+/** What resumes the caller of a metered call (`metered`), counted; `effect` itself when not metered. */
+const settled = (
+  metered: Metered | undefined,
+  effect: Effect.Effect<unknown, unknown>
+): Effect.Effect<unknown, unknown> => {
+  if (metered === undefined || metered.done) return effect
+  metered.done = true
+  const series = metered.series
+  const start = metered.start
+  if (Exit.isExit(effect)) {
+    series.end(effect, performance.now() - start)
+    return effect
+  }
+  return Effect.onExit(effect, (exit) => {
+    series.end(exit, performance.now() - start)
+    return Effect.void
+  })
 }
 
 /**
@@ -365,25 +384,33 @@ export const remoteTarget = (
     if (codec === undefined) return Effect.fail(new UnknownMethod({ worker: worker.key, method }))
     if (register !== undefined) {
       // One suspension per call: encode, send and decode all happen inside it.
-      return Effect.callback<unknown, unknown>((caller) => {
+      return Effect.callback<unknown, unknown>((resume) => {
         // Metrics on: the call is timed from here to its caller's resumption, with no frame of its own.
-        const metered = series === undefined ? undefined : new Metered(series, caller)
-        const resume = metered === undefined ? caller : metered.resume
+        const metered = series === undefined ? undefined : new Metered(series)
         const encoded = run(codec.encodePayload, payload, "payload", codec)
-        if (Exit.isFailure(encoded)) return resume(encoded)
+        if (Exit.isFailure(encoded)) return resume(settled(metered, encoded))
         const request: Wire.Call = codec.spec.transfer
           ? { worker: worker.key, key, method, payload: encoded.value, transfer: [...buffersOf(encoded.value)], trace }
           : trace === undefined
             ? { worker: worker.key, key, method, payload: encoded.value }
             : { worker: worker.key, key, method, payload: encoded.value, trace }
         const cancel = register(request, (reply) => {
-          if (!Exit.isExit(reply)) return resume(Effect.flatMap(reply, (r) => decode(codec, r)))
+          if (!Exit.isExit(reply))
+            return resume(
+              settled(
+                metered,
+                Effect.flatMap(reply, (r) => decode(codec, r))
+              )
+            )
           const exit = reply as Exit.Exit<Wire.Exit, unknown>
-          if (Exit.isSuccess(exit)) return resume(decode(codec, exit.value))
+          if (Exit.isSuccess(exit)) return resume(settled(metered, decode(codec, exit.value)))
           const recovered = onFailure?.(codec, request, exit)
-          resume(recovered === undefined ? exit : Effect.flatMap(recovered, (r) => decode(codec, r)))
+          resume(settled(metered, recovered === undefined ? exit : Effect.flatMap(recovered, (r) => decode(codec, r))))
         })
-        return metered === undefined || cancel === undefined ? cancel : Effect.andThen(cancel, metered.interrupted)
+        if (metered === undefined || cancel === undefined) return cancel
+        // The caller is interrupted: counted, then the transport's own cancellation runs.
+        metered.cancel = cancel
+        return metered
       })
     }
     return Effect.suspend(() => {
