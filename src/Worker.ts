@@ -675,8 +675,10 @@ export interface SlotLocation {
  * Where {@link WorkerClass.create} puts new instances: `"auto"` (the slot of
  * the Worker's Env holding the fewest live instances created from this
  * runtime, round-robin among equals), `"perEnv"` (one in each slot), or one
- * given slot. A Worker in a cluster Env takes `"auto"` only: the entity's
- * shard decides.
+ * given slot. In a scaling Env the slots are the `min` ones (never drained).
+ * A Worker in a cluster Env takes `"auto"` only: the entity's shard decides,
+ * and effect/cluster moves shards between runners, so `"perEnv"` and a slot
+ * are `InvalidLocation` (from the caller and from handlers on runners).
  *
  * @since 0.3.0
  * @category models

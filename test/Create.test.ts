@@ -4,13 +4,30 @@
  * close and Scope-bound lifetime, perEnv over threads, handles that travel.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Exit, Layer, PubSub, Schema, Scope } from "effect"
+import { TestClock } from "effect/testing"
 import { ClusterEnv } from "../src/cluster/index.ts"
 import { Corps, type Placement, Worker } from "../src/index.ts"
 import { NodeEnv } from "../src/node/index.ts"
 import { journal, Resource, ResourceLive, User, UserLive } from "./fixtures/created.ts"
 
 const fixtures = new URL("./fixtures/created.ts", import.meta.url).href
+
+/** A created Worker that passivates when idle (a minute), counting its builds. */
+class Lease extends Worker.Service<Lease>()(
+  "Lease",
+  { holder: { success: Schema.String } },
+  { init: Schema.Struct({ holder: Schema.String }) }
+) {}
+const leaseBuilds = { n: 0 }
+const LeaseLive = Lease.conc(
+  (_key, { holder }) =>
+    Effect.sync(() => {
+      leaseBuilds.n++
+      return { holder: () => holder }
+    }),
+  { passivateAfter: "1 minute" }
+)
 const local = Corps.layer([ResourceLive, UserLive])
 
 const failureTag = <A, E>(exit: Exit.Exit<A, E>): string | undefined => {
@@ -69,9 +86,32 @@ describe("Worker.create (local)", () => {
       yield* Worker.close(r)
       assert.include(journal, "close closable")
       assert.strictEqual(failureTag(yield* Effect.exit(r.label())), "InstanceClosed")
+      // Met by another Worker's handler and let through, it is that Worker's DownstreamFailed (the same object, in one runtime).
+      const user = yield* User
+      const relayed = yield* Effect.exit(user.borrow({ resource: r }))
+      assert.strictEqual(failureTag(relayed), "DownstreamFailed")
+      if (Exit.isFailure(relayed))
+        assert.strictEqual((Exit.findErrorOption(relayed) as any).value.error._tag, "InstanceClosed")
       yield* Worker.close(r)
       assert.strictEqual(journal.filter((line) => line === "close closable").length, 1)
     }).pipe(Effect.provide(local), Effect.scoped)
+  )
+
+  it.effect("a closed instance stays closed after a passivation: InstanceClosed, not a start failure", () =>
+    Effect.gen(function* () {
+      const hub = yield* Corps.Events
+      const events = yield* PubSub.subscribe(hub.pubsub)
+      const lease = yield* Lease.create({ holder: "h" })
+      assert.strictEqual(yield* lease.holder(), "h")
+      yield* Worker.close(lease)
+      // The idle (closed) instance is passivated; the next call would rebuild it from the init its key carries.
+      yield* Effect.andThen(TestClock.adjust("2 minutes"), Effect.yieldNow)
+      const event = yield* PubSub.take(events)
+      assert.deepStrictEqual([event._tag, (event as { key?: string }).key], ["InstancePassivated", lease.key])
+      const exit = yield* Effect.exit(lease.holder())
+      assert.strictEqual(failureTag(exit), "InstanceClosed")
+      assert.strictEqual(leaseBuilds.n, 1)
+    }).pipe(Effect.provide(Corps.layer([LeaseLive])), Effect.scoped)
   )
 
   it.effect("the creator's Scope bounds the instance's life", () =>
@@ -139,7 +179,7 @@ describe("Worker.create (cluster, local storage)", () => {
   }).pipe(Layer.provide(ClusterEnv.layer()))
 
   it.live(
-    "auto only; the created entity is built with its init, its handle travels, close ends it",
+    "auto only; the created entity is built with its init, a failing builder is InstanceStartFailed, its handle travels, close ends it",
     () =>
       Effect.gen(function* () {
         const r = yield* Resource.create({ label: "entity" })
@@ -148,15 +188,24 @@ describe("Worker.create (cluster, local storage)", () => {
         assert.strictEqual(failureTag(slot), "InvalidLocation")
         const perEnv = yield* Effect.exit(Resource.create({ label: "a" }, { where: "perEnv" }))
         assert.strictEqual(failureTag(perEnv), "InvalidLocation")
-        // A builder failing on the cluster is not InstanceStartFailed yet (the cluster retries the build): not covered.
+        // A failing builder ends create with InstanceStartFailed (the cluster would retry the build for ever).
+        const failed = yield* Effect.exit(Resource.create({ label: "f", fail: true }))
+        assert.strictEqual(failureTag(failed), "InstanceStartFailed")
+        if (Exit.isFailure(failed)) assert.include((Exit.findErrorOption(failed) as any).value.reason, "cannot open f")
         const user = yield* User
         assert.strictEqual(yield* user.borrow({ resource: r }), "used entity")
         yield* Worker.close(r)
-        // On the cluster the refusal still arrives wrapped (known gap): DownstreamFailed carrying InstanceClosed.
-        const closed = yield* Effect.exit(r.label())
-        assert.strictEqual(failureTag(closed), "DownstreamFailed")
-        if (Exit.isFailure(closed))
-          assert.strictEqual((Exit.findErrorOption(closed) as any).value.error._tag, "InstanceClosed")
+        // The closed instance's refusal arrives as it is; relayed by another Worker, it is DownstreamFailed.
+        assert.strictEqual(failureTag(yield* Effect.exit(r.label())), "InstanceClosed")
+        const relayed = yield* Effect.exit(user.borrow({ resource: r }))
+        assert.strictEqual(failureTag(relayed), "DownstreamFailed")
+        if (Exit.isFailure(relayed))
+          assert.strictEqual((Exit.findErrorOption(relayed) as any).value.error._tag, "InstanceClosed")
+        // The runner serves on: a keyed instance of a contract with an init fails to start, and a new create works.
+        const keyed = yield* Resource.instance("plain-key")
+        assert.strictEqual(failureTag(yield* Effect.exit(keyed.label())), "InstanceStartFailed")
+        const again = yield* Resource.create({ label: "again" })
+        assert.strictEqual(yield* again.label(), "again")
       }).pipe(Effect.provide(layer), Effect.scoped),
     60_000
   )

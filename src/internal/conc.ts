@@ -28,7 +28,7 @@ import {
   invokeWith,
   isEffectResult,
   settle,
-  startFailed
+  startFailure
 } from "./invoke.ts"
 
 /** How a Conc instance's mailbox behaves when `capacity` calls are already waiting. */
@@ -464,7 +464,7 @@ export class ConcInstance {
           ? Exit.failCause(cause)
           : Effect.andThen(
               Scope.close(scope, Exit.failCause(cause)),
-              Exit.fail(startFailed(this.owner.worker, this.key, cause))
+              Exit.fail(startFailure(this.owner.worker, this.key, cause))
             )
     })
   }

@@ -31,7 +31,12 @@ export const createdBuild =
   ) =>
   (key: string): Effect.Effect<Record<string, AnyHandler>, unknown, any> =>
     Effect.gen(function* () {
-      if (closedKeys.has(key)) return yield* new InstanceClosed({ worker, key })
+      if (closedKeys.has(key)) {
+        // Rebuilt after a passivation or a restart: the caller sees that it is closed, not a start failure.
+        const error = new InstanceClosed({ worker, key })
+        ownErrors.add(error)
+        return yield* error
+      }
       const encoded = encodedInitOf(key)
       if (encoded === undefined) {
         return yield* Effect.die(

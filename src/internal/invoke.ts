@@ -38,9 +38,16 @@ export const defectMapper =
 /**
  * CallErrors about the called instance itself, raised by effect-corps inside
  * its handlers (a created instance refusing calls once closed): they reach
- * the caller as they are, not as DownstreamFailed.
+ * the caller as they are, not as DownstreamFailed. The mark is taken by the
+ * first boundary that reads it ({@link takeOwn}), which is the instance's
+ * own: a handler of another Worker that meets the same error object (in the
+ * same runtime) and lets it through is then wrapped as usual.
  */
 export const ownErrors = new WeakSet<object>()
+
+/** Whether `error` is marked as the called instance's own, taking the mark. */
+export const takeOwn = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && ownErrors.delete(error)
 
 /**
  * A typed failure of `worker.method`'s handler: a CallError (met on a call
@@ -48,7 +55,7 @@ export const ownErrors = new WeakSet<object>()
  */
 export const downstream = (worker: string, method: string, cause: Cause.Cause<unknown>): Exit.Exit<never, unknown> => {
   const error = cause.reasons.find(Cause.isFailReason)
-  if (error === undefined || !isCallError(error.error) || ownErrors.has(error.error)) return Exit.failCause(cause)
+  if (error === undefined || !isCallError(error.error) || takeOwn(error.error)) return Exit.failCause(cause)
   return Exit.fail(DownstreamFailed.wrap(worker, method, error.error as CallError))
 }
 
@@ -67,6 +74,19 @@ export const startFailed = (worker: string, key: string, cause: Cause.Cause<unkn
   return described.defectStack === undefined
     ? new InstanceStartFailed({ worker, key, reason, defect: died })
     : new InstanceStartFailed({ worker, key, reason, stack: described.defectStack, defect: died })
+}
+
+/**
+ * What the caller of instance `key` receives when its build failed: an error
+ * about the instance itself that effect-corps raised in the builder (a
+ * closed created instance that must not come back: `InstanceClosed`) as it
+ * is, anything else as {@link startFailed}.
+ */
+export const startFailure = (worker: string, key: string, cause: Cause.Cause<unknown>): CallError => {
+  const failure = cause.reasons.find(Cause.isFailReason)
+  return failure !== undefined && takeOwn(failure.error)
+    ? (failure.error as CallError)
+    : startFailed(worker, key, cause)
 }
 
 /**

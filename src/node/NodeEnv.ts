@@ -192,7 +192,15 @@ const provider = (kind: "thread" | "process"): EnvProvider<"thread" | "process">
       const directories = new Map<string, Directory>()
       for (const { impl } of request.workers) {
         if (impl.kind === "conc" && routes.get(impl.worker.key) === "dynamic") {
-          directories.set(impl.worker.key, new Directory(impl.worker.key, (keysOn) => placeKey(pool, keysOn)))
+          directories.set(
+            impl.worker.key,
+            // Created instances name one of the `min` slots (see `slots` above): those are never drained.
+            new Directory(
+              impl.worker.key,
+              (keysOn) => placeKey(pool, keysOn),
+              (slot) => slot < bounds.min
+            )
+          )
         }
       }
       pool.onRemoved((index) => {

@@ -3,14 +3,17 @@
  * slot kept by the caller, instead of the hash of a fixed-size Env. A key
  * stays on its slot while the Env grows and shrinks (a hash would move it,
  * and the instance with it); a new key goes to the least-loaded slot in
- * service. Every creator of a key — the caller, or an Env through the
- * caller — asks this one directory, so two racing creators meet one
- * instance.
+ * service, except a created instance's key (`Worker.create`) that names one
+ * of the slots the Env never drains (those below its `min`): it goes there,
+ * as in a fixed-count Env. Every creator of a key — the caller, or an Env
+ * through the caller — asks this one directory, so two racing creators meet
+ * one instance.
  *
  * An entry is dropped only when its slot is drained and the Env says the
  * instance is gone (passivated) with no call on its way to it, or when the
  * slot is removed; the next call then places the key afresh.
  */
+import { slotOf } from "../internal/create.ts"
 
 /** Where one key lives, and how many calls are on their way to it. */
 export interface Entry {
@@ -28,17 +31,27 @@ export class Directory {
   private readonly bySlot = new Map<number, Set<string>>()
   /** The slot for a new key. */
   private readonly place: (keysOn: (slot: number) => number) => number
+  /** Whether a created key's slot is honoured: a slot that is never drained (below the Env's `min`). */
+  private readonly honours: (slot: number) => boolean
 
-  constructor(worker: string, place: (keysOn: (slot: number) => number) => number) {
+  constructor(
+    worker: string,
+    place: (keysOn: (slot: number) => number) => number,
+    honours: (slot: number) => boolean = () => false
+  ) {
     this.worker = worker
     this.place = place
+    this.honours = honours
   }
 
   /** The entry of `key`, placing it first when it has none. */
   entry(key: string): Entry {
     const found = this.entries.get(key)
     if (found !== undefined) return found
-    const slot = this.place((index) => this.bySlot.get(index)?.size ?? 0)
+    // `create` chose the slot among the never-drained ones (its Location); any other slot is placed afresh.
+    const named = slotOf(key)
+    const slot =
+      named !== undefined && this.honours(named) ? named : this.place((index) => this.bySlot.get(index)?.size ?? 0)
     const entry: Entry = { slot, inFlight: 0, dropped: false }
     this.entries.set(key, entry)
     let keys = this.bySlot.get(slot)

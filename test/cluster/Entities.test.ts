@@ -12,11 +12,32 @@ const RelayerLive = Relayer.func({
   relay: () => Effect.fail(new CallLost({ worker: "Far", method: "op", env: "far#0", reason: "gone" }))
 })
 
+/** A Conc whose builder fails for the first `failures.left` builds of each key (registering a finalizer first). */
+class Flaky extends Worker.Service<Flaky>()("Flaky", {
+  get: { success: Schema.String },
+  ticks: { success: Schema.Number, stream: true }
+}) {}
+const flaky = { left: 0, finalized: 0, builds: 0 }
+const FlakyLive = Flaky.conc((key) =>
+  Effect.gen(function* () {
+    flaky.builds++
+    yield* Effect.addFinalizer(() => Effect.sync(() => flaky.finalized++))
+    if (flaky.left > 0) {
+      flaky.left--
+      return yield* Effect.die(new Error(`${key} cannot start yet`))
+    }
+    return { get: () => `built ${key}`, ticks: () => Stream.make(1, 2) }
+  })
+)
+
 // TestRunner: the whole cluster in memory, in this process. Cluster layers
 // sleep internally, so these tests run on the live clock (it.live).
-const Cluster = Layer.mergeAll(layerEntity(AccountLive), layerEntity(HasherLive), layerEntity(RelayerLive)).pipe(
-  Layer.provideMerge(TestRunner.layer)
-)
+const Cluster = Layer.mergeAll(
+  layerEntity(AccountLive),
+  layerEntity(HasherLive),
+  layerEntity(RelayerLive),
+  layerEntity(FlakyLive)
+).pipe(Layer.provideMerge(TestRunner.layer))
 
 const run = <A, E>(effect: Effect.Effect<A, E, any>) =>
   Effect.scoped(effect).pipe(Effect.provide(Cluster)) as Effect.Effect<A, E>
@@ -102,6 +123,26 @@ describe("cluster/Entities", () => {
         assert.deepStrictEqual([failed.worker, failed.method, failed.via], ["Relayer", "relay", []])
         assert.instanceOf(failed.error, CallLost)
         assert.strictEqual((failed.error as CallLost).worker, "Far")
+      })
+    )
+  )
+
+  it.live("a failing builder fails the call with InstanceStartFailed; the next call builds again", () =>
+    run(
+      Effect.gen(function* () {
+        flaky.left = 2
+        const f = (yield* makeTargets(Flaky, "conc"))("k")
+        const first = failureOf(yield* Effect.exit(f.call("get", undefined))) as any
+        assert.deepStrictEqual([first._tag, first.worker, first.key], ["InstanceStartFailed", "Flaky", "k"])
+        assert.include(first.reason, "k cannot start yet")
+        // A stream's first call builds too, and fails the same way.
+        const streamed = failureOf(yield* Effect.exit(Stream.runCollect(f.stream("ticks", undefined)))) as any
+        assert.strictEqual(streamed._tag, "InstanceStartFailed")
+        // The finalizers of each failed build ran; the third build succeeds and is kept.
+        assert.strictEqual(flaky.finalized, 2)
+        assert.strictEqual(yield* f.call("get", undefined), "built k")
+        assert.deepStrictEqual([...(yield* Stream.runCollect(f.stream("ticks", undefined)))], [1, 2])
+        assert.strictEqual(flaky.builds, 3)
       })
     )
   )

@@ -214,3 +214,15 @@ export const VaultLive = Vault.conc(
     }
   }
 )
+
+/** Workers made with `Worker.create` (a builder that may fail, a finalizer journaled on the runner), and their user. */
+export {
+  Resource,
+  ResourceLive,
+  SeedClient,
+  SeedClientLive,
+  SeedServer,
+  SeedServerLive,
+  User,
+  UserLive
+} from "../fixtures/created.ts"

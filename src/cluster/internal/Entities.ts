@@ -49,7 +49,7 @@ import {
 } from "../../CorpsError.ts"
 import { codecsOf, decodeCallFailure, encodeCallFailure, type MethodCodec, run } from "../../internal/codec.ts"
 import type { Target } from "../../internal/handle.ts"
-import type { AnyHandler } from "../../internal/invoke.ts"
+import { type AnyHandler, ownErrors, startFailure, takeOwn } from "../../internal/invoke.ts"
 import { messageOf } from "../../internal/message.ts"
 import { passivateAfterMillis } from "../../internal/passivation.ts"
 import type { AnyImplementation, AnyWorker, FuncClusterOptions, Methods } from "../../Worker.ts"
@@ -288,7 +288,10 @@ const carry = (error: CallError): { readonly _tag: typeof CARRIED; readonly erro
 
 const serveError = (codec: MethodCodec, error: unknown): Effect.Effect<never, unknown> => {
   // A CallError from a call the handler made and let through: its caller learns where it happened.
-  if (isCallError(error)) return Effect.die(carry(DownstreamFailed.wrap(codec.worker, codec.method, error)))
+  // The instance's own (a start failure, a closed instance) crosses as it is.
+  if (isCallError(error)) {
+    return Effect.die(carry(takeOwn(error) ? error : DownstreamFailed.wrap(codec.worker, codec.method, error)))
+  }
   if (!codec.isError(error)) {
     return Effect.die(serializationFailure(codec, "error", `undeclared or unencodable error: ${messageOf(error)}`))
   }
@@ -332,50 +335,72 @@ const entityHandlers = (
   return out
 }
 
-/** One build of a restarting Conc instance: its handlers, and the scope their finalizers live in. */
+/** One build of a Conc instance: its handlers, and the scope their finalizers live in. */
 interface Incarnation {
   readonly scope: Scope.Closeable
   readonly handlers: Record<string, AnyHandler>
 }
 
 /**
- * A Conc entity under `onDefect: "restart"`: each incarnation of the instance
- * lives in a scope of its own inside the entity's; a handler (or a stream)
- * that dies closes it (its finalizers run) and the next message builds a
- * fresh one. The entity's mailbox runs calls one at a time, but methods
- * declared `concurrent` run beside it (`Rpc.fork`): a lock makes building and
- * retiring one step each, so concurrent first calls share one build, and a
- * defect retires only the incarnation its call ran on (never a newer one).
+ * The handlers of a Conc entity, whose instance is built by the first call
+ * that needs it rather than when the entity starts. effect/cluster retries
+ * a failing entity construction for ever (the caller hangs, and the runner
+ * logs the failure again and again); built here instead, a failing builder
+ * fails that call with `InstanceStartFailed` (or `InstanceClosed` for a
+ * created instance closed on this runner), as in every other Env, and the
+ * next call tries again. Each build lives in a scope of its own inside the
+ * entity's. The entity's mailbox runs calls one at a time, but methods
+ * declared `concurrent` run beside it (`Rpc.fork`): a lock makes building
+ * (and, under `onDefect: "restart"`, retiring) one step each, so concurrent
+ * first calls share one build.
+ *
+ * Under `onDefect: "restart"` a handler (or a stream) that dies closes its
+ * incarnation (its finalizers run) and the next message builds a fresh one;
+ * a defect retires only the incarnation its call ran on (never a newer one).
  * (effect/cluster's own restart replays the message that died, forever:
  * `disableFatalDefects` stays on.)
  */
-const restartingHandlers = (
+const instanceHandlers = (
   impl: AnyImplementation,
   key: string
 ): Effect.Effect<Record<string, (payload: unknown) => unknown>, never, any> =>
   Effect.gen(function* () {
+    const worker = impl.worker.key
+    const restart = impl.kind === "conc" && impl.conc.onDefect === "restart"
     const entityScope = yield* Effect.scope
     const context = yield* Effect.context<any>()
     const lock = yield* Semaphore.make(1)
     let current: Incarnation | undefined
     const build = Effect.flatMap(Scope.fork(entityScope), (scope) =>
-      Effect.map(
+      (
         Effect.provideContext(impl.build(key), Context.add(context, Scope.Scope, scope)) as Effect.Effect<
-          Record<string, AnyHandler>
-        >,
-        (handlers): Incarnation => {
+          Record<string, AnyHandler>,
+          unknown
+        >
+      ).pipe(
+        // An interrupted or failed build keeps nothing: its finalizers run now.
+        Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))),
+        Effect.map((handlers): Incarnation => {
           current = { scope, handlers }
           return current
-        }
+        })
       )
     )
-    const incarnation: Effect.Effect<Incarnation> = Effect.suspend(() =>
+    const incarnation: Effect.Effect<Incarnation, unknown> = Effect.suspend(() =>
       current !== undefined
         ? Effect.succeed(current)
         : Semaphore.withPermits(
             lock,
             1
-          )(Effect.suspend(() => (current !== undefined ? Effect.succeed(current) : build)))
+          )(Effect.suspend(() => (current !== undefined ? Effect.succeed(current) : build))).pipe(
+            Effect.catchCause((cause) => {
+              if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
+              // The instance's own failure: it crosses back as it is (see serveError), not as DownstreamFailed.
+              const error = startFailure(worker, key, cause)
+              ownErrors.add(error)
+              return Effect.fail(error)
+            })
+          )
     )
     const retire = (retiring: Incarnation, cause: Cause.Cause<unknown>) => {
       const die = cause.reasons.find(Cause.isDieReason)
@@ -390,32 +415,45 @@ const restartingHandlers = (
           return Effect.andThen(
             Scope.close(retiring.scope, Exit.die(die.defect)),
             Effect.logWarning(
-              `effect-corps: ${impl.worker.key}[${key}] rebuilt: a handler died; finalizers ran, the next call builds a fresh instance`
+              `effect-corps: ${worker}[${key}] rebuilt: a handler died; finalizers ran, the next call builds a fresh instance`
             )
           )
         })
       )
     }
+    /** The handler's result: a plain value, an Effect or a Stream (a throw is caught by the caller, runHandler). */
+    const call = (running: Incarnation, method: string, payload: unknown): unknown => {
+      const handler = running.handlers[method]
+      return handler === undefined ? Effect.die(new Error(`${worker}: no handler for ${method}`)) : handler(payload)
+    }
     const out: Record<string, (payload: unknown) => unknown> = {}
     for (const [method, spec] of Object.entries(impl.worker.methods as Methods)) {
-      out[method] =
-        spec.stream === true
-          ? (payload) =>
-              Stream.unwrap(
-                Effect.map(incarnation, (running) =>
-                  Stream.suspend(() => running.handlers[method]!(payload) as Stream.Stream<unknown, unknown>).pipe(
-                    Stream.onError((cause) => retire(running, cause))
-                  )
-                )
-              )
-          : (payload) =>
-              Effect.flatMap(incarnation, (running) =>
-                // Suspended: a handler that throws dies inside the `onError` that retires its incarnation.
-                Effect.suspend(() => {
-                  const result = running.handlers[method]!(payload)
-                  return (Effect.isEffect(result) ? result : Effect.succeed(result)) as Effect.Effect<unknown, unknown>
-                }).pipe(Effect.onError((cause) => retire(running, cause)))
-              )
+      if (spec.stream === true) {
+        out[method] = (payload) =>
+          Stream.unwrap(
+            Effect.map(incarnation, (running) => {
+              const stream = Stream.suspend(() => call(running, method, payload) as Stream.Stream<unknown, unknown>)
+              return restart ? Stream.onError(stream, (cause) => retire(running, cause)) : stream
+            })
+          )
+        continue
+      }
+      // Suspended: a handler that throws dies inside the `onError` that retires its incarnation.
+      const run = (running: Incarnation, payload: unknown) =>
+        Effect.suspend(() => {
+          const result = call(running, method, payload)
+          return (Effect.isEffect(result) ? result : Effect.succeed(result)) as Effect.Effect<unknown, unknown>
+        })
+      out[method] = restart
+        ? (payload) =>
+            Effect.flatMap(incarnation, (running) =>
+              run(running, payload).pipe(Effect.onError((cause) => retire(running, cause)))
+            )
+        : // Once built, a call reaches its handler directly (a synchronous handler stays synchronous).
+          (payload) =>
+            current !== undefined
+              ? call(current, method, payload)
+              : Effect.flatMap(incarnation, (running) => run(running, payload))
     }
     return out
   })
@@ -455,10 +493,8 @@ export const layerEntity = (
     return entity.toLayer(
       Effect.gen(function* () {
         const address = yield* Entity.CurrentAddress
-        const handlers =
-          impl.conc.onDefect === "restart"
-            ? yield* restartingHandlers(impl, address.entityId)
-            : ((yield* impl.build(address.entityId)) as Record<string, (payload: unknown) => unknown>)
+        // Never fails: the instance is built by its first call (see instanceHandlers).
+        const handlers = yield* instanceHandlers(impl, address.entityId)
         return entityHandlers(impl, handlers, delivery) as any
       }),
       // effect-corps counts the calls waiting; the cluster's mailbox also holds the running one.

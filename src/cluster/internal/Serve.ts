@@ -9,6 +9,7 @@
  */
 import { type Context, Effect, Layer } from "effect"
 import type { Sharding } from "effect/cluster/Sharding"
+import type { Location } from "../../internal/create.ts"
 import type { Target } from "../../internal/handle.ts"
 import type { RuntimeMonitor } from "../../internal/monitoring.ts"
 import { CorpsRuntime } from "../../internal/runtime.ts"
@@ -52,9 +53,13 @@ export const layerServe = (options: ServeOptions): Layer.Layer<never, never, Sha
       const scope = yield* Effect.scope
       const outer = yield* Effect.context<never>()
       const remote = new Map<string, (key: string) => Target>()
+      // A runner does not know the placement, but it knows which Workers are entities: `create`
+      // of one of them in a handler here refuses `perEnv` and slots as the caller does.
+      const locations = new Map<string, Location>()
       for (const [name, impl] of options.all) {
         const elsewhere = options.elsewhere?.(impl)
         remote.set(name, elsewhere ?? (yield* targetsOf(impl)))
+        if (elsewhere === undefined) locations.set(name, { env: "cluster", kind: "cluster", slots: [] })
       }
       const monitor = options.monitor
       const runtime = new CorpsRuntime({
@@ -63,6 +68,7 @@ export const layerServe = (options: ServeOptions): Layer.Layer<never, never, Sha
         resolved: new Map(),
         scope,
         remote,
+        locations,
         monitor
       })
       const handles = yield* runtime.build([...options.all.values()], outer)
