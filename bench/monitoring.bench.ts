@@ -6,6 +6,10 @@
  * the same figures of bench/fastpath.bench.ts and bench/baselines.bench.ts
  * when they ran earlier in the same run.
  *
+ * A second unmonitored pool (`control`) runs interleaved with the others:
+ * `monitoring.thread.controlRatio` is control ÷ off, the spread two identical
+ * pools show in the same run, against which the monitored ratios are read.
+ *
  * Tracing here uses effect's native Tracer (spans made, sampled and ended,
  * not exported): the cost of a collector is the collector's.
  *
@@ -83,12 +87,16 @@ export const runMonitoring = async (): Promise<void> => {
   try {
     const off = await corpsPool("thread")
     pools.push(off)
+    // A second unmonitored pool, interleaved like the others: how far two identical pools differ in
+    // this run (on a shared 2-core machine, as much as 30%). A monitored ratio within that spread is noise.
+    const control = await corpsPool("thread")
+    pools.push(control)
     const metrics = await corpsPool("thread", Monitoring.layer({ metrics: true }))
     pools.push(metrics)
     const tracing = await corpsPool("thread", Monitoring.layer({ metrics: false, tracing: { sampleRate: 1 } }))
     pools.push(tracing)
     const rates = await sideBySide(
-      { off: off.run, metrics: metrics.run, tracing: tracing.run },
+      { off: off.run, metrics: metrics.run, tracing: tracing.run, control: control.run },
       { ops: THREAD_OPS, rounds: ROUNDS, warmup: 1 }
     )
     figure("monitoring.thread.off.opsPerSec", rates.off!.rate, "ops/s")
@@ -97,6 +105,8 @@ export const runMonitoring = async (): Promise<void> => {
     figure("monitoring.thread.off.cpuNsPerCall", rates.off!.cpuNsPerCall, "ns CPU per call (all threads)")
     figure("monitoring.thread.metrics.cpuNsPerCall", rates.metrics!.cpuNsPerCall, "ns CPU per call (all threads)")
     figure("monitoring.thread.tracing.cpuNsPerCall", rates.tracing!.cpuNsPerCall, "ns CPU per call (all threads)")
+    figure("monitoring.thread.control.opsPerSec", rates.control!.rate, "ops/s")
+    ratio("monitoring.thread.controlRatio", rates.control!.rate, rates.off!.rate, "≈ 1 (noise floor)")
     ratio("monitoring_thread_metrics_ratio", rates.metrics!.rate, rates.off!.rate, "≥ 0.95")
     ratio("monitoring_thread_tracing_ratio", rates.tracing!.rate, rates.off!.rate, "≥ 0.75")
     // The same comparison in CPU spent per call (off ÷ on, so that it reads like the throughput ratio).

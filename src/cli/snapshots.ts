@@ -239,7 +239,8 @@ export const render = (snapshot: Snapshot, options: RenderOptions): string => {
           slot.heapUsed === undefined ? "-" : `${(slot.heapUsed / 1048576).toFixed(1)}MB`,
           String(slot.inFlight),
           String(slot.restarts),
-          slot.reason ?? ""
+          // A cluster runner says where it is while it serves.
+          slot.reason ?? (slot.address === undefined ? "" : runnerWhere(slot.address, slot.host))
         ])
         states.push(slot.state)
       }
@@ -334,3 +335,6 @@ const describe = (event: CorpsEvent): string => {
         .join(" ")
   }
 }
+
+const runnerWhere = (address: string, host: string | undefined): string =>
+  host === undefined ? address : `${address} on ${host}`

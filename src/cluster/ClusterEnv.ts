@@ -26,16 +26,20 @@
  *
  * @since 0.1.0
  */
-import { type Context, Effect, Layer, Stream } from "effect"
+import { Context, Effect, Layer, type Scope, Stream } from "effect"
+import type { SqlClient } from "effect/sql"
 import { CorpsClosed, EnvStartError } from "../CorpsError.ts"
 import { remoteTarget } from "../internal/dispatch.ts"
 import { type EnvOf, type EnvProvider, layer as EnvProviderLayer, type StartRequest } from "../internal/envProvider.ts"
 import type { Target } from "../internal/handle.ts"
 import { messageOf } from "../internal/message.ts"
+import { RuntimeMonitor, registryOf } from "../internal/monitoring.ts"
+import { Monitor } from "../monitoring/Monitor.ts"
 import type { AnyImplementation } from "../Worker.ts"
 import * as Cluster from "./Cluster.ts"
 import { targetsOf } from "./internal/Entities.ts"
 import * as Module from "./internal/Module.ts"
+import * as RunnerWatch from "./internal/RunnerWatch.ts"
 import { layerServe } from "./internal/Serve.ts"
 
 const withMembers = (impls: ReadonlyArray<AnyImplementation>): Array<AnyImplementation> =>
@@ -82,6 +86,7 @@ const provider = (overrides: Cluster.Settings): EnvProvider<"cluster"> => ({
         const all = new Map(served.implementations)
         for (const impl of here) all.set(impl.worker.key, impl)
         const outer = yield* Effect.context<never>()
+        const monitoring = request.monitoring
         layer = layerServe({
           serve: here,
           all,
@@ -90,13 +95,46 @@ const provider = (overrides: Cluster.Settings): EnvProvider<"cluster"> => ({
             placedHere.has(impl.worker.key)
               ? undefined
               : (key) => remoteTarget(impl.worker, key, (call) => request.dispatcher.dispatch(call)),
-          publish: false
+          publish: false,
+          // The calls its entities make (the caller's own calls are counted at the caller's handles),
+          // straight into the caller's registry, as made by this Env.
+          monitor:
+            monitoring?.recorder === undefined
+              ? undefined
+              : new RuntimeMonitor({
+                  settings: { ...monitoring.settings, tracing: undefined },
+                  corpsName: monitoring.corpsName,
+                  here: request.envName,
+                  envOf: (worker) => monitoring.envOf[worker] ?? request.envName,
+                  registry: registryOf(outer),
+                  annotateLogs: false,
+                  allRemote: true
+                })
         }).pipe(Layer.provideMerge(Cluster.layerLocal), Layer.provide(Layer.succeedContext(outer))) as Layer.Layer<
           Cluster.Services,
           unknown
         >
       }
       const context = yield* Layer.build(layer).pipe(Effect.mapError((e) => fail(messageOf(e))))
+      const recorder = request.monitoring?.recorder
+      if (storage === "sql" && recorder !== undefined) {
+        const dashboard = yield* Effect.serviceOption(Monitor)
+        yield* Effect.provideContext(
+          RunnerWatch.watch({
+            envName: request.envName,
+            corpsId: request.corps,
+            corpsName: request.monitoring!.corpsName,
+            prefix: settings.prefix,
+            recorder,
+            intervalMillis: request.monitoring!.settings.intervalMillis,
+            monitor: dashboard._tag === "Some" ? dashboard.value : undefined
+          }),
+          Context.merge(
+            context as unknown as Context.Context<SqlClient.SqlClient>,
+            yield* Effect.context<Scope.Scope>()
+          )
+        )
+      }
       // Once the Corps is closed its handles fail fast, whatever the cluster's state.
       let closed = false
       yield* Effect.addFinalizer(() => Effect.sync(() => (closed = true)))

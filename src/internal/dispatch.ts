@@ -7,7 +7,7 @@
  * The local serialization check runs exactly these halves back to back, so
  * what passes it is known to cross a thread, a process or a host.
  */
-import { Cause, Effect, Exit, Option, Scope, Stream, Tracer } from "effect"
+import { Cause, type Clock, Context, Effect, Effectable, Exit, Option, Scope, Stream, Tracer } from "effect"
 import * as Pull from "effect/Pull"
 import { UnknownMethod, UnknownWorker } from "../CorpsError.ts"
 import type { AnyWorker } from "../Worker.ts"
@@ -15,6 +15,7 @@ import { codecsOf, decodeFailure, encodeCallFailure, encodeFailure, type MethodC
 import { LocalFunc } from "./func.ts"
 import type { Target } from "./handle.ts"
 import { defectError, invokeHandler } from "./invoke.ts"
+import type { CallSeries } from "./recorder.ts"
 import type * as Wire from "./wire.ts"
 
 /**
@@ -77,6 +78,12 @@ export class Dispatcher {
   readonly annotationsOf = new Map<string, Readonly<Record<string, string>>>()
   /** The attributes of each `Worker.method`'s server span, made once. */
   readonly spanAttributesOf = new Map<string, Readonly<Record<string, string>>>()
+  /**
+   * Set in an Env whose caller traces (src/node/envMain.ts): its Tracer and
+   * Clock, read once, so a traced call to a synchronous handler opens and
+   * ends its span with no fiber (as an untraced call needs none).
+   */
+  spans: { readonly tracer: Tracer.Tracer; readonly clock: Clock.Clock } | undefined = undefined
 
   dispatch(request: Wire.Call): Effect.Effect<Wire.Exit> {
     if (request.worker === STREAM) return streamCall(this, request.method, request.payload)
@@ -127,6 +134,33 @@ const traced = (self: Dispatcher, request: Wire.Call, trace: Wire.TraceContext):
   if (attributes === undefined) {
     attributes = { "corps.worker": request.worker, "corps.method": request.method, ...self.logAnnotations }
     self.spanAttributesOf.set(id, attributes)
+  }
+  const spans = self.spans
+  if (spans !== undefined && target.callTraced === undefined) {
+    // The span made as `Effect.useSpan` makes it, from the Tracer and Clock this runtime was given.
+    const span = spans.tracer.span({
+      name: id,
+      parent: Option.some(Tracer.externalSpan(trace)),
+      annotations: Context.empty(),
+      links: [],
+      startTime: spans.clock.currentTimeNanosUnsafe(),
+      kind: "server",
+      root: false,
+      sampled: trace.sampled
+    })
+    for (const key in attributes) span.attribute(key, attributes[key])
+    const outcome = runNow(target, request.method, payload, request.worker)
+    if (Exit.isExit(outcome)) {
+      span.end(spans.clock.currentTimeNanosUnsafe(), outcome)
+      return Exit.succeed(encodeExit(codec, outcome, request))
+    }
+    return reply(
+      codec,
+      request,
+      Effect.onExit(Effect.withParentSpan(annotate(self, request, outcome), span, noStack), (exit) =>
+        Effect.sync(() => span.end(spans.clock.currentTimeNanosUnsafe(), exit))
+      )
+    )
   }
   return Effect.useSpan(id, { parent: Tracer.externalSpan(trace), kind: "server", attributes }, (span) => {
     const outcome =
@@ -245,6 +279,65 @@ const streamCall = (self: Dispatcher, method: string, payload: unknown): Effect.
 }
 
 /**
+ * One metered call to another Env: in flight from its start until its
+ * caller is resumed ({@link settled}) or interrupted. It is also the
+ * canceler the caller's `Effect.callback` runs on interruption (it counts
+ * the call, then continues with the transport's own cancellation), so
+ * metering a call allocates this object and nothing else. An answer that is
+ * not yet an Exit (a call sent again, a reply still to decode) is timed when
+ * it ends.
+ */
+interface Metered extends Effect.Effect<void> {
+  readonly series: CallSeries
+  readonly start: number
+  /** Set once counted: an interruption racing the reply counts once. */
+  done: boolean
+  cancel: Effect.Effect<void>
+}
+
+const MeteredProto = Effectable.Prototype<Effect.Effect<void>>({
+  label: "effect-corps/MeteredCall",
+  evaluate() {
+    const self = this as unknown as Metered
+    if (!self.done) {
+      self.done = true
+      self.series.interrupted(performance.now() - self.start)
+    }
+    return self.cancel
+  }
+})
+
+const Metered = function (this: any, series: CallSeries) {
+  this.series = series
+  this.start = performance.now()
+  this.done = false
+  this.cancel = Effect.void
+  series.inFlight++
+} as unknown as new (
+  series: CallSeries
+) => Metered
+Metered.prototype = MeteredProto
+
+/** What resumes the caller of a metered call (`metered`), counted; `effect` itself when not metered. */
+const settled = (
+  metered: Metered | undefined,
+  effect: Effect.Effect<unknown, unknown>
+): Effect.Effect<unknown, unknown> => {
+  if (metered === undefined || metered.done) return effect
+  metered.done = true
+  const series = metered.series
+  const start = metered.start
+  if (Exit.isExit(effect)) {
+    series.end(effect, performance.now() - start)
+    return effect
+  }
+  return Effect.onExit(effect, (exit) => {
+    series.end(exit, performance.now() - start)
+    return Effect.void
+  })
+}
+
+/**
  * What a Target does with a call that failed before its reply came (through
  * `register`): an Effect that ends with a reply after all (the call sent
  * again, say), or `undefined` to fail the caller with `failure` as it is.
@@ -281,26 +374,43 @@ export const remoteTarget = (
         return Effect.interrupt
     }
   }
-  const call = (method: string, payload: unknown, trace: Wire.TraceContext | undefined) => {
+  const call = (
+    method: string,
+    payload: unknown,
+    trace: Wire.TraceContext | undefined,
+    series?: CallSeries | undefined
+  ) => {
     const codec = codecs.get(method)
     if (codec === undefined) return Effect.fail(new UnknownMethod({ worker: worker.key, method }))
     if (register !== undefined) {
       // One suspension per call: encode, send and decode all happen inside it.
       return Effect.callback<unknown, unknown>((resume) => {
+        // Metrics on: the call is timed from here to its caller's resumption, with no frame of its own.
+        const metered = series === undefined ? undefined : new Metered(series)
         const encoded = run(codec.encodePayload, payload, "payload", codec)
-        if (Exit.isFailure(encoded)) return resume(encoded)
+        if (Exit.isFailure(encoded)) return resume(settled(metered, encoded))
         const request: Wire.Call = codec.spec.transfer
           ? { worker: worker.key, key, method, payload: encoded.value, transfer: [...buffersOf(encoded.value)], trace }
           : trace === undefined
             ? { worker: worker.key, key, method, payload: encoded.value }
             : { worker: worker.key, key, method, payload: encoded.value, trace }
-        return register(request, (reply) => {
-          if (!Exit.isExit(reply)) return resume(Effect.flatMap(reply, (r) => decode(codec, r)))
+        const cancel = register(request, (reply) => {
+          if (!Exit.isExit(reply))
+            return resume(
+              settled(
+                metered,
+                Effect.flatMap(reply, (r) => decode(codec, r))
+              )
+            )
           const exit = reply as Exit.Exit<Wire.Exit, unknown>
-          if (Exit.isSuccess(exit)) return resume(decode(codec, exit.value))
+          if (Exit.isSuccess(exit)) return resume(settled(metered, decode(codec, exit.value)))
           const recovered = onFailure?.(codec, request, exit)
-          resume(recovered === undefined ? exit : Effect.flatMap(recovered, (r) => decode(codec, r)))
+          resume(settled(metered, recovered === undefined ? exit : Effect.flatMap(recovered, (r) => decode(codec, r))))
         })
+        if (metered === undefined || cancel === undefined) return cancel
+        // The caller is interrupted: counted, then the transport's own cancellation runs.
+        metered.cancel = cancel
+        return metered
       })
     }
     return Effect.suspend(() => {
@@ -319,6 +429,10 @@ export const remoteTarget = (
     },
     callTraced(method, payload, trace) {
       return call(method, payload, trace)
+    },
+    // Only the one-suspension path meters itself; the other is wrapped by the monitor.
+    callMetered(method, payload, series, trace) {
+      return register === undefined ? undefined : call(method, payload, trace, series)
     },
     stream(method, payload) {
       const codec = codecs.get(method)

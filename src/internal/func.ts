@@ -2,7 +2,7 @@
  * The FastPath for stateless Workers (Funcs): the handler runs in the
  * caller's fiber, with an optional bound on calls running at once.
  */
-import { Cause, Effect, Semaphore, Stream } from "effect"
+import { Cause, Effect, type Exit, Semaphore, Stream } from "effect"
 import { CorpsClosed, UnknownMethod } from "../CorpsError.ts"
 import type { Target } from "./handle.ts"
 import {
@@ -14,6 +14,7 @@ import {
   downstream,
   invokeWith
 } from "./invoke.ts"
+import type { CallSeries } from "./recorder.ts"
 
 /**
  * One Func call, as a description: running it calls the handler (each run
@@ -43,6 +44,68 @@ const FuncCall = function (this: any, func: LocalFunc, handler: AnyHandler, meth
   payload: unknown
 ) => FuncCall
 FuncCall.prototype = FuncCallProto
+
+/**
+ * One Func call counted into its method's series (metrics on): the same
+ * object as {@link FuncCall} plus the series, so a metered FastPath call
+ * allocates what an unmetered one does. A synchronous handler's call is
+ * counted with no Effect frame; the first call of each tick is timed
+ * (reading the clock twice costs more than the call: see CallSeries).
+ */
+interface MeteredFuncCall extends FuncCall {
+  readonly series: CallSeries
+}
+
+const now = (): number => performance.now()
+
+/** `Exit.isExit` without its generic `hasProperty`: this runs on every metered call's result. */
+const isExit = (u: Effect.Effect<unknown, unknown>): u is Exit.Exit<unknown, unknown> => "~effect/Exit" in u
+
+const MeteredFuncCallProto = callPrototype<MeteredFuncCall>("effect-corps/MeteredFuncCall", function () {
+  const series = this.series
+  if (!series.timeThis()) {
+    const result = invokeWith(this.handler, this.payload, this.func, this.method)
+    if (isExit(result)) {
+      series.endNow(result)
+      return result
+    }
+    series.inFlight++
+    return Effect.onExit(result, series.onUntimedExit)
+  }
+  series.inFlight++
+  const start = now()
+  const result = invokeWith(this.handler, this.payload, this.func, this.method)
+  if (isExit(result)) {
+    series.end(result, now() - start)
+    return result
+  }
+  return Effect.onExit(result, (exit) => {
+    series.end(exit, now() - start)
+    return Effect.void
+  })
+})
+
+const MeteredFuncCall = function (
+  this: any,
+  func: LocalFunc,
+  handler: AnyHandler,
+  method: string,
+  payload: unknown,
+  series: CallSeries
+) {
+  this.func = func
+  this.handler = handler
+  this.method = method
+  this.payload = payload
+  this.series = series
+} as unknown as new (
+  func: LocalFunc,
+  handler: AnyHandler,
+  method: string,
+  payload: unknown,
+  series: CallSeries
+) => MeteredFuncCall
+MeteredFuncCall.prototype = MeteredFuncCallProto
 
 /** A replica of a Func: its handlers, built once. */
 export class LocalFunc implements Target {
@@ -86,6 +149,14 @@ export class LocalFunc implements Target {
     if (this.closed) return Effect.fail(new CorpsClosed({ corps: this.corps }))
     const run = new FuncCall(this, handler, method, payload)
     return this.semaphore === undefined ? run : this.semaphore.withPermits(1)(run)
+  }
+
+  /** {@link call}, counted into `series` (see {@link MeteredFuncCall}). Traced calls are spans, not this. */
+  callMetered(method: string, payload: unknown, series: CallSeries): Effect.Effect<unknown, unknown> | undefined {
+    const handler = this.handlers[method]
+    // A bounded Func waits for a permit, and a missing or closed one fails: the monitor's own wrapper times those.
+    if (handler === undefined || this.closed || this.semaphore !== undefined) return undefined
+    return new MeteredFuncCall(this, handler, method, payload, series)
   }
 
   stream(method: string, payload: unknown): Stream.Stream<unknown, unknown> {

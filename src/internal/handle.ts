@@ -9,6 +9,7 @@ import { Effect, Stream } from "effect"
 import { UnknownWorker } from "../CorpsError.ts"
 import type { AnyWorker } from "../Worker.ts"
 import type { Location } from "./create.ts"
+import type { CallSeries } from "./recorder.ts"
 import type * as Wire from "./wire.ts"
 
 /** Where a handle's calls go: the FastPath, a serialization check, or another Env. */
@@ -20,6 +21,20 @@ export interface Target {
    * Targets that cross an Env boundary have it.
    */
   callTraced?(method: string, payload: unknown, trace: Wire.TraceContext): Effect.Effect<unknown, unknown>
+  /**
+   * A call counted into `series` (metrics on) by the Target itself, at no
+   * more cost than one allocation of its own: the FastPath Func times it in
+   * its own step, a Target to another Env in the callback that resumes its
+   * caller (no `onExit` frame). `trace` as in {@link callTraced}. Targets
+   * without it, or answering `undefined` (not for this call), are wrapped by
+   * the monitor (src/internal/observe.ts).
+   */
+  callMetered?(
+    method: string,
+    payload: unknown,
+    series: CallSeries,
+    trace?: Wire.TraceContext | undefined
+  ): Effect.Effect<unknown, unknown> | undefined
 }
 
 /** What a Corps knows about one of its Workers: enough to make handles for any key. */

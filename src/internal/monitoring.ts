@@ -64,6 +64,8 @@ export class RuntimeMonitor {
   /** Log annotations of handlers' lines in this runtime (undefined: not annotated). */
   readonly logAnnotations: Readonly<Record<string, string>> | undefined
   private readonly registry: Context.Context<never> | undefined
+  /** Every call made here crosses to another runtime (a cluster's entities): time each one. */
+  private readonly allRemote: boolean
 
   constructor(options: {
     readonly settings: Settings
@@ -73,8 +75,11 @@ export class RuntimeMonitor {
     /** The caller's context (its MetricRegistry); undefined in an Env, whose figures the caller collects. */
     readonly registry: Context.Context<never> | undefined
     readonly annotateLogs: boolean
+    /** Every call made here goes to another runtime, whatever Env it names (an embedded cluster's entities). */
+    readonly allRemote?: boolean | undefined
   }) {
     this.settings = options.settings
+    this.allRemote = options.allRemote ?? false
     this.envOf = options.envOf
     this.here = options.here
     this.registry = options.registry
@@ -92,7 +97,8 @@ export class RuntimeMonitor {
       here: this.here,
       envOf: this.envOf,
       registry: this.registry,
-      annotateLogs: this.logAnnotations !== undefined
+      annotateLogs: this.logAnnotations !== undefined,
+      allRemote: this.allRemote
     })
   }
 
@@ -103,7 +109,7 @@ export class RuntimeMonitor {
     if (this.recorder !== undefined) {
       series = {}
       // Reading the clock twice costs more than a FastPath call: those are timed once per tick (see CallSeries).
-      const timeAll = env !== this.here
+      const timeAll = this.allRemote || env !== this.here
       for (const method of Object.keys(worker.methods)) {
         const s = this.recorder.callSeries(worker.key, method, env)
         s.timeAll = timeAll

@@ -99,6 +99,11 @@ interface PerMethod {
   readonly name: string
   readonly internal: Tracer.SpanOptionsNoTrace
   readonly client: Tracer.SpanOptionsNoTrace
+  /** The same options with a root call's sampling decision, by [kind][sampled]: no object per call. */
+  readonly root: {
+    readonly internal: readonly [Tracer.SpanOptionsNoTrace, Tracer.SpanOptionsNoTrace]
+    readonly client: readonly [Tracer.SpanOptionsNoTrace, Tracer.SpanOptionsNoTrace]
+  }
   readonly annotations: Readonly<Record<string, string>> | undefined
 }
 
@@ -114,10 +119,22 @@ export const observeTarget = (target: Target, observe: Observe): Target => {
     let found = perMethod.get(method)
     if (found === undefined) {
       const attributes = { "corps.worker": worker, "corps.method": method, "corps.env": env }
+      const internal: Tracer.SpanOptionsNoTrace = { kind: "internal", attributes }
+      const client: Tracer.SpanOptionsNoTrace = { kind: "client", attributes }
       found = {
         name: `${worker}.${method}`,
-        internal: { kind: "internal", attributes },
-        client: { kind: "client", attributes },
+        internal,
+        client,
+        root: {
+          internal: [
+            { ...internal, sampled: false },
+            { ...internal, sampled: true }
+          ],
+          client: [
+            { ...client, sampled: false },
+            { ...client, sampled: true }
+          ]
+        },
         annotations: logAnnotations === undefined ? undefined : { ...logAnnotations, worker, method }
       }
       perMethod.set(method, found)
@@ -131,35 +148,50 @@ export const observeTarget = (target: Target, observe: Observe): Target => {
   }
   let call: Target["call"]
   if (tracing === undefined) {
-    call =
-      logAnnotations === undefined || target.callTraced !== undefined
-        ? (method, payload) => meter(method, target.call(method, payload))
-        : (method, payload) => meter(method, annotate(method, target.call(method, payload)))
+    if (logAnnotations === undefined || target.callTraced !== undefined) {
+      const metered = target.callMetered
+      call =
+        metered === undefined || series === undefined
+          ? (method, payload) => meter(method, target.call(method, payload))
+          : (method, payload) => {
+              // The Target counts the call itself when it can (one object per call, as unmetered).
+              const s = series[method]
+              if (s === undefined) return target.call(method, payload)
+              return (
+                metered.call(target, method, payload, s, undefined) ?? new MeteredCall(s, target.call(method, payload))
+              )
+            }
+    } else call = (method, payload) => meter(method, annotate(method, target.call(method, payload)))
   } else {
     const rate = tracing.sampleRate
     const crossing = target.callTraced
-    call = (method, payload) =>
-      meter(
-        method,
-        Effect.withFiber((fiber) => {
-          const m = of(method)
-          const base = crossing === undefined ? m.internal : m.client
-          // A root call is sampled at the rate; a call under a span follows its parent's decision.
-          const options =
-            Context.getOrUndefined(fiber.context, Tracer.ParentSpan) === undefined
-              ? { ...base, sampled: Math.random() < rate }
-              : base
-          return Effect.useSpan(m.name, options, (span) =>
-            crossing !== undefined
-              ? crossing.call(target, method, payload, {
-                  traceId: span.traceId,
-                  spanId: span.spanId,
-                  sampled: span.sampled
-                })
-              : Effect.withParentSpan(annotate(method, target.call(method, payload)), span, noStack)
+    const metered = target.callMetered
+    const traced = (method: string, payload: unknown, s: CallSeries | undefined) =>
+      Effect.withFiber((fiber) => {
+        const m = of(method)
+        // A root call is sampled at the rate; a call under a span follows its parent's decision.
+        const options =
+          Context.getOrUndefined(fiber.context, Tracer.ParentSpan) === undefined
+            ? (crossing === undefined ? m.root.internal : m.root.client)[Math.random() < rate ? 1 : 0]
+            : crossing === undefined
+              ? m.internal
+              : m.client
+        return Effect.useSpan(m.name, options, (span) => {
+          if (crossing === undefined)
+            return Effect.withParentSpan(annotate(method, target.call(method, payload)), span, noStack)
+          const trace = { traceId: span.traceId, spanId: span.spanId, sampled: span.sampled }
+          if (s === undefined) return crossing.call(target, method, payload, trace)
+          // Metrics too: the Target to another Env counts the call where it can, inside the span.
+          return (
+            metered?.call(target, method, payload, s, trace) ??
+            new MeteredCall(s, crossing.call(target, method, payload, trace))
           )
         })
-      )
+      })
+    call =
+      crossing === undefined || series === undefined
+        ? (method, payload) => meter(method, traced(method, payload, undefined))
+        : (method, payload) => traced(method, payload, series[method])
   }
   return {
     [Inner]: target,

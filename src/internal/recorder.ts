@@ -14,7 +14,7 @@
  * src/monitoring/metrics.ts): the caller's Recorder counts the calls its
  * handles make, an Env's counts those its own Workers make.
  */
-import { Cause, type Context, type Exit, Metric } from "effect"
+import { Cause, type Context, Effect, type Exit, Metric } from "effect"
 import * as Metrics from "../monitoring/metrics.ts"
 
 const BOUNDS = Metrics.latencyBoundariesMillis
@@ -69,6 +69,37 @@ export class CallSeries {
     this.inFlight--
     this.calls++
     if (exit._tag === "Failure") this.fail(failureTag(exit.cause), 1)
+  }
+
+  /**
+   * {@link endUntimed} as an `onExit` finalizer, made once per series: a
+   * FastPath call whose handler answers an Effect adds no closure of its own.
+   */
+  readonly onUntimedExit = (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
+    this.endUntimed(exit)
+    return Effect.void
+  }
+
+  /** A call that answered synchronously and was not timed: never seen in flight. */
+  endNow(exit: Exit.Exit<unknown, unknown>): void {
+    this.calls++
+    if (exit._tag === "Failure") this.fail(failureTag(exit.cause), 1)
+  }
+
+  /** A timed call whose caller was interrupted after `millis`. */
+  interrupted(millis: number): void {
+    this.inFlight--
+    this.calls++
+    this.observe(millis)
+    this.fail("Interrupted", 1)
+  }
+
+  /** Whether this call is the one timed in the current tick (and, if so, marks the tick as timed). */
+  timeThis(): boolean {
+    if (this.timeAll) return true
+    if (this.lastTick === ticks.current) return false
+    this.lastTick = ticks.current
+    return true
   }
 
   /** One latency observation (the histogram counts only these). */

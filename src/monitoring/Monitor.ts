@@ -108,6 +108,10 @@ export const workersOf = (
 export interface SlotSource {
   readonly inFlight: number
   readonly closeReason: string | undefined
+  /** Where a cluster runner is reached (`host:port`). */
+  readonly address?: string | undefined
+  /** The host name of the machine a cluster runner runs on. */
+  readonly host?: string | undefined
 }
 
 /**
@@ -303,6 +307,8 @@ export class MonitorState {
               ...(series.utilization === undefined ? {} : { utilization: series.utilization }),
               ...(series.heapUsed === undefined ? {} : { heapUsed: series.heapUsed })
             }),
+        ...(slot?.address === undefined ? {} : { address: slot.address }),
+        ...(slot?.host === undefined ? {} : { host: slot.host }),
         inFlight: slot?.inFlight ?? 0,
         restarts: Math.max(facts?.restarts ?? 0, series.restarts ?? 0)
       })

@@ -72,7 +72,7 @@ export const WorkerStats = Schema.Struct({
 export const SlotState = Schema.Literals(["starting", "serving", "restarting", "draining", "stopped"])
 
 /**
- * One thread or process of an Env: what runs it and how busy it is.
+ * One thread or process of an Env, or one runner of a cluster Env: what runs it and how busy it is.
  *
  * @since 0.3.0
  * @category schemas
@@ -87,6 +87,10 @@ export const SlotStats = Schema.Struct({
   /** Event-loop utilisation, 0 to 1, over the last sampling window. */
   utilization: Schema.optional(Schema.Number),
   heapUsed: Schema.optional(Schema.Number),
+  /** A cluster runner's address (`host:port`), from 0.4.0. */
+  address: Schema.optional(Schema.String),
+  /** The host name of the machine a cluster runner runs on, from 0.4.0. */
+  host: Schema.optional(Schema.String),
   /** Calls from the caller in flight on it. */
   inFlight: Count,
   restarts: Count

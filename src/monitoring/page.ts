@@ -200,7 +200,7 @@ function renderEnvs(corps, into) {
           el("td", { text: mb(s.heapUsed) }),
           el("td", { text: String(s.inFlight) }),
           el("td", { className: s.restarts > 0 ? "err" : "", text: String(s.restarts) }),
-          el("td", { className: "l kind", text: s.reason || "" })
+          el("td", { className: "l kind", text: s.reason || (s.address ? s.address + (s.host ? " on " + s.host : "") : "") })
         ]));
       });
       block.appendChild(table);

@@ -5,7 +5,7 @@
  * other Worker of the Corps back through the caller.
  */
 import { isMainThread, workerData } from "node:worker_threads"
-import { Cause, Context, Deferred, Effect, Exit, Layer, Scope, Stream } from "effect"
+import { Cause, Clock, Context, Deferred, Effect, Exit, Layer, Scope, Stream, Tracer } from "effect"
 import { CHILD_VARIABLE } from "../host/protocol.ts"
 import { remoteTarget, STREAM } from "../internal/dispatch.ts"
 import { markServing } from "../internal/envProvider.ts"
@@ -185,6 +185,9 @@ const main = Effect.gen(function* () {
     })
     // Handlers' log lines carry their Corps, Env, Worker and method.
     if (monitoring !== undefined) runtime.dispatcher.logAnnotations = { corps: monitoring.corpsName, env: init.envName }
+    // Traced calls: their server spans are made from this runtime's Tracer and Clock, read once here.
+    if (monitoring?.settings.tracing !== undefined)
+      runtime.dispatcher.spans = { tracer: yield* Tracer.Tracer, clock: yield* Clock.Clock }
     yield* runtime.build([...implementations.values()], Context.empty())
     runtime.publish()
   })

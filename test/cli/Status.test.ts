@@ -8,7 +8,7 @@ import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
-import { toUrl } from "../../src/cli/snapshots.ts"
+import { render, toUrl } from "../../src/cli/snapshots.ts"
 import { Corps, Dashboard } from "../../src/index.ts"
 import { Snapshot } from "../../src/monitoring/Snapshot.ts"
 import { NodeEnv } from "../../src/node/index.ts"
@@ -129,5 +129,45 @@ describe("corps status / corps top", () => {
     assert.isUndefined(toUrl("nowhere"))
     assert.isUndefined(toUrl("ftp://example.test:21/"))
     assert.isUndefined(toUrl("host:notaport"))
+  })
+
+  it("a cluster Env's runners render as slots with their address and host; a stopped one with its reason", () => {
+    const slot = { inFlight: 0, restarts: 0, threadId: 0 }
+    const text = render(
+      {
+        at: 0,
+        corps: {
+          id: "c1",
+          name: "bank",
+          workers: [],
+          envs: [
+            {
+              name: "c",
+              kind: "cluster",
+              size: 2,
+              slots: [
+                { ...slot, index: 0, state: "serving", pid: 4242, address: "10.0.0.1:7000", host: "box-a" },
+                {
+                  ...slot,
+                  index: 1,
+                  state: "stopped",
+                  pid: 4343,
+                  address: "10.0.0.2:7000",
+                  reason: "no report from the runner (stopped or unreachable)"
+                }
+              ]
+            }
+          ],
+          children: []
+        },
+        events: []
+      },
+      { color: false, events: 5 }
+    )
+    const lines = text.split("\n")
+    const first = lines.find((line) => line.includes("4242"))!
+    assert.match(first, /^c\s+cluster\s+0\s+serving\s+4242\s+0\s.*10\.0\.0\.1:7000 on box-a$/)
+    const second = lines.find((line) => line.includes("4343"))!
+    assert.match(second, /stopped.*no report from the runner/)
   })
 })

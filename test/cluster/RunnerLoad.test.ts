@@ -56,6 +56,11 @@ describe.runIf(postgres)("RunnerLoad (PostgreSQL)", () => {
       assert.isAtMost(report.utilization!, 1)
       assert.isAbove(report.heapUsed, 0)
       assert.strictEqual(report.inFlight, 0)
+      // Its identity; no figures were given.
+      assert.strictEqual(report.pid, process.pid)
+      assert.isAbove(report.host.length, 0)
+      assert.isAbove(report.startedAt, 0)
+      assert.strictEqual(report.figures, undefined)
       assert.deepStrictEqual(yield* RunnerLoad.read({ prefix }), [])
     }).pipe(Effect.scoped, Effect.provide(Sql))
   )
@@ -114,6 +119,56 @@ describe.runIf(postgres)("RunnerLoad (PostgreSQL)", () => {
       const decision = yield* next
       assert.deepStrictEqual([decision.direction, decision.target], ["up", 2])
       assert.deepStrictEqual(decision.runners, [])
+    }).pipe(Effect.scoped, Effect.provide(Sql))
+  )
+
+  it.live("a runner's figures are written with its load and read back decoded", () =>
+    Effect.gen(function* () {
+      const prefix = freshPrefix()
+      yield* Effect.addFinalizer(() => dropTableOf(prefix))
+      const figures: RunnerLoad.Figures = {
+        calls: [
+          {
+            worker: "Account",
+            method: "deposit",
+            env: "cluster",
+            calls: 3,
+            observed: 3,
+            inFlight: 1,
+            failures: [["Overdrawn", 1]],
+            buckets: [0, 3],
+            sum: 1.5,
+            min: 0.25,
+            max: 0.75
+          }
+        ],
+        workers: [{ worker: "Account", env: "cluster", instances: 2, mailbox: 0 }]
+      }
+      const read = yield* Effect.scoped(
+        Effect.andThen(
+          Layer.build(RunnerLoad.layerReport({ runner: "10.0.0.5:1", prefix, figures: Effect.succeed(figures) })),
+          RunnerLoad.reader({ prefix })
+        )
+      )
+      assert.deepStrictEqual(read[0]!.figures, figures)
+    }).pipe(Effect.scoped, Effect.provide(Sql))
+  )
+
+  it.live("a table made by an earlier version gains the new columns; figures that do not decode are left out", () =>
+    Effect.gen(function* () {
+      const prefix = freshPrefix()
+      yield* Effect.addFinalizer(() => dropTableOf(prefix))
+      const sql = yield* SqlClient.SqlClient
+      const table = sql(`${prefix}_runner_load`)
+      yield* sql`CREATE TABLE ${table} (runner TEXT PRIMARY KEY, at BIGINT NOT NULL,
+        utilization DOUBLE PRECISION NOT NULL, in_flight INTEGER NOT NULL, heap_used BIGINT NOT NULL)`
+      yield* writeReport(prefix, "old:1", 0.5)
+      const [old] = yield* RunnerLoad.read({ prefix })
+      assert.deepStrictEqual([old!.runner, old!.pid, old!.host, old!.startedAt], ["old:1", 0, "", 0])
+      yield* sql`UPDATE ${table} SET figures = ${'{"calls":"no"}'}`
+      const [garbled] = yield* RunnerLoad.read({ prefix })
+      assert.strictEqual(garbled!.figures, undefined)
+      assert.strictEqual(garbled!.utilization, 0.5)
     }).pipe(Effect.scoped, Effect.provide(Sql))
   )
 })

@@ -6,6 +6,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Metric, Schedule } from "effect"
+import * as ClusterEnv from "../../src/cluster/ClusterEnv.ts"
 import { Corps, Monitoring, type Placement } from "../../src/index.ts"
 import { NodeEnv } from "../../src/node/index.ts"
 import { Calc, CalcLive, TallyLive } from "../fixtures/monitored.ts"
@@ -102,6 +103,34 @@ describe("Monitoring metrics", () => {
       }).pipe(Effect.provide(monitored(placement, registry)), Effect.scoped)
     })
   }
+
+  it.live("embedded cluster: calls its entities make among themselves are counted once, by the cluster Env", () => {
+    const registry: Registry = new Map()
+    const placement: Placement.Placement = { envs: { c: { kind: "cluster", storage: "local" } }, default: "c" }
+    return Effect.gen(function* () {
+      const calc = yield* Calc
+      for (let i = 0; i < 4; i++) yield* calc.viaTally({ key: `k${i % 2}` })
+      const bump = { corps: "shop", worker: "Tally", method: "bump", env: "c" }
+      // Recorded straight into the caller's registry: no collection to wait for.
+      assert.strictEqual(find(registry, "corps_calls_total", { ...bump, caller: "c" }).count, 4)
+      assert.strictEqual(find(registry, "corps_call_duration_ms", { ...bump, caller: "c" }).count, 4)
+      assert.strictEqual(find(registry, "corps_calls_total", { ...bump, caller: "local" })?.count ?? 0, 0)
+      assert.strictEqual(
+        find(registry, "corps_calls_total", { corps: "shop", worker: "Calc", method: "viaTally", caller: "local" })
+          .count,
+        4
+      )
+    }).pipe(
+      Effect.provide(
+        Corps.layer([CalcLive, TallyLive], { name: "shop", placement, module: fixtures }).pipe(
+          Layer.provide(Monitoring.layer({ intervalMillis: 50 })),
+          Layer.provide(ClusterEnv.layer()),
+          Layer.provide(Layer.succeed(Metric.MetricRegistry, registry))
+        )
+      ),
+      Effect.scoped
+    )
+  })
 
   for (const kind of ["thread", "process"] as const) {
     it.live(`${kind}: each slot reports its state, pid, thread and load`, () => {

@@ -11,6 +11,7 @@ import { type Context, Effect, Layer } from "effect"
 import type { Sharding } from "effect/cluster/Sharding"
 import type { Location } from "../../internal/create.ts"
 import type { Target } from "../../internal/handle.ts"
+import type { RuntimeMonitor } from "../../internal/monitoring.ts"
 import { CorpsRuntime } from "../../internal/runtime.ts"
 import type { AnyImplementation } from "../../Worker.ts"
 import { layerEntity, targetsOf } from "./Entities.ts"
@@ -32,6 +33,11 @@ export interface ServeOptions {
   readonly elsewhere?: ((impl: AnyImplementation) => ((key: string) => Target) | undefined) | undefined
   /** Register the handles' Corps in this runtime (runners: yes; the caller's own process: no, it already is). */
   readonly publish: boolean
+  /**
+   * Counts the calls the served Workers make through their handles (calls
+   * they are sent are counted by whoever sends them); absent: not counted.
+   */
+  readonly monitor?: RuntimeMonitor | undefined
 }
 
 /**
@@ -55,16 +61,23 @@ export const layerServe = (options: ServeOptions): Layer.Layer<never, never, Sha
         remote.set(name, elsewhere ?? (yield* targetsOf(impl)))
         if (elsewhere === undefined) locations.set(name, { env: "cluster", kind: "cluster", slots: [] })
       }
+      const monitor = options.monitor
       const runtime = new CorpsRuntime({
         name: "cluster",
         id: options.corps,
         resolved: new Map(),
         scope,
         remote,
-        locations
+        locations,
+        monitor
       })
       const handles = yield* runtime.build([...options.all.values()], outer)
       if (options.publish) runtime.publish()
+      else if (monitor?.recorder !== undefined) {
+        // `publish` closes the recorder with the runtime; unpublished, its series leave the registry here.
+        const recorder = monitor.recorder
+        yield* Effect.addFinalizer(() => Effect.sync(() => recorder.close()))
+      }
       return Layer.mergeAll(Layer.empty, ...options.serve.map((impl) => layerEntity(impl))).pipe(
         Layer.provide(Layer.succeedContext(handles as Context.Context<any>))
       )
