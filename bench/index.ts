@@ -8,8 +8,8 @@ import { runCluster } from "./cluster.bench.ts"
 import { runErrors } from "./errors.bench.ts"
 import { runExternal } from "./external.bench.ts"
 import { runFastPath } from "./fastpath.bench.ts"
-import { runHosts } from "./hosts.bench.ts"
 import { runGateway } from "./gateway.bench.ts"
+import { runHosts } from "./hosts.bench.ts"
 import { printJson } from "./lib/report.ts"
 import { runMonitoring } from "./monitoring.bench.ts"
 import { runRecovery } from "./recovery.bench.ts"
@@ -21,7 +21,7 @@ import { runState } from "./state.bench.ts"
 setTimeout(() => {
   console.error("bench: time limit reached")
   process.exit(2)
-}, 900_000).unref()
+}, 1_500_000).unref()
 
 console.log(`effect-corps bench — Node ${process.version}, ${new Date().toISOString()}`)
 /** Whether PostgreSQL answers on 127.0.0.1:5432 (the cluster benchmark needs it). */
