@@ -1,5 +1,5 @@
 /**
- * 07 — Workers on other hosts, with no database and nothing installed but
+ * 09 — Workers on other hosts, with no database and nothing installed but
  * Node and effect-corps.
  *
  * Starts two `corps host` daemons on loopback, inside this process (in a
