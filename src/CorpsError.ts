@@ -480,7 +480,13 @@ export const CallError: Schema.Codec<CallError, unknown> = Schema.Union([...leaf
 /** What a DownstreamFailed carries: any call error but itself (it is flat over hops). */
 const DownstreamCauseSchema: Schema.Codec<unknown, unknown> = Schema.Union(leafCallErrors) as any
 
-const callErrorClasses: ReadonlyArray<new (...args: Array<any>) => unknown> = [...leafCallErrors, DownstreamFailed]
+/**
+ * Every call error's class, once ({@link CallError} as classes): what
+ * {@link isCallError} tests, and what the HTTP gateway gives a status each.
+ *
+ * @internal
+ */
+export const callErrorClasses = [...leafCallErrors, DownstreamFailed] as const
 
 /**
  * Whether `u` is one of effect-corps' own call errors ({@link CallError}).

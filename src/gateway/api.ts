@@ -16,48 +16,37 @@ import {
   OpenApi
 } from "effect/http-api"
 import {
-  CallLost,
-  CorpsClosed,
-  CorpsFailed,
-  DownstreamFailed,
+  type CallError,
+  callErrorClasses,
   GatewayUnauthorized,
-  InstanceClosed,
-  InstanceStartFailed,
-  InvalidInit,
-  InvalidLocation,
   InvalidPayload,
-  MailboxFull,
-  PayloadTooLarge,
-  PoisonCall,
-  SerializationError,
-  UnknownMethod,
-  UnknownWorker,
-  WorkerDefect,
-  WorkerStopped
+  PayloadTooLarge
 } from "../CorpsError.ts"
 import type { AnyWorker, MethodSpec } from "../Worker.ts"
 
 /**
  * The HTTP status of each error effect-corps itself raises on a call, by the
- * error's `_tag`. docs/external.md shows the same table: keep them together.
+ * error's `_tag`. Typed over every {@link CallError}, so a new call error does
+ * not compile until it has a status here. docs/external.md shows the same
+ * table: keep them together.
  */
-export const callErrorStatus = [
-  [UnknownWorker, 404],
-  [UnknownMethod, 404],
-  [InstanceClosed, 410],
-  [MailboxFull, 429],
-  [WorkerDefect, 500],
-  [SerializationError, 500],
-  [PoisonCall, 500],
-  [DownstreamFailed, 502],
-  [CallLost, 503],
-  [CorpsClosed, 503],
-  [WorkerStopped, 503],
-  [CorpsFailed, 503],
-  [InstanceStartFailed, 503],
-  [InvalidInit, 400],
-  [InvalidLocation, 400]
-] as const
+export const callErrorStatus: { readonly [Tag in CallError["_tag"]]: number } = {
+  UnknownWorker: 404,
+  UnknownMethod: 404,
+  InstanceClosed: 410,
+  CorpsMailboxFull: 429,
+  WorkerDefect: 500,
+  SerializationError: 500,
+  PoisonCall: 500,
+  DownstreamFailed: 502,
+  CallLost: 503,
+  CorpsClosed: 503,
+  WorkerStopped: 503,
+  CorpsFailed: 503,
+  InstanceStartFailed: 503,
+  InvalidInit: 400,
+  InvalidLocation: 400
+}
 
 /** The status of a contract's own error that declares none (`httpApiStatus`). */
 export const CONTRACT_ERROR_STATUS = 422
@@ -88,21 +77,28 @@ export interface ErrorEntry {
  * that each keeps its own status; a member without one gets
  * {@link CONTRACT_ERROR_STATUS}.
  */
-const contractErrors = (error: Schema.Top | undefined): ReadonlyArray<ErrorEntry> => {
+export const contractErrors = (error: Schema.Top | undefined): ReadonlyArray<ErrorEntry> => {
   if (error === undefined) return []
   const members: ReadonlyArray<Schema.Top> =
     Array.isArray((error as any).members) && error.ast._tag === "Union" ? (error as any).members : [error]
   return members.map((schema) => ({ schema, status: declaredStatus(schema) ?? CONTRACT_ERROR_STATUS }))
 }
 
+/** effect-corps' call errors as entries, each class with its status. */
+const callErrorEntries: ReadonlyArray<ErrorEntry> = callErrorClasses.map((schema) => ({
+  schema: schema as Schema.Top,
+  status: callErrorStatus[schema.identifier as CallError["_tag"]]
+}))
+
 /**
  * Every error a method's endpoint answers with after the call was made, in
  * the order they are matched: the contract's own, then effect-corps' call
- * errors. The OpenAPI document and the server both read this one table.
+ * errors. The OpenAPI document reads this table; the server matches the same
+ * two parts (`contractErrors`, then `isCallError` and `callErrorStatus`).
  */
 export const errorTable = (spec: MethodSpec): ReadonlyArray<ErrorEntry> => [
   ...contractErrors(spec.error),
-  ...callErrorStatus.map(([schema, status]) => ({ schema: schema as Schema.Top, status }))
+  ...callErrorEntries
 ]
 
 /** Refusals made before any call: they are part of every endpoint's documented responses. */

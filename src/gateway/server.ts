@@ -5,10 +5,8 @@
  * `Gateway.layer` only when a gateway is built.
  */
 import { createHash, timingSafeEqual } from "node:crypto"
-import { createServer } from "node:http"
-import { NodeHttpServer } from "@effect/platform-node"
 import { ByteSize, Effect, Exit, Layer, Option, Redacted, Schema, Scope, Sink, Stream } from "effect"
-import { HttpIncomingMessage, HttpRouter, HttpServer, type HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpIncomingMessage, HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiScalar, OpenApi } from "effect/http-api"
 import {
   type CallError,
@@ -19,15 +17,17 @@ import {
   GatewayUnauthorized,
   InstanceStartFailed,
   InvalidPayload,
+  isCallError,
   PayloadTooLarge,
   UnknownMethod,
   UnknownWorker,
   WorkerDefect
 } from "../CorpsError.ts"
-import type { Address, Auth } from "../Gateway.ts"
+import type { Auth } from "../Gateway.ts"
 import { Gateway } from "../Gateway.ts"
+import { listening, nodeServer } from "../internal/httpServer.ts"
 import type { AnyWorker, MethodSpec } from "../Worker.ts"
-import { errorTable, makeApi, pathOf, payloadSchemaOf, servedMethods } from "./api.ts"
+import { callErrorStatus, contractErrors, makeApi, pathOf, payloadSchemaOf, servedMethods } from "./api.ts"
 
 /** The options of `Gateway.layer`, checked and with their defaults. */
 export interface Resolved {
@@ -47,21 +47,12 @@ export const layer = (
   workers: ReadonlyArray<AnyWorker>,
   options: Resolved
 ): Layer.Layer<Gateway, GatewayError, any> => {
-  const server = NodeHttpServer.layer(createServer, { port: options.port, host: options.host }).pipe(
-    Layer.catchTag("ServeError", (error) =>
-      Layer.effectContext(
-        Effect.fail(new GatewayError({ address: options.where, reason: "listen", detail: describe(error.cause) }))
-      )
-    )
+  const server = nodeServer(
+    options.port,
+    options.host,
+    (detail) => new GatewayError({ address: options.where, reason: "listen", detail })
   )
-  const address = Layer.effect(
-    Gateway,
-    Effect.map(HttpServer.HttpServer, (server): Address => {
-      const port = server.address._tag === "UnixPathAddress" ? options.port : server.address.port
-      const host = options.host.includes(":") ? `[${options.host}]` : options.host
-      return { host: options.host, port, url: `http://${host}:${port}` }
-    })
-  )
+  const address = Layer.effect(Gateway, listening(options.host, options.port))
   const served = HttpRouter.serve(routes(workers, options), { disableLogger: true, disableListenLog: true })
   return Layer.mergeAll(served, address).pipe(Layer.provide(server)) as Layer.Layer<Gateway, GatewayError, any>
 }
@@ -141,27 +132,36 @@ const tooLarge = (limit: number) =>
     headers: { connection: "close" }
   })
 
-/** The body as text, or the response that refuses it (too large, unreadable). */
-const readBody = (
-  request: HttpServerRequest.HttpServerRequest,
-  limit: number,
-  worker: string,
-  method: string
-): Effect.Effect<string | HttpServerResponse.HttpServerResponse> => {
-  const declared = request.headers["content-length"]
-  if (declared !== undefined && Number(declared) > limit) return Effect.succeed(tooLarge(limit))
-  // With a Content-Length, Node reads that many bytes and no more; a chunked body is counted as it is read.
-  const text =
-    declared === undefined
-      ? Effect.provideService(request.text, HttpIncomingMessage.MaxBodySize, ByteSize.bytes(limit))
-      : request.text
-  return Effect.catch(text, (error: any) =>
-    Effect.succeed(
-      error?.reason?.reason === "BodyTooLarge"
-        ? tooLarge(limit)
-        : invalid(worker, method, `the body could not be read: ${describe(error)}`)
+/**
+ * The reader of a route's bodies: the body as text, or the response that
+ * refuses it (too large, unreadable). The limit's values are made once per
+ * route, not per request.
+ */
+const bodyReader = (limit: number, worker: string, method: string) => {
+  const refused = tooLarge(limit)
+  const maxBodySize = ByteSize.bytes(limit)
+  /** Whether the declared Content-Length is over the limit (then nothing is read). */
+  const declaredTooLarge = (request: HttpServerRequest.HttpServerRequest): boolean => {
+    const declared = request.headers["content-length"]
+    return declared !== undefined && Number(declared) > limit
+  }
+  const read = (
+    request: HttpServerRequest.HttpServerRequest
+  ): Effect.Effect<string | HttpServerResponse.HttpServerResponse> => {
+    // With a Content-Length, Node reads that many bytes and no more; a chunked body is counted as it is read.
+    const text =
+      request.headers["content-length"] === undefined
+        ? Effect.provideService(request.text, HttpIncomingMessage.MaxBodySize, maxBodySize)
+        : request.text
+    return Effect.catch(text, (error: any) =>
+      Effect.succeed(
+        error?.reason?.reason === "BodyTooLarge"
+          ? refused
+          : invalid(worker, method, `the body could not be read: ${describe(error)}`)
+      )
     )
-  )
+  }
+  return { refused, declaredTooLarge, read }
 }
 
 /** The value of `?key=`, if the URL has one. */
@@ -171,24 +171,33 @@ const keyOf = (url: string): string | undefined => {
   return new URLSearchParams(url.slice(query + 1)).get("key") ?? undefined
 }
 
+// Shared by every route: effect-corps' call errors are the same for all methods.
+const encodeCallError = Schema.encodeUnknownExit(Schema.toCodecJson(CallErrorSchema) as any)
+
 /**
- * How a method's errors are answered: the first entry of its error table
- * whose Schema takes the error gives the status, and the body is the error
- * encoded by that Schema. An error it does not declare is a defect (500).
+ * How a method's errors are answered, in the order of its error table
+ * (`errorTable`): the first of the contract's own errors whose Schema takes
+ * the error, else effect-corps' call error by its tag (`callErrorStatus`);
+ * the body is the error encoded by that Schema. An error it does not declare
+ * is a defect (500).
  */
 const errorResponder = (spec: MethodSpec) => {
-  const entries = errorTable(spec).map(({ schema, status }) => ({
+  const own = contractErrors(spec.error).map(({ schema, status }) => ({
     is: Schema.is(schema as Schema.Codec<unknown>),
     encode: Schema.encodeUnknownExit(Schema.toCodecJson(schema) as any),
     status
   }))
+  const answer = (encoded: Exit.Exit<unknown, unknown>, status: number) =>
+    Exit.isSuccess(encoded) ? Effect.succeed(HttpServerResponse.jsonUnsafe(encoded.value, { status })) : undefined
   return (error: unknown): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
     const redacted = redact(error)
-    for (const entry of entries) {
-      if (!entry.is(redacted)) continue
-      const encoded = entry.encode(redacted)
-      if (Exit.isSuccess(encoded))
-        return Effect.succeed(HttpServerResponse.jsonUnsafe(encoded.value, { status: entry.status }))
+    for (const entry of own) {
+      const answered = entry.is(redacted) ? answer(entry.encode(redacted), entry.status) : undefined
+      if (answered !== undefined) return answered
+    }
+    if (isCallError(redacted)) {
+      const answered = answer(encodeCallError(redacted), callErrorStatus[redacted._tag])
+      if (answered !== undefined) return answered
     }
     return Effect.die(error)
   }
@@ -211,7 +220,6 @@ const methodRoute = (
 ) => {
   const spec = worker.methods[method] as MethodSpec
   const schema = payloadSchemaOf(worker, method)
-  const limit = options.maxBodyBytes
   // Payload and success Schemas are synchronous (they cross Envs as Exits too, see internal/codec.ts).
   const decode = schema === undefined ? undefined : Schema.decodeUnknownExit(Schema.toCodecJson(schema) as any)
   const name = worker.key
@@ -219,21 +227,20 @@ const methodRoute = (
     spec.success === undefined ? undefined : Schema.encodeUnknownExit(Schema.toCodecJson(spec.success) as any)
   const sse = spec.stream === true ? sseResponder(spec) : undefined
   const failed = errorResponder(spec)
+  const body = bodyReader(options.maxBodyBytes, name, method)
   const call = Effect.fnUntraced(function* (request: HttpServerRequest.HttpServerRequest) {
     if (verify !== undefined) {
       const refused = yield* verify(bearerOf(request))
       if (refused !== undefined) return unauthorized(refused)
     }
+    if (body.declaredTooLarge(request)) return body.refused
     let payload: unknown
-    if (decode === undefined) {
-      const declared = request.headers["content-length"]
-      if (declared !== undefined && Number(declared) > limit) return tooLarge(limit)
-    } else {
-      const body = yield* readBody(request, limit, name, method)
-      if (typeof body !== "string") return body
+    if (decode !== undefined) {
+      const text = yield* body.read(request)
+      if (typeof text !== "string") return text
       let json: unknown
       try {
-        json = body === "" ? undefined : JSON.parse(body)
+        json = text === "" ? undefined : JSON.parse(text)
       } catch (error) {
         return invalid(name, method, `the body is not JSON: ${describe(error)}`)
       }
@@ -400,7 +407,7 @@ const otherwise = (
   corps: string,
   verify: ((token: Redacted.Redacted<string>) => Effect.Effect<GatewayUnauthorized | undefined>) | undefined
 ) => {
-  const byName = new Map(workers.map((worker) => [worker.key, worker]))
+  const methodsOf = new Map(workers.map((worker) => [worker.key, new Set(servedMethods(worker))]))
   return (request: HttpServerRequest.HttpServerRequest) =>
     Effect.gen(function* () {
       if (verify !== undefined) {
@@ -412,13 +419,13 @@ const otherwise = (
         .split("/")
         .filter((part) => part !== "")
         .map(decodeURIComponent)
-      const worker = byName.get(workerName)
-      if (worker === undefined) {
+      const methods = methodsOf.get(workerName)
+      if (methods === undefined) {
         return HttpServerResponse.jsonUnsafe(encodeUnknownWorker(new UnknownWorker({ worker: workerName, corps })), {
           status: 404
         })
       }
-      if (!servedMethods(worker).includes(method)) {
+      if (!methods.has(method)) {
         return HttpServerResponse.jsonUnsafe(encodeUnknownMethod(new UnknownMethod({ worker: workerName, method })), {
           status: 404
         })

@@ -3,13 +3,12 @@
  * stream, and the Node server under them. Loaded by `Dashboard.layer` only
  * when a dashboard is built.
  */
-import { createServer } from "node:http"
-import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer, Schedule, Schema, Stream } from "effect"
 import { HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { DashboardError } from "../CorpsError.ts"
 import { CorpsEvent } from "../CorpsEvent.ts"
 import { type Address, Dashboard } from "../Dashboard.ts"
+import { listening, nodeServer } from "../internal/httpServer.ts"
 import { prometheus } from "../Monitoring.ts"
 import * as Monitor from "./Monitor.ts"
 import { page } from "./page.ts"
@@ -24,26 +23,18 @@ export const layer = (options: {
   readonly intervalMillis?: number | undefined
 }): Layer.Layer<Dashboard | Monitor.Monitor, DashboardError> => {
   const { host, where } = options
-  const server = NodeHttpServer.layer(createServer, { port: options.port, host }).pipe(
-    Layer.catchTag("ServeError", (error) =>
-      Layer.effectContext(
-        Effect.fail(new DashboardError({ address: where, reason: "listen", detail: describeServeError(error.cause) }))
-      )
-    )
+  const server = nodeServer(
+    options.port,
+    host,
+    (detail) => new DashboardError({ address: where, reason: "listen", detail })
   )
   const address = Layer.effect(
     Dashboard,
-    Effect.map(HttpServer.HttpServer, (server): Address => {
-      const port = server.address._tag === "UnixPathAddress" ? options.port : server.address.port
-      return { host, port, url: `http://${host.includes(":") ? `[${host}]` : host}:${port}/` }
-    })
+    Effect.map(listening(host, options.port), (at): Address => ({ ...at, url: `${at.url}/` }))
   )
   const routes = HttpServer.serve(app(options.intervalMillis ?? 1000))
   return Layer.mergeAll(routes, address).pipe(Layer.provide(server), Layer.provideMerge(Monitor.Monitor.layer))
 }
-
-const describeServeError = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : "the server could not start"
 
 const encodeSnapshot = Schema.encodeSync(Snapshot)
 const encodeEvent = Schema.encodeSync(CorpsEvent)
