@@ -27,6 +27,7 @@
  */
 import { Context, Effect, Layer } from "effect"
 import { DashboardError } from "./CorpsError.ts"
+import { checkListen, DEFAULT_HOST } from "./internal/listenOptions.ts"
 import type * as Monitor from "./monitoring/Monitor.ts"
 
 /**
@@ -64,8 +65,6 @@ export interface Address {
  * @category services
  */
 export class Dashboard extends Context.Service<Dashboard, Address>()("effect-corps/Dashboard") {}
-
-const DEFAULT_HOST = "127.0.0.1"
 
 /**
  * Serves the dashboard of the Corps built below this Layer (it provides the
@@ -110,10 +109,8 @@ export const layer = (options: Options): Layer.Layer<Dashboard | Monitor.Monitor
 }
 
 const check = (options: Options): string | undefined => {
-  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
-    return `port must be an integer from 0 to 65535 (got ${options.port})`
-  }
-  if (options.host !== undefined && options.host.trim() === "") return "host must not be empty"
+  const listen = checkListen(options.port, options.host)
+  if (listen !== undefined) return listen
   if (
     options.intervalMillis !== undefined &&
     (!Number.isFinite(options.intervalMillis) || options.intervalMillis < 50)

@@ -33,6 +33,7 @@
  */
 import { Context, Effect, Layer, type Redacted } from "effect"
 import { GatewayError } from "./CorpsError.ts"
+import { checkListen, DEFAULT_HOST } from "./internal/listenOptions.ts"
 import type { AnyWorker } from "./Worker.ts"
 
 /**
@@ -114,7 +115,6 @@ export type Served<W extends ReadonlyArray<Contract>> = W[number] extends infer 
     : never
   : never
 
-const DEFAULT_HOST = "127.0.0.1"
 const DEFAULT_MAX_BODY = 1024 * 1024
 
 /**
@@ -172,10 +172,8 @@ export const layer = <const W extends ReadonlyArray<Contract>>(
 const PATH_SEGMENT = /^[A-Za-z0-9_.~-]+$/
 
 const check = (workers: ReadonlyArray<Contract>, options: Options): string | undefined => {
-  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
-    return `port must be an integer from 0 to 65535 (got ${options.port})`
-  }
-  if (options.host !== undefined && options.host.trim() === "") return "host must not be empty"
+  const listen = checkListen(options.port, options.host)
+  if (listen !== undefined) return listen
   if (
     options.maxBodyBytes !== undefined &&
     (!Number.isSafeInteger(options.maxBodyBytes) || options.maxBodyBytes <= 0)
