@@ -372,16 +372,18 @@ const digest = (text: string): Buffer => createHash("sha256").update(text).diges
  */
 const verifier = (auth: Auth) => {
   const { bearer } = auth
-  const check: (token: Redacted.Redacted<string>) => Effect.Effect<boolean> = Redacted.isRedacted(bearer)
-    ? (
-        (expected) => (token) =>
-          Effect.succeed(timingSafeEqual(digest(Redacted.value(token)), expected))
-      )(digest(Redacted.value(bearer)))
-    : bearer
+  const check = Redacted.isRedacted(bearer) ? acceptOnly(bearer) : bearer
   return (token: Redacted.Redacted<string>): Effect.Effect<GatewayUnauthorized | undefined> =>
     Redacted.value(token) === ""
       ? Effect.succeed(new GatewayUnauthorized({ reason: "missing" }))
       : Effect.map(check(token), (ok) => (ok ? undefined : new GatewayUnauthorized({ reason: "refused" })))
+}
+
+/** The check of a fixed token: its digest is made once, the token given is hashed per request. */
+const acceptOnly = (expected: Redacted.Redacted<string>) => {
+  const wanted = digest(Redacted.value(expected))
+  return (token: Redacted.Redacted<string>): Effect.Effect<boolean> =>
+    Effect.succeed(timingSafeEqual(digest(Redacted.value(token)), wanted))
 }
 
 const unauthorized = (error: GatewayUnauthorized) =>
