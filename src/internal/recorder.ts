@@ -20,6 +20,12 @@ import * as Metrics from "../monitoring/metrics.ts"
 const BOUNDS = Metrics.latencyBoundariesMillis
 const BUCKETS = BOUNDS.length + 1
 
+/** The clock metered calls are timed with (milliseconds). */
+export const now = (): number => performance.now()
+
+/** `Exit.isExit` without its generic `hasProperty`: this runs on every metered call's result. */
+const isExit = (u: Effect.Effect<unknown, unknown>): u is Exit.Exit<unknown, unknown> => "~effect/Exit" in u
+
 /** The counters of one (Worker, method, Env, calling Env). */
 export class CallSeries {
   readonly worker: string
@@ -84,6 +90,37 @@ export class CallSeries {
   endNow(exit: Exit.Exit<unknown, unknown>): void {
     this.calls++
     if (exit._tag === "Failure") this.fail(failureTag(exit.cause), 1)
+  }
+
+  /**
+   * Counts a timed call (already in flight, started at `start` by
+   * {@link now}) whose Target answered `result`: at once when it is an Exit
+   * (no Effect frame), else when it ends. Every metered call with a clock
+   * reading ends here.
+   */
+  settle(result: Effect.Effect<unknown, unknown>, start: number): Effect.Effect<unknown, unknown> {
+    if (isExit(result)) {
+      this.end(result, now() - start)
+      return result
+    }
+    return Effect.onExit(result, (exit) => {
+      this.end(exit, now() - start)
+      return Effect.void
+    })
+  }
+
+  /**
+   * Counts an untimed call whose Target answered `result`: at once when it
+   * is an Exit, else in flight until it ends (with {@link onUntimedExit}:
+   * no closure per call).
+   */
+  settleUntimed(result: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> {
+    if (isExit(result)) {
+      this.endNow(result)
+      return result
+    }
+    this.inFlight++
+    return Effect.onExit(result, this.onUntimedExit)
   }
 
   /** A timed call whose caller was interrupted after `millis`. */

@@ -19,6 +19,10 @@ import type { Figures } from "../RunnerLoad.ts"
 
 type CallTotals = Figures["calls"][number]
 
+/** The key of one series of calls: (Worker, method, Env). */
+const idOf = (c: { readonly worker: string; readonly method: string; readonly env: string }): string =>
+  `${c.worker}\u0000${c.method}\u0000${c.env}`
+
 interface MutableTotals {
   readonly worker: string
   readonly method: string
@@ -39,8 +43,11 @@ export class Totals {
 
   /** Adds what the runner's Recorder drained since the previous call. */
   add(delta: Delta): void {
+    // A series the drain left out had nothing in flight.
+    const reported = new Set<string>()
     for (const d of delta.calls) {
-      const id = `${d.worker}\u0000${d.method}\u0000${d.env}`
+      const id = idOf(d)
+      reported.add(id)
       let t = this.calls.get(id)
       if (t === undefined) {
         t = {
@@ -67,8 +74,6 @@ export class Totals {
       for (let i = 0; i < d.buckets.length; i++) t.buckets[i] = (t.buckets[i] ?? 0) + d.buckets[i]!
       for (const [tag, n] of d.failures) t.failures.set(tag, (t.failures.get(tag) ?? 0) + n)
     }
-    // A series the drain left out had nothing in flight.
-    const reported = new Set(delta.calls.map((d) => `${d.worker}\u0000${d.method}\u0000${d.env}`))
     for (const [id, t] of this.calls) if (!reported.has(id)) t.inFlight = 0
   }
 
@@ -125,10 +130,10 @@ const entityGauges = (metrics: ReadonlyArray<Metric.Metric.Snapshot>, env: strin
  */
 export const since = (previous: Figures | undefined, current: Figures, env: string): Delta => {
   const before = new Map<string, CallTotals>()
-  for (const c of previous?.calls ?? []) before.set(`${c.worker}\u0000${c.method}\u0000${c.env}`, c)
+  for (const c of previous?.calls ?? []) before.set(idOf(c), c)
   const calls: Array<Delta["calls"][number]> = []
   for (const c of current.calls) {
-    const p = before.get(`${c.worker}\u0000${c.method}\u0000${c.env}`)
+    const p = before.get(idOf(c))
     const base = p !== undefined && p.calls <= c.calls && p.observed <= c.observed ? p : undefined
     const failures: Array<readonly [string, number]> = []
     const failedBefore = new Map(base?.failures ?? [])
