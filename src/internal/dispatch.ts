@@ -296,7 +296,7 @@ interface Metered extends Effect.Effect<void> {
 }
 
 const MeteredProto = Effectable.Prototype<Effect.Effect<void>>({
-  label: "effect-corps/MeteredCall",
+  label: "effect-corps/MeteredRemoteCall",
   evaluate() {
     const self = this as unknown as Metered
     if (!self.done) {

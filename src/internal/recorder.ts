@@ -222,6 +222,36 @@ export interface Delta {
   }>
 }
 
+/** The counts of one series of calls, as a {@link CallSeries} or a runner's totals keep them. */
+export interface CallCounts {
+  readonly worker: string
+  readonly method: string
+  readonly env: string
+  readonly calls: number
+  readonly observed: number
+  readonly inFlight: number
+  readonly failures: ReadonlyMap<string, number>
+  readonly buckets: Iterable<number>
+  readonly sum: number
+  readonly min: number
+  readonly max: number
+}
+
+/** One row of a {@link Delta} (or of a runner's figures): `s` as it is now, copied. */
+export const callRow = (s: CallCounts): Delta["calls"][number] => ({
+  worker: s.worker,
+  method: s.method,
+  env: s.env,
+  calls: s.calls,
+  observed: s.observed,
+  inFlight: s.inFlight,
+  failures: [...s.failures],
+  buckets: [...s.buckets],
+  sum: s.sum,
+  min: s.min,
+  max: s.max
+})
+
 const noHooks = () => {}
 
 /**
@@ -300,19 +330,7 @@ export class Recorder {
     const calls: Array<Delta["calls"][number]> = []
     for (const s of this.series.values()) {
       if (s.calls === 0 && s.inFlight === 0 && s.failures.size === 0) continue
-      calls.push({
-        worker: s.worker,
-        method: s.method,
-        env: s.env,
-        calls: s.calls,
-        observed: s.observed,
-        inFlight: s.inFlight,
-        failures: [...s.failures],
-        buckets: [...s.buckets],
-        sum: s.sum,
-        min: s.min,
-        max: s.max
-      })
+      calls.push(callRow(s))
       s.calls = 0
       s.observed = 0
       s.sum = 0

@@ -14,7 +14,7 @@
  * each keeps its own previous reading.
  */
 import type { Metric } from "effect"
-import type { Delta } from "../../internal/recorder.ts"
+import { callRow, type Delta } from "../../internal/recorder.ts"
 import type { Figures } from "../RunnerLoad.ts"
 
 type CallTotals = Figures["calls"][number]
@@ -81,21 +81,9 @@ export class Totals {
   figures(metrics: ReadonlyArray<Metric.Metric.Snapshot>, env: string): Figures {
     const calls: Array<CallTotals> = []
     for (const t of this.calls.values()) {
-      const timed = t.observed > 0
-      calls.push({
-        worker: t.worker,
-        method: t.method,
-        env: t.env,
-        calls: t.calls,
-        observed: t.observed,
-        inFlight: t.inFlight,
-        failures: [...t.failures],
-        buckets: [...t.buckets],
-        sum: t.sum,
-        // JSON has no infinity: before a first timed call these are 0, and `observed` says so.
-        min: timed ? t.min : 0,
-        max: timed ? t.max : 0
-      })
+      const row = callRow(t)
+      // JSON has no infinity: before a first timed call these are 0, and `observed` says so.
+      calls.push(t.observed > 0 ? row : { ...row, min: 0, max: 0 })
     }
     return { calls, workers: entityGauges(metrics, env) }
   }
