@@ -65,24 +65,18 @@ export class CallSeries {
   /** A timed call ended after `millis` with `exit`. */
   end(exit: Exit.Exit<unknown, unknown>, millis: number): void {
     this.inFlight--
-    this.calls++
     this.observe(millis)
-    if (exit._tag === "Failure") this.fail(failureTag(exit.cause), 1)
-  }
-
-  /** A call that was not timed ended with `exit`. */
-  endUntimed(exit: Exit.Exit<unknown, unknown>): void {
-    this.inFlight--
-    this.calls++
-    if (exit._tag === "Failure") this.fail(failureTag(exit.cause), 1)
+    this.endNow(exit)
   }
 
   /**
-   * {@link endUntimed} as an `onExit` finalizer, made once per series: a
-   * FastPath call whose handler answers an Effect adds no closure of its own.
+   * An untimed call in flight ended with `exit`, as an `onExit` finalizer
+   * made once per series: a call whose Target answers an Effect adds no
+   * closure of its own.
    */
   readonly onUntimedExit = (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
-    this.endUntimed(exit)
+    this.inFlight--
+    this.endNow(exit)
     return Effect.void
   }
 
