@@ -116,17 +116,18 @@ const provider = (overrides: Cluster.Settings): EnvProvider<"cluster"> => ({
         >
       }
       const context = yield* Layer.build(layer).pipe(Effect.mapError((e) => fail(messageOf(e))))
-      const recorder = request.monitoring?.recorder
-      if (storage === "sql" && recorder !== undefined) {
+      const monitoring = request.monitoring
+      const recorder = monitoring?.recorder
+      if (storage === "sql" && monitoring !== undefined && recorder !== undefined) {
         const dashboard = yield* Effect.serviceOption(Monitor)
         yield* Effect.provideContext(
           RunnerWatch.watch({
             envName: request.envName,
             corpsId: request.corps,
-            corpsName: request.monitoring!.corpsName,
+            corpsName: monitoring.corpsName,
             prefix: settings.prefix,
             recorder,
-            intervalMillis: request.monitoring!.settings.intervalMillis,
+            intervalMillis: monitoring.settings.intervalMillis,
             monitor: dashboard._tag === "Some" ? dashboard.value : undefined
           }),
           Context.merge(

@@ -75,8 +75,8 @@ const WorkerGauges = Schema.Struct({
  * What a runner reports of the calls its own Workers made (to any Worker of
  * the cluster), cumulative since it started, and of the entities it hosts
  * now. Calls it serves are not in it: the runtime that makes a call counts
- * it (docs/monitoring.md). `min`/`max` are JSON `null` before a first timed
- * call (JSON has no infinity).
+ * it (docs/monitoring.md). `min`/`max` are 0 before a first timed call
+ * (JSON has no infinity; `observed` is then 0).
  *
  * @since 0.4.0
  * @category models
@@ -189,13 +189,8 @@ export const layerReport = (options: {
 export const read = (
   options: { readonly prefix?: string | undefined; readonly freshMillis?: number | undefined } = {}
 ): Effect.Effect<ReadonlyArray<Report>, SqlError.SqlError, SqlClient.SqlClient> =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const table = tableOf(options.prefix)
-    yield* createTable(sql, table)
-    const since = (yield* Clock.currentTimeMillis) - (options.freshMillis ?? 5000)
-    return yield* readFresh(sql, table, since)
-  })
+  // A reader of its own per run: every run makes (or brings up to date) the table first.
+  Effect.suspend(() => reader(options))
 
 /** The rows written since `since` (the table exists), by runner name. */
 const readFresh = (sql: SqlClient.SqlClient, table: string, since: number) =>

@@ -15,7 +15,7 @@ import { codecsOf, decodeFailure, encodeCallFailure, encodeFailure, type MethodC
 import { LocalFunc } from "./func.ts"
 import type { Target } from "./handle.ts"
 import { defectError, invokeHandler } from "./invoke.ts"
-import type { CallSeries } from "./recorder.ts"
+import { type CallSeries, now } from "./recorder.ts"
 import type * as Wire from "./wire.ts"
 
 /**
@@ -296,12 +296,12 @@ interface Metered extends Effect.Effect<void> {
 }
 
 const MeteredProto = Effectable.Prototype<Effect.Effect<void>>({
-  label: "effect-corps/MeteredCall",
+  label: "effect-corps/MeteredRemoteCall",
   evaluate() {
     const self = this as unknown as Metered
     if (!self.done) {
       self.done = true
-      self.series.interrupted(performance.now() - self.start)
+      self.series.interrupted(now() - self.start)
     }
     return self.cancel
   }
@@ -309,7 +309,7 @@ const MeteredProto = Effectable.Prototype<Effect.Effect<void>>({
 
 const Metered = function (this: any, series: CallSeries) {
   this.series = series
-  this.start = performance.now()
+  this.start = now()
   this.done = false
   this.cancel = Effect.void
   series.inFlight++
@@ -325,16 +325,7 @@ const settled = (
 ): Effect.Effect<unknown, unknown> => {
   if (metered === undefined || metered.done) return effect
   metered.done = true
-  const series = metered.series
-  const start = metered.start
-  if (Exit.isExit(effect)) {
-    series.end(effect, performance.now() - start)
-    return effect
-  }
-  return Effect.onExit(effect, (exit) => {
-    series.end(exit, performance.now() - start)
-    return Effect.void
-  })
+  return metered.series.settle(effect, metered.start)
 }
 
 /**

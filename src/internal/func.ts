@@ -2,7 +2,7 @@
  * The FastPath for stateless Workers (Funcs): the handler runs in the
  * caller's fiber, with an optional bound on calls running at once.
  */
-import { Cause, Effect, type Exit, Semaphore, Stream } from "effect"
+import { Cause, Effect, Semaphore, Stream } from "effect"
 import { CorpsClosed, UnknownMethod } from "../CorpsError.ts"
 import type { Target } from "./handle.ts"
 import {
@@ -14,7 +14,7 @@ import {
   downstream,
   invokeWith
 } from "./invoke.ts"
-import type { CallSeries } from "./recorder.ts"
+import { type CallSeries, now } from "./recorder.ts"
 
 /**
  * One Func call, as a description: running it calls the handler (each run
@@ -56,33 +56,12 @@ interface MeteredFuncCall extends FuncCall {
   readonly series: CallSeries
 }
 
-const now = (): number => performance.now()
-
-/** `Exit.isExit` without its generic `hasProperty`: this runs on every metered call's result. */
-const isExit = (u: Effect.Effect<unknown, unknown>): u is Exit.Exit<unknown, unknown> => "~effect/Exit" in u
-
 const MeteredFuncCallProto = callPrototype<MeteredFuncCall>("effect-corps/MeteredFuncCall", function () {
   const series = this.series
-  if (!series.timeThis()) {
-    const result = invokeWith(this.handler, this.payload, this.func, this.method)
-    if (isExit(result)) {
-      series.endNow(result)
-      return result
-    }
-    series.inFlight++
-    return Effect.onExit(result, series.onUntimedExit)
-  }
+  if (!series.timeThis()) return series.settleUntimed(invokeWith(this.handler, this.payload, this.func, this.method))
   series.inFlight++
   const start = now()
-  const result = invokeWith(this.handler, this.payload, this.func, this.method)
-  if (isExit(result)) {
-    series.end(result, now() - start)
-    return result
-  }
-  return Effect.onExit(result, (exit) => {
-    series.end(exit, now() - start)
-    return Effect.void
-  })
+  return series.settle(invokeWith(this.handler, this.payload, this.func, this.method), start)
 })
 
 const MeteredFuncCall = function (

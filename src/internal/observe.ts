@@ -13,10 +13,10 @@
  * current span; a Target that crosses an Env boundary is handed the span's
  * context (`callTraced`), which travels in the call frame.
  */
-import { Context, Effect, type Exit, Stream, Tracer } from "effect"
+import { Context, Effect, Stream, Tracer } from "effect"
 import type { Target } from "./handle.ts"
 import { callPrototype } from "./invoke.ts"
-import { type CallSeries, ticks } from "./recorder.ts"
+import { type CallSeries, now } from "./recorder.ts"
 
 /** What monitoring observes in one runtime. */
 export interface Observe {
@@ -33,12 +33,6 @@ export interface Observe {
   readonly perMethod: Map<string, PerMethod>
 }
 
-const now = (): number => performance.now()
-
-/** `Exit.isExit` without its generic `hasProperty` (a `dual`): this runs on every metered call's result. */
-const isExit = (u: unknown): u is Exit.Exit<unknown, unknown> =>
-  typeof u === "object" && u !== null && "~effect/Exit" in u
-
 /** Whether `u` has a step to take at once (the FastPath's call primitives, and this module's). */
 const hasStep = (u: unknown): u is { step(): Effect.Effect<unknown, unknown> } =>
   typeof (u as { step?: unknown }).step === "function"
@@ -53,30 +47,11 @@ interface MeteredCall extends Effect.Effect<unknown, unknown> {
 const MeteredCallProto = callPrototype<MeteredCall>("effect-corps/MeteredCall", function () {
   const series = this.series
   const effect = this.effect
+  // The FastPath's own step, taken here: a synchronous handler answers an Exit with no frame at all.
+  if (!series.timeThis()) return series.settleUntimed(hasStep(effect) ? effect.step() : effect)
   series.inFlight++
-  if (!series.timeAll && series.lastTick === ticks.current) {
-    // The FastPath's own step, taken here: a synchronous handler answers an Exit with no frame at all.
-    const result = hasStep(effect) ? effect.step() : effect
-    if (isExit(result)) {
-      series.endUntimed(result)
-      return result
-    }
-    return Effect.onExit(result, (exit) => {
-      series.endUntimed(exit)
-      return Effect.void
-    })
-  }
-  series.lastTick = ticks.current
   const start = now()
-  const result = hasStep(effect) ? effect.step() : effect
-  if (isExit(result)) {
-    series.end(result, now() - start)
-    return result
-  }
-  return Effect.onExit(result, (exit) => {
-    series.end(exit, now() - start)
-    return Effect.void
-  })
+  return series.settle(hasStep(effect) ? effect.step() : effect, start)
 })
 
 const MeteredCall = function (this: any, series: CallSeries, effect: Effect.Effect<unknown, unknown>) {
@@ -211,7 +186,7 @@ const observeStream = (
   worker: string,
   method: string
 ): Stream.Stream<unknown, unknown> => {
-  const traced = tracing === undefined ? stream : Stream.withSpan(stream, `${worker}.${method}`, noStackSpan)
+  const traced = tracing === undefined ? stream : Stream.withSpan(stream, `${worker}.${method}`, noStack)
   if (series === undefined) return traced
   return Stream.unwrap(
     Effect.sync(() => {
@@ -221,5 +196,3 @@ const observeStream = (
     })
   )
 }
-
-const noStackSpan = { captureStackTrace: false } as const

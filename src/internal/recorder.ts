@@ -20,6 +20,12 @@ import * as Metrics from "../monitoring/metrics.ts"
 const BOUNDS = Metrics.latencyBoundariesMillis
 const BUCKETS = BOUNDS.length + 1
 
+/** The clock metered calls are timed with (milliseconds). */
+export const now = (): number => performance.now()
+
+/** `Exit.isExit` without its generic `hasProperty`: this runs on every metered call's result. */
+const isExit = (u: Effect.Effect<unknown, unknown>): u is Exit.Exit<unknown, unknown> => "~effect/Exit" in u
+
 /** The counters of one (Worker, method, Env, calling Env). */
 export class CallSeries {
   readonly worker: string
@@ -59,24 +65,18 @@ export class CallSeries {
   /** A timed call ended after `millis` with `exit`. */
   end(exit: Exit.Exit<unknown, unknown>, millis: number): void {
     this.inFlight--
-    this.calls++
     this.observe(millis)
-    if (exit._tag === "Failure") this.fail(failureTag(exit.cause), 1)
-  }
-
-  /** A call that was not timed ended with `exit`. */
-  endUntimed(exit: Exit.Exit<unknown, unknown>): void {
-    this.inFlight--
-    this.calls++
-    if (exit._tag === "Failure") this.fail(failureTag(exit.cause), 1)
+    this.endNow(exit)
   }
 
   /**
-   * {@link endUntimed} as an `onExit` finalizer, made once per series: a
-   * FastPath call whose handler answers an Effect adds no closure of its own.
+   * An untimed call in flight ended with `exit`, as an `onExit` finalizer
+   * made once per series: a call whose Target answers an Effect adds no
+   * closure of its own.
    */
   readonly onUntimedExit = (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
-    this.endUntimed(exit)
+    this.inFlight--
+    this.endNow(exit)
     return Effect.void
   }
 
@@ -84,6 +84,37 @@ export class CallSeries {
   endNow(exit: Exit.Exit<unknown, unknown>): void {
     this.calls++
     if (exit._tag === "Failure") this.fail(failureTag(exit.cause), 1)
+  }
+
+  /**
+   * Counts a timed call (already in flight, started at `start` by
+   * {@link now}) whose Target answered `result`: at once when it is an Exit
+   * (no Effect frame), else when it ends. Every metered call with a clock
+   * reading ends here.
+   */
+  settle(result: Effect.Effect<unknown, unknown>, start: number): Effect.Effect<unknown, unknown> {
+    if (isExit(result)) {
+      this.end(result, now() - start)
+      return result
+    }
+    return Effect.onExit(result, (exit) => {
+      this.end(exit, now() - start)
+      return Effect.void
+    })
+  }
+
+  /**
+   * Counts an untimed call whose Target answered `result`: at once when it
+   * is an Exit, else in flight until it ends (with {@link onUntimedExit}:
+   * no closure per call).
+   */
+  settleUntimed(result: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> {
+    if (isExit(result)) {
+      this.endNow(result)
+      return result
+    }
+    this.inFlight++
+    return Effect.onExit(result, this.onUntimedExit)
   }
 
   /** A timed call whose caller was interrupted after `millis`. */
@@ -185,6 +216,36 @@ export interface Delta {
   }>
 }
 
+/** The counts of one series of calls, as a {@link CallSeries} or a runner's totals keep them. */
+export interface CallCounts {
+  readonly worker: string
+  readonly method: string
+  readonly env: string
+  readonly calls: number
+  readonly observed: number
+  readonly inFlight: number
+  readonly failures: ReadonlyMap<string, number>
+  readonly buckets: Iterable<number>
+  readonly sum: number
+  readonly min: number
+  readonly max: number
+}
+
+/** One row of a {@link Delta} (or of a runner's figures): `s` as it is now, copied. */
+export const callRow = (s: CallCounts): Delta["calls"][number] => ({
+  worker: s.worker,
+  method: s.method,
+  env: s.env,
+  calls: s.calls,
+  observed: s.observed,
+  inFlight: s.inFlight,
+  failures: [...s.failures],
+  buckets: [...s.buckets],
+  sum: s.sum,
+  min: s.min,
+  max: s.max
+})
+
 const noHooks = () => {}
 
 /**
@@ -263,19 +324,7 @@ export class Recorder {
     const calls: Array<Delta["calls"][number]> = []
     for (const s of this.series.values()) {
       if (s.calls === 0 && s.inFlight === 0 && s.failures.size === 0) continue
-      calls.push({
-        worker: s.worker,
-        method: s.method,
-        env: s.env,
-        calls: s.calls,
-        observed: s.observed,
-        inFlight: s.inFlight,
-        failures: [...s.failures],
-        buckets: [...s.buckets],
-        sum: s.sum,
-        min: s.min,
-        max: s.max
-      })
+      calls.push(callRow(s))
       s.calls = 0
       s.observed = 0
       s.sum = 0

@@ -14,10 +14,14 @@
  * each keeps its own previous reading.
  */
 import type { Metric } from "effect"
-import type { Delta } from "../../internal/recorder.ts"
+import { callRow, type Delta } from "../../internal/recorder.ts"
 import type { Figures } from "../RunnerLoad.ts"
 
 type CallTotals = Figures["calls"][number]
+
+/** The key of one series of calls: (Worker, method, Env). */
+const idOf = (c: { readonly worker: string; readonly method: string; readonly env: string }): string =>
+  `${c.worker}\u0000${c.method}\u0000${c.env}`
 
 interface MutableTotals {
   readonly worker: string
@@ -39,8 +43,11 @@ export class Totals {
 
   /** Adds what the runner's Recorder drained since the previous call. */
   add(delta: Delta): void {
+    // A series the drain left out had nothing in flight.
+    const reported = new Set<string>()
     for (const d of delta.calls) {
-      const id = `${d.worker}\u0000${d.method}\u0000${d.env}`
+      const id = idOf(d)
+      reported.add(id)
       let t = this.calls.get(id)
       if (t === undefined) {
         t = {
@@ -67,8 +74,6 @@ export class Totals {
       for (let i = 0; i < d.buckets.length; i++) t.buckets[i] = (t.buckets[i] ?? 0) + d.buckets[i]!
       for (const [tag, n] of d.failures) t.failures.set(tag, (t.failures.get(tag) ?? 0) + n)
     }
-    // A series the drain left out had nothing in flight.
-    const reported = new Set(delta.calls.map((d) => `${d.worker}\u0000${d.method}\u0000${d.env}`))
     for (const [id, t] of this.calls) if (!reported.has(id)) t.inFlight = 0
   }
 
@@ -76,21 +81,9 @@ export class Totals {
   figures(metrics: ReadonlyArray<Metric.Metric.Snapshot>, env: string): Figures {
     const calls: Array<CallTotals> = []
     for (const t of this.calls.values()) {
-      const timed = t.observed > 0
-      calls.push({
-        worker: t.worker,
-        method: t.method,
-        env: t.env,
-        calls: t.calls,
-        observed: t.observed,
-        inFlight: t.inFlight,
-        failures: [...t.failures],
-        buckets: [...t.buckets],
-        sum: t.sum,
-        // JSON has no infinity: before a first timed call these are 0, and `observed` says so.
-        min: timed ? t.min : 0,
-        max: timed ? t.max : 0
-      })
+      const row = callRow(t)
+      // JSON has no infinity: before a first timed call these are 0, and `observed` says so.
+      calls.push(t.observed > 0 ? row : { ...row, min: 0, max: 0 })
     }
     return { calls, workers: entityGauges(metrics, env) }
   }
@@ -125,10 +118,10 @@ const entityGauges = (metrics: ReadonlyArray<Metric.Metric.Snapshot>, env: strin
  */
 export const since = (previous: Figures | undefined, current: Figures, env: string): Delta => {
   const before = new Map<string, CallTotals>()
-  for (const c of previous?.calls ?? []) before.set(`${c.worker}\u0000${c.method}\u0000${c.env}`, c)
+  for (const c of previous?.calls ?? []) before.set(idOf(c), c)
   const calls: Array<Delta["calls"][number]> = []
   for (const c of current.calls) {
-    const p = before.get(`${c.worker}\u0000${c.method}\u0000${c.env}`)
+    const p = before.get(idOf(c))
     const base = p !== undefined && p.calls <= c.calls && p.observed <= c.observed ? p : undefined
     const failures: Array<readonly [string, number]> = []
     const failedBefore = new Map(base?.failures ?? [])
