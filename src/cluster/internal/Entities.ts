@@ -243,7 +243,7 @@ const runHandler = (
   if (Exit.isFailure(decoded)) return Effect.die(Cause.squash(decoded.cause))
   return Effect.suspend(() => {
     const result = handler(decoded.value)
-    const effect = Effect.isEffect(result) ? (result as Effect.Effect<unknown, unknown>) : Effect.succeed(result)
+    const effect = isEffectResult(result) ? (result as Effect.Effect<unknown, unknown>) : Effect.succeed(result)
     // Only persisted messages can be redelivered, so only they need an id to de-duplicate by.
     return serveOutcome(
       persisted ? Effect.provideService(effect, DeliveryId, String(request.requestId)) : effect,
@@ -447,7 +447,7 @@ const instanceHandlers = (
       const run = (running: Incarnation, payload: unknown) =>
         Effect.suspend(() => {
           const result = call(running, method, payload)
-          return (Effect.isEffect(result) ? result : Effect.succeed(result)) as Effect.Effect<unknown, unknown>
+          return (isEffectResult(result) ? result : Effect.succeed(result)) as Effect.Effect<unknown, unknown>
         })
       out[method] = restart
         ? (payload) =>
