@@ -4,7 +4,7 @@
  * close and Scope-bound lifetime, perEnv over threads, handles that travel.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer, PubSub, Schema, Scope } from "effect"
+import { Effect, Exit, Layer, PubSub, Schema, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { ClusterEnv } from "../src/cluster/index.ts"
 import { Corps, type Placement, Worker } from "../src/index.ts"
@@ -86,6 +86,7 @@ describe("Worker.create (local)", () => {
       yield* Worker.close(r)
       assert.include(journal, "close closable")
       assert.strictEqual(failureTag(yield* Effect.exit(r.label())), "InstanceClosed")
+      assert.strictEqual(failureTag(yield* Effect.exit(Stream.runCollect(r.letters()))), "InstanceClosed")
       // Met by another Worker's handler and let through, it is that Worker's DownstreamFailed (the same object, in one runtime).
       const user = yield* User
       const relayed = yield* Effect.exit(user.borrow({ resource: r }))
@@ -163,6 +164,7 @@ for (const kind of ["thread", "process"] as const) {
           yield* Worker.close(pinned)
           const seen = yield* perEnv[2]!.journal()
           assert.include(seen, "close s2")
+          assert.strictEqual(failureTag(yield* Effect.exit(Stream.runCollect(pinned.letters()))), "InstanceClosed")
           assert.strictEqual(failureTag(yield* Effect.exit(user.borrow({ resource: pinned }))), "DownstreamFailed")
           const failed = yield* Effect.exit(Resource.create({ label: "f", fail: true }, { where: "perEnv" }))
           assert.strictEqual(failureTag(failed), "InstanceStartFailed")
@@ -183,6 +185,7 @@ describe("Worker.create (cluster, local storage)", () => {
     () =>
       Effect.gen(function* () {
         const r = yield* Resource.create({ label: "entity" })
+        assert.strictEqual([...(yield* Stream.runCollect(r.letters()))].join(""), "entity")
         assert.strictEqual(yield* r.label(), "entity")
         const slot = yield* Effect.exit(Resource.create({ label: "a" }, { where: { env: "c", index: 0 } }))
         assert.strictEqual(failureTag(slot), "InvalidLocation")
@@ -197,6 +200,8 @@ describe("Worker.create (cluster, local storage)", () => {
         yield* Worker.close(r)
         // The closed instance's refusal arrives as it is; relayed by another Worker, it is DownstreamFailed.
         assert.strictEqual(failureTag(yield* Effect.exit(r.label())), "InstanceClosed")
+        // A stream method refuses the same way (not a defect of the stream machinery).
+        assert.strictEqual(failureTag(yield* Effect.exit(Stream.runCollect(r.letters()))), "InstanceClosed")
         const relayed = yield* Effect.exit(user.borrow({ resource: r }))
         assert.strictEqual(failureTag(relayed), "DownstreamFailed")
         if (Exit.isFailure(relayed))

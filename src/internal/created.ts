@@ -7,7 +7,7 @@
 import { Effect, Exit, Schema, Scope } from "effect"
 import { InstanceClosed } from "../CorpsError.ts"
 import { CLOSE, encodedInitOf, START } from "./create.ts"
-import { type AnyHandler, ownErrors } from "./invoke.ts"
+import { type AnyHandler, markOwn } from "./invoke.ts"
 
 /**
  * Keys of created instances closed in this runtime (thread, process or
@@ -16,6 +16,9 @@ import { type AnyHandler, ownErrors } from "./invoke.ts"
  * carries. One short string per closed instance, kept for the runtime's life.
  */
 const closedKeys = new Set<string>()
+
+/** What a closed instance answers: the instance's own error, which its caller receives as it is. */
+const refusal = (worker: string, key: string): InstanceClosed => markOwn(new InstanceClosed({ worker, key }))
 
 /**
  * `build` of a contract with an init, as a keyed builder: decodes the init
@@ -31,12 +34,8 @@ export const createdBuild =
   ) =>
   (key: string): Effect.Effect<Record<string, AnyHandler>, unknown, any> =>
     Effect.gen(function* () {
-      if (closedKeys.has(key)) {
-        // Rebuilt after a passivation or a restart: the caller sees that it is closed, not a start failure.
-        const error = new InstanceClosed({ worker, key })
-        ownErrors.add(error)
-        return yield* error
-      }
+      // Rebuilt after a passivation or a restart: the caller sees that it is closed, not a start failure.
+      if (closedKeys.has(key)) return yield* refusal(worker, key)
       const encoded = encodedInitOf(key)
       if (encoded === undefined) {
         return yield* Effect.die(
@@ -49,11 +48,7 @@ export const createdBuild =
       const scope = Scope.forkUnsafe(yield* Effect.scope)
       const handlers = yield* Scope.provide(build(key, init), scope)
       let closed = false
-      const refused = () => {
-        const error = new InstanceClosed({ worker, key })
-        ownErrors.add(error)
-        return Exit.fail(error)
-      }
+      const refused = () => Exit.fail(refusal(worker, key))
       const served: Record<string, AnyHandler> = {}
       for (const [method, handler] of Object.entries(handlers)) {
         // Still a plain function call: a synchronous handler keeps its no-Effect path.

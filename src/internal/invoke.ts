@@ -37,13 +37,21 @@ export const defectMapper =
 
 /**
  * CallErrors about the called instance itself, raised by effect-corps inside
- * its handlers (a created instance refusing calls once closed): they reach
- * the caller as they are, not as DownstreamFailed. The mark is taken by the
- * first boundary that reads it ({@link takeOwn}), which is the instance's
- * own: a handler of another Worker that meets the same error object (in the
- * same runtime) and lets it through is then wrapped as usual.
+ * its handlers or its build (a created instance refusing calls once closed,
+ * a cluster entity's failed build): they reach the caller as they are, not
+ * as DownstreamFailed. Marked where they are made ({@link markOwn}), always
+ * under the instance's own boundary, so the first boundary that reads the
+ * mark ({@link takeOwn}, which takes it) is the instance's: a handler of
+ * another Worker that meets the same error object (in the same runtime) and
+ * lets it through is then wrapped as usual.
  */
-export const ownErrors = new WeakSet<object>()
+const ownErrors = new WeakSet<object>()
+
+/** Marks `error` as the called instance's own (see {@link ownErrors}), and returns it. */
+export const markOwn = <E extends object>(error: E): E => {
+  ownErrors.add(error)
+  return error
+}
 
 /** Whether `error` is marked as the called instance's own, taking the mark. */
 export const takeOwn = (error: unknown): boolean =>

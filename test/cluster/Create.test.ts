@@ -6,7 +6,7 @@
  * other Env; `perEnv` and slot locations are `InvalidLocation`, saying why.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer, ManagedRuntime } from "effect"
+import { Cause, Effect, Exit, Layer, ManagedRuntime, Stream } from "effect"
 import type { SqlClient } from "effect/sql"
 import * as Cluster from "../../src/cluster/Cluster.ts"
 import * as ClusterEnv from "../../src/cluster/ClusterEnv.ts"
@@ -99,6 +99,8 @@ describe.runIf(postgres)("Worker.create on a cluster of runners", () => {
         yield* Worker.close(r)
         const closed = failureOf(yield* Effect.exit(r.label()))
         assert.deepStrictEqual([closed._tag, closed.key], ["InstanceClosed", r.key])
+        // A stream method refuses the same way.
+        assert.strictEqual(failureOf(yield* Effect.exit(Stream.runCollect(r.letters())))._tag, "InstanceClosed")
         const relayed = failureOf(yield* Effect.exit(user.borrow({ resource: r })))
         assert.deepStrictEqual([relayed._tag, relayed.error._tag], ["DownstreamFailed", "InstanceClosed"])
         // Its finalizer ran on its runner: another instance there reads that runner's journal.

@@ -3,10 +3,10 @@
  * take the Env's `min` slots, which are never drained, and the caller's
  * directory puts each one in the slot its id names — from the caller and
  * from inside an Env (a client creating its private servers in its builder)
- * — while the Env grows under the calls.
+ * — while the Env grows under the calls (waited for on the event stream).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer } from "effect"
+import { Effect, Exit, Fiber, Layer, PubSub } from "effect"
 import { Corps, type Placement } from "../../src/index.ts"
 import { slotOf } from "../../src/internal/create.ts"
 import { NodeEnv } from "../../src/node/index.ts"
@@ -28,7 +28,7 @@ for (const kind of ["thread", "process"] as const) {
         pool: {
           kind,
           count: { min: 3, max: 5 },
-          // Fast enough that the calls below grow the Env while created instances live.
+          // Fast enough that the load below grows the Env while created instances live.
           scaling: { sampleMillis: 20, upAfterMillis: 40, downAfterMillis: 300, inFlightPerEnv: 2 }
         }
       },
@@ -42,6 +42,8 @@ for (const kind of ["thread", "process"] as const) {
       "a slot location is honoured, perEnv and auto use the min slots, and so do creates made inside an Env",
       () =>
         Effect.gen(function* () {
+          const hub = yield* Corps.Events
+          const events = yield* PubSub.subscribe(hub.pubsub)
           // One per slot, by explicit location: three different Envs.
           const bySlot = yield* Effect.forEach([0, 1, 2], (index) =>
             Resource.create({ label: `s${index}` }, { where: { env: "pool", index } })
@@ -59,6 +61,22 @@ for (const kind of ["thread", "process"] as const) {
           const above = yield* Effect.exit(Resource.create({ label: "x" }, { where: { env: "pool", index: 3 } }))
           assert.strictEqual(failureTag(above), "InvalidLocation")
 
+          // Twelve callers keep the four auto instances' Envs busy (CPU): the Env grows.
+          const load = yield* Effect.forkChild(
+            Effect.forEach(
+              Array.from({ length: 12 }, (_, i) => auto[i % auto.length]!),
+              (h) => Effect.forever(h.busy({ millis: 5 })),
+              { concurrency: "unbounded", discard: true }
+            )
+          )
+          for (;;) {
+            const event = yield* PubSub.take(events)
+            if (event._tag === "EnvStarted" && event.index >= 3) break
+          }
+          // A new, empty slot is now the least loaded: created instances still go to the slot their id names.
+          const late = yield* Resource.create({ label: "late" }, { num: 3 })
+          for (const h of late) assert.strictEqual(placeOf(yield* h.where()), places[slotOf(h.key)!])
+
           // A client at slot 1 creates 3 private servers per slot in its builder (through the caller's directory).
           const client = yield* SeedClient.create(
             { name: "c", firstPrivateId: 100, globals: [] },
@@ -74,6 +92,7 @@ for (const kind of ["thread", "process"] as const) {
           assert.deepStrictEqual(tally.privates, { requests: 180, errors: 0, wrong: 0 })
           // Still where they were created, whatever the Env did meanwhile.
           assert.deepStrictEqual((yield* client.privatePlaces()).map(placeOf), privatePlaces)
+          yield* Fiber.interrupt(load)
           const global = yield* SeedServer.create({ id: 7 }, { where: { env: "pool", index: 0 } })
           assert.strictEqual(placeOf(yield* global.where()), places[0])
         }).pipe(Effect.provide(layer), Effect.scoped),

@@ -49,7 +49,7 @@ import {
 } from "../../CorpsError.ts"
 import { codecsOf, decodeCallFailure, encodeCallFailure, type MethodCodec, run } from "../../internal/codec.ts"
 import type { Target } from "../../internal/handle.ts"
-import { type AnyHandler, ownErrors, startFailure, takeOwn } from "../../internal/invoke.ts"
+import { type AnyHandler, isEffectResult, markOwn, startFailure, takeOwn } from "../../internal/invoke.ts"
 import { messageOf } from "../../internal/message.ts"
 import { passivateAfterMillis } from "../../internal/passivation.ts"
 import type { AnyImplementation, AnyWorker, FuncClusterOptions, Methods } from "../../Worker.ts"
@@ -243,7 +243,7 @@ const runHandler = (
   if (Exit.isFailure(decoded)) return Effect.die(Cause.squash(decoded.cause))
   return Effect.suspend(() => {
     const result = handler(decoded.value)
-    const effect = Effect.isEffect(result) ? (result as Effect.Effect<unknown, unknown>) : Effect.succeed(result)
+    const effect = isEffectResult(result) ? (result as Effect.Effect<unknown, unknown>) : Effect.succeed(result)
     // Only persisted messages can be redelivered, so only they need an id to de-duplicate by.
     return serveOutcome(
       persisted ? Effect.provideService(effect, DeliveryId, String(request.requestId)) : effect,
@@ -396,9 +396,7 @@ const instanceHandlers = (
             Effect.catchCause((cause) => {
               if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
               // The instance's own failure: it crosses back as it is (see serveError), not as DownstreamFailed.
-              const error = startFailure(worker, key, cause)
-              ownErrors.add(error)
-              return Effect.fail(error)
+              return Effect.fail(markOwn(startFailure(worker, key, cause)))
             })
           )
     )
@@ -432,7 +430,14 @@ const instanceHandlers = (
         out[method] = (payload) =>
           Stream.unwrap(
             Effect.map(incarnation, (running) => {
-              const stream = Stream.suspend(() => call(running, method, payload) as Stream.Stream<unknown, unknown>)
+              const stream = Stream.suspend(() => {
+                const result = call(running, method, payload)
+                // An Effect instead of a Stream (a closed created instance's refusal): the stream fails with
+                // it, as the other Envs' streams do (their stream call runs the handler as an Effect).
+                return isEffectResult(result)
+                  ? Stream.unwrap(result as Effect.Effect<Stream.Stream<unknown, unknown>, unknown>)
+                  : (result as Stream.Stream<unknown, unknown>)
+              })
               return restart ? Stream.onError(stream, (cause) => retire(running, cause)) : stream
             })
           )
@@ -442,7 +447,7 @@ const instanceHandlers = (
       const run = (running: Incarnation, payload: unknown) =>
         Effect.suspend(() => {
           const result = call(running, method, payload)
-          return (Effect.isEffect(result) ? result : Effect.succeed(result)) as Effect.Effect<unknown, unknown>
+          return (isEffectResult(result) ? result : Effect.succeed(result)) as Effect.Effect<unknown, unknown>
         })
       out[method] = restart
         ? (payload) =>
