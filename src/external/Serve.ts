@@ -14,10 +14,10 @@ import * as Net from "node:net"
 import * as TLS from "node:tls"
 import { Context, Effect, Layer, Scope } from "effect"
 import { ExtServeError } from "../CorpsError.ts"
-import { parseAddress } from "../host/dial.ts"
 import * as Handshake from "../internal/auth.ts"
 import type { HandleBase } from "../internal/handle.ts"
 import { messageOf } from "../internal/message.ts"
+import { parseListenAddress } from "../node/transport/dial.ts"
 import {
   CONTROL,
   DEFAULT_HEARTBEAT_MILLIS,
@@ -105,9 +105,9 @@ export const layer = <const Workers extends ReadonlyArray<AnyWorker>>(
     Effect.gen(function* () {
       const listen = options.listen
       const failure = (reason: string) => new ExtServeError({ listen, reason })
-      const where = /^(.+):(\d{1,5})$/.exec(listen)
-      if (where === null || Number(where[2]) > 65535) return yield* failure("not a host:port address")
-      const host = parseAddress(`${where[1]}:1`)?.host ?? where[1]!
+      const where = parseListenAddress(listen)
+      if (where === undefined) return yield* failure("not a host:port address")
+      const host = where.host
       const secret = yield* Effect.try({
         try: () => secretOf(options, failure),
         catch: (error) => (error instanceof ExtServeError ? error : failure(messageOf(error)))
@@ -200,7 +200,7 @@ export const layer = <const Workers extends ReadonlyArray<AnyWorker>>(
           : TLS.createServer({ key: options.tls.key, cert: options.tls.cert }, onConnection)
       const address = yield* Effect.callback<string, ExtServeError>((resume) => {
         server.once("error", (error) => resume(Effect.fail(failure(messageOf(error)))))
-        server.listen(Number(where[2]), host, () => {
+        server.listen(where.port, host, () => {
           const bound = server.address() as Net.AddressInfo
           resume(Effect.succeed(`${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`))
         })
