@@ -20,9 +20,9 @@ import { join } from "node:path"
 import { Config, Effect, type FileSystem, Option, Schema } from "effect"
 import { CliError, Command, Flag } from "effect/cli"
 import * as Daemon from "../host/Daemon.ts"
+import { parseListenAddress } from "../internal/address.ts"
 import { type Tls, tlsFromFiles } from "../internal/auth.ts"
 import { messageOf } from "../internal/message.ts"
-import { parseListenAddress } from "../node/transport/dial.ts"
 import { secretFileUnlessVariable } from "./secret.ts"
 
 /**

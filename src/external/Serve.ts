@@ -14,10 +14,10 @@ import * as Net from "node:net"
 import * as TLS from "node:tls"
 import { Context, Effect, Layer, Scope } from "effect"
 import { ExtServeError } from "../CorpsError.ts"
+import { parseListenAddress } from "../internal/address.ts"
 import * as Handshake from "../internal/auth.ts"
 import type { HandleBase } from "../internal/handle.ts"
 import { messageOf } from "../internal/message.ts"
-import { parseListenAddress } from "../node/transport/dial.ts"
 import {
   CONTROL,
   DEFAULT_HEARTBEAT_MILLIS,

@@ -11,30 +11,11 @@ import * as Net from "node:net"
 import * as TLS from "node:tls"
 import * as V8 from "node:v8"
 import { Effect } from "effect"
+import { parseAddress } from "../../internal/address.ts"
 import * as Handshake from "../../internal/auth.ts"
 import { messageOf } from "../../internal/message.ts"
 import type { Link } from "./Link.ts"
 import { CONTROL, FrameReader, fromSocket, type SocketOptions, writeFrame } from "./Socket.ts"
-
-/** A `host:port` address, split; `undefined` when it is not one. */
-export const parseAddress = (address: string): { readonly host: string; readonly port: number } | undefined => {
-  const match = /^(.+):(\d{1,5})$/.exec(address)
-  if (match === null) return undefined
-  const port = Number(match[2])
-  if (port < 1 || port > 65535) return undefined
-  // An IPv6 literal is written in brackets (`[::1]:7400`).
-  const host = match[1]!.replace(/^\[(.*)\]$/, "$1")
-  return { host, port }
-}
-
-/** A `host:port` address to listen on: like {@link parseAddress}, but port 0 (any free port) is allowed. */
-export const parseListenAddress = (address: string): { readonly host: string; readonly port: number } | undefined => {
-  const match = /^(.+):(\d{1,5})$/.exec(address)
-  if (match === null) return undefined
-  const port = Number(match[2])
-  if (port > 65535) return undefined
-  return { host: parseAddress(`${match[1]}:1`)?.host ?? match[1]!, port }
-}
 
 /** Encodes a control message (`v8.serialize`). */
 export const encodeControl = (message: unknown): Uint8Array => V8.serialize(message)
