@@ -16,13 +16,13 @@
  *
  * @since 0.4.0
  */
-import { Console, Effect, type FileSystem, Option, Schema } from "effect"
+import { Console, Effect, Option, Schema } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { dial } from "../external/dial.ts"
 import { JSON_CALL } from "../external/protocol.ts"
 import { messageOf } from "../internal/message.ts"
+import { readSecretFile } from "../internal/secret.ts"
 import { makeClient } from "../node/transport/Client.ts"
-import { readSecretFile } from "./secret.ts"
 
 /**
  * `corps call` could not make the call: bad input, no secret, or the served
@@ -109,7 +109,7 @@ export const call = (input: {
   })
 
 // The file, when given, wins over CORPS_SECRET.
-const secretFrom = (file: Option.Option<string>): Effect.Effect<string, CallInputError, FileSystem.FileSystem> =>
+const secretFrom = (file: Option.Option<string>): Effect.Effect<string, CallInputError> =>
   Effect.gen(function* () {
     if (Option.isSome(file))
       return yield* readSecretFile(file.value).pipe(Effect.mapError((reason) => new CallInputError({ reason })))

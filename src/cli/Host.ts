@@ -23,7 +23,7 @@ import * as Daemon from "../host/Daemon.ts"
 import { parseListenAddress } from "../internal/address.ts"
 import { type Tls, tlsFromFiles } from "../internal/auth.ts"
 import { messageOf } from "../internal/message.ts"
-import { secretFileUnlessVariable } from "./secret.ts"
+import { secretFileUnlessVariable } from "../internal/secret.ts"
 
 /**
  * The daemon could not start: no secret or two, an unreadable file, an

@@ -23,7 +23,7 @@ import { Config, Effect, type FileSystem, Layer, Option, Redacted, Schema } from
 import { CliError, Command, Flag } from "effect/cli"
 import * as Cluster from "../cluster/Cluster.ts"
 import * as Runner from "../cluster/internal/Runner.ts"
-import { secretFileUnlessVariable } from "./secret.ts"
+import { secretFileUnlessVariable } from "../internal/secret.ts"
 
 /**
  * The runner could not start: its module could not be served, the secret file

@@ -9,7 +9,6 @@
  * stops listening and closes every connection: calls in flight on the other
  * side end with `CallLost`.
  */
-import { readFileSync } from "node:fs"
 import * as Net from "node:net"
 import * as TLS from "node:tls"
 import { Context, Effect, Layer, Scope } from "effect"
@@ -18,6 +17,7 @@ import { parseListenAddress } from "../internal/address.ts"
 import * as Handshake from "../internal/auth.ts"
 import type { HandleBase } from "../internal/handle.ts"
 import { messageOf } from "../internal/message.ts"
+import { secretOfOptions } from "../internal/secret.ts"
 import {
   CONTROL,
   DEFAULT_HEARTBEAT_MILLIS,
@@ -68,28 +68,6 @@ type Ids<W> = W extends Context.Key<infer I, any> ? I : never
 const MAX_CONTROL_BYTES = 1024 * 1024
 const SETUP_TIMEOUT_MS = 10_000
 
-/** Reads the secret of the options. */
-export const secretOf = (
-  options: { readonly secret?: string | undefined; readonly secretFile?: string | undefined },
-  fail: (reason: string) => ExtServeError | Error
-): string => {
-  if (options.secret !== undefined && options.secretFile !== undefined)
-    throw fail("give secret or secretFile, not both")
-  if (options.secretFile !== undefined) {
-    let text: string
-    try {
-      text = readFileSync(options.secretFile, "utf8")
-    } catch (error) {
-      throw fail(`cannot read the secret file ${options.secretFile}: ${messageOf(error)}`)
-    }
-    const secret = text.replace(/\r?\n$/, "")
-    if (secret.length === 0) throw fail(`the secret file ${options.secretFile} is empty`)
-    return secret
-  }
-  if (options.secret === undefined || options.secret.length === 0) throw fail("no secret: give secret or secretFile")
-  return options.secret
-}
-
 /**
  * The Layer of `Corps.serve` (see there).
  *
@@ -108,10 +86,7 @@ export const layer = <const Workers extends ReadonlyArray<AnyWorker>>(
       const where = parseListenAddress(listen)
       if (where === undefined) return yield* failure("not a host:port address")
       const host = where.host
-      const secret = yield* Effect.try({
-        try: () => secretOf(options, failure),
-        catch: (error) => (error instanceof ExtServeError ? error : failure(messageOf(error)))
-      })
+      const secret = yield* secretOfOptions(options).pipe(Effect.mapError(failure))
       const exposed = new Map<string, Exposed>()
       for (const worker of workers) {
         const handle = yield* worker as unknown as Effect.Effect<HandleBase>
