@@ -14,6 +14,7 @@
  * reconnection.
  */
 import { Context, Duration, Effect, Fiber, Layer } from "effect"
+import type { ServedIds as Ids } from "../Corps.ts"
 import { ContractMismatch, ExtConnectError, WorkerNotServed } from "../CorpsError.ts"
 import { remoteTarget } from "../internal/dispatch.ts"
 import type { HandleBase, WorkerEntry } from "../internal/handle.ts"
@@ -48,9 +49,6 @@ export interface ConnectOptions {
   /** A connection silent for this long is closed; default 15000 ms. */
   readonly heartbeatTimeoutMillis?: number | undefined
 }
-
-/** The ids of the services the contracts are keys of. */
-type Ids<W> = W extends Context.Key<infer I, any> ? I : never
 
 /** Errors that can end `Corps.connect`'s Layer build. */
 export type ConnectError = ExtConnectError | ContractMismatch | WorkerNotServed

@@ -12,6 +12,7 @@
 import * as Net from "node:net"
 import * as TLS from "node:tls"
 import { Context, Effect, Layer, Scope } from "effect"
+import type { ServedIds as Ids } from "../Corps.ts"
 import { ExtServeError } from "../CorpsError.ts"
 import { parseListenAddress } from "../internal/address.ts"
 import * as Handshake from "../internal/auth.ts"
@@ -61,9 +62,6 @@ export interface ServeOptions {
  * @category services
  */
 export class ServedAt extends Context.Service<ServedAt, { readonly address: string }>()("effect-corps/ServedAt") {}
-
-/** The ids of the Corps each Worker's handle belongs to. */
-type Ids<W> = W extends Context.Key<infer I, any> ? I : never
 
 const MAX_CONTROL_BYTES = 1024 * 1024
 const SETUP_TIMEOUT_MS = 10_000
