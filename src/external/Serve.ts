@@ -15,10 +15,10 @@ import { Context, Effect, Layer, Scope } from "effect"
 import type { ServedIds as Ids } from "../Corps.ts"
 import { ExtServeError } from "../CorpsError.ts"
 import { parseListenAddress } from "../internal/address.ts"
-import * as Handshake from "../internal/auth.ts"
 import type { HandleBase } from "../internal/handle.ts"
 import { messageOf } from "../internal/message.ts"
 import { secretOfOptions } from "../internal/secret.ts"
+import { acceptAuthenticated } from "../node/transport/accept.ts"
 import {
   CONTROL,
   DEFAULT_HEARTBEAT_MILLIS,
@@ -117,23 +117,24 @@ export const layer = <const Workers extends ReadonlyArray<AnyWorker>>(
       const onConnection = (conn: Net.Socket) => {
         const remote = `${conn.remoteAddress ?? "?"}:${conn.remotePort ?? "?"}`
         sockets.add(conn)
-        conn.on("error", () => {})
         conn.once("close", () => sockets.delete(conn))
-        conn.pause()
         const refuse = (reason: string) => {
           runFork(Effect.logWarning(`effect-corps: Corps.serve on ${listen} refused ${remote}: ${reason}`))
           conn.destroy()
         }
-        const setup = setTimeout(() => refuse("no hello in time"), SETUP_TIMEOUT_MS)
-        conn.once("close", () => clearTimeout(setup))
-        Handshake.accept(conn, secret, Protocol.GREETING).then(
-          () => {
+        acceptAuthenticated(conn, {
+          secret,
+          greeting: Protocol.GREETING,
+          setupMillis: SETUP_TIMEOUT_MS,
+          late: "no hello in time",
+          refuse,
+          authenticated: (settled) => {
             const reader = new FrameReader(
               MAX_CONTROL_BYTES,
               (kind, body) => {
                 conn.removeAllListeners("data")
                 conn.pause()
-                clearTimeout(setup)
+                settled()
                 const message = kind === CONTROL ? Protocol.decode(body) : undefined
                 if (message === undefined || message.type !== "hello") return refuse("malformed hello")
                 if (message.protocol !== Protocol.PROTOCOL) {
@@ -160,12 +161,8 @@ export const layer = <const Workers extends ReadonlyArray<AnyWorker>>(
             )
             conn.on("data", (chunk: Buffer) => reader.push(chunk))
             conn.resume()
-          },
-          (error: Error) => {
-            clearTimeout(setup)
-            refuse(messageOf(error))
           }
-        )
+        })
       }
       const server: Net.Server =
         options.tls === undefined
