@@ -13,6 +13,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import { parseAddress } from "./internal/address.ts"
 import * as Scaling from "./Scaling.ts"
 import * as Supervision from "./Supervision.ts"
 
@@ -122,11 +123,9 @@ export const Process = Schema.Struct({
 })
 
 const Address = Schema.String.check(
-  Schema.makeFilter((address) => {
-    const match = /^(.+):(\d{1,5})$/.exec(address)
-    const port = match === null ? 0 : Number(match[2])
-    return (port >= 1 && port <= 65535) || `"${address}" is not host:port (a port from 1 to 65535)`
-  })
+  Schema.makeFilter(
+    (address) => parseAddress(address) !== undefined || `"${address}" is not host:port (a port from 1 to 65535)`
+  )
 )
 
 /**

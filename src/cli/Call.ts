@@ -16,12 +16,12 @@
  *
  * @since 0.4.0
  */
-import { readFileSync } from "node:fs"
 import { Console, Effect, Option, Schema } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { dial } from "../external/dial.ts"
 import { JSON_CALL } from "../external/protocol.ts"
 import { messageOf } from "../internal/message.ts"
+import { readSecretFile } from "../internal/secret.ts"
 import { makeClient } from "../node/transport/Client.ts"
 
 /**
@@ -108,16 +108,11 @@ export const call = (input: {
     }
   })
 
+// The file, when given, wins over CORPS_SECRET.
 const secretFrom = (file: Option.Option<string>): Effect.Effect<string, CallInputError> =>
   Effect.gen(function* () {
-    if (Option.isSome(file)) {
-      const text = yield* Effect.try({
-        try: () => readFileSync(file.value, "utf8").replace(/\r?\n$/, ""),
-        catch: (error) => new CallInputError({ reason: `cannot read the secret file: ${messageOf(error)}` })
-      })
-      if (text.length > 0) return text
-      return yield* new CallInputError({ reason: `the secret file ${file.value} is empty` })
-    }
+    if (Option.isSome(file))
+      return yield* readSecretFile(file.value).pipe(Effect.mapError((reason) => new CallInputError({ reason })))
     const secret = process.env.CORPS_SECRET
     if (secret !== undefined && secret.length > 0) return secret
     return yield* new CallInputError({ reason: "no secret: set CORPS_SECRET or give --secret-file" })

@@ -17,12 +17,13 @@
  */
 import { homedir } from "node:os"
 import { join } from "node:path"
-import { Config, Effect, FileSystem, Option, Schema } from "effect"
+import { Config, Effect, type FileSystem, Option, Schema } from "effect"
 import { CliError, Command, Flag } from "effect/cli"
 import * as Daemon from "../host/Daemon.ts"
-import { parseAddress } from "../host/dial.ts"
+import { parseListenAddress } from "../internal/address.ts"
 import { type Tls, tlsFromFiles } from "../internal/auth.ts"
 import { messageOf } from "../internal/message.ts"
+import { secretFileUnlessVariable } from "../internal/secret.ts"
 
 /**
  * The daemon could not start: no secret or two, an unreadable file, an
@@ -63,14 +64,8 @@ export const flags = {
     Flag.withDescription("Address to listen on, e.g. 0.0.0.0:7400 (port 0: any free port) [CORPS_HOST_LISTEN]"),
     Flag.withFallbackConfig(fromEnv("CORPS_HOST_LISTEN")),
     Flag.filterMap(
-      (address) => {
-        // Port 0 is allowed here (any free port), unlike a caller's address.
-        const match = /^(.+):(\d{1,5})$/.exec(address)
-        if (match === null) return Option.none()
-        const port = Number(match[2])
-        if (port > 65535) return Option.none()
-        return Option.some({ host: parseAddress(`${match[1]}:1`)?.host ?? match[1]!, port })
-      },
+      // Port 0 is allowed here (any free port), unlike a caller's address.
+      (address) => Option.fromUndefinedOr(parseListenAddress(address)),
       () => "host:port, with a port from 0 to 65535 (--listen or CORPS_HOST_LISTEN)"
     )
   ),
@@ -122,9 +117,6 @@ export interface Input {
   readonly tlsCert: Option.Option<string>
 }
 
-// A file written by an editor or `echo` ends with a newline that is not part of the secret.
-const secretOf = (text: string): string => text.replace(/\r?\n$/, "")
-
 /**
  * Resolves parsed flags into the daemon's options: reads the secret (file
  * or `CORPS_HOST_SECRET`, not both) and the TLS files.
@@ -137,22 +129,9 @@ export const plan = (input: Input): Effect.Effect<Daemon.DaemonOptions, HostStar
     const fromVariable = process.env.CORPS_HOST_SECRET
     let secret = fromVariable === undefined || fromVariable === "" ? undefined : fromVariable
     if (Option.isSome(input.secretFile)) {
-      const path = input.secretFile.value
-      if (secret !== undefined) {
-        return yield* new HostStartError({
-          reason: `the secret is given twice (CORPS_HOST_SECRET and the file ${path}): set only one`
-        })
-      }
-      const fs = yield* FileSystem.FileSystem
-      const text = yield* fs
-        .readFileString(path)
-        .pipe(
-          Effect.mapError(
-            (error) => new HostStartError({ reason: `cannot read the secret file ${path}: ${error.message}` })
-          )
-        )
-      secret = secretOf(text)
-      if (secret.length === 0) return yield* new HostStartError({ reason: `the secret file ${path} is empty` })
+      secret = yield* secretFileUnlessVariable("CORPS_HOST_SECRET", secret !== undefined, input.secretFile.value).pipe(
+        Effect.mapError((reason) => new HostStartError({ reason }))
+      )
     }
     if (secret === undefined) {
       return yield* new HostStartError({ reason: "no secret: set CORPS_HOST_SECRET or give --secret-file" })

@@ -19,10 +19,11 @@
  *
  * @since 0.2.0
  */
-import { Config, Effect, FileSystem, Layer, Option, Redacted, Schema } from "effect"
+import { Config, Effect, type FileSystem, Layer, Option, Redacted, Schema } from "effect"
 import { CliError, Command, Flag } from "effect/cli"
 import * as Cluster from "../cluster/Cluster.ts"
 import * as Runner from "../cluster/internal/Runner.ts"
+import { secretFileUnlessVariable } from "../internal/secret.ts"
 
 /**
  * The runner could not start: its module could not be served, the secret file
@@ -151,9 +152,6 @@ export interface Plan {
   readonly settings: Cluster.Settings
 }
 
-// A file written by an editor or `echo` ends with a newline that is not part of the secret.
-const secretOf = (text: string): string => text.replace(/\r?\n$/, "")
-
 /**
  * Resolves parsed flags into a {@link Plan}: reads the secret file, if any,
  * and refuses a secret given twice (file and `CORPS_CLUSTER_SECRET`).
@@ -168,22 +166,11 @@ export const plan = (input: Input): Effect.Effect<Plan, RunnerStartError, FileSy
     )
     let secret = env.secret
     if (Option.isSome(input.secretFile)) {
-      const path = input.secretFile.value
-      if (secret !== undefined) {
-        return yield* new RunnerStartError({
-          reason: `the secret is given twice (CORPS_CLUSTER_SECRET and the file ${path}): set only one`
-        })
-      }
-      const fs = yield* FileSystem.FileSystem
-      const text = yield* fs
-        .readFileString(path)
-        .pipe(
-          Effect.mapError(
-            (error) => new RunnerStartError({ reason: `cannot read the secret file ${path}: ${error.message}` })
-          )
-        )
-      const value = secretOf(text)
-      if (value.length === 0) return yield* new RunnerStartError({ reason: `the secret file ${path} is empty` })
+      const value = yield* secretFileUnlessVariable(
+        "CORPS_CLUSTER_SECRET",
+        secret !== undefined,
+        input.secretFile.value
+      ).pipe(Effect.mapError((reason) => new RunnerStartError({ reason })))
       secret = Redacted.make(value)
     }
     const runner: Cluster.Runner = Option.match(input.listen, {

@@ -14,16 +14,16 @@
  * reconnection.
  */
 import { Context, Duration, Effect, Fiber, Layer } from "effect"
+import type { ServedIds as Ids } from "../Corps.ts"
 import { ContractMismatch, ExtConnectError, WorkerNotServed } from "../CorpsError.ts"
 import { remoteTarget } from "../internal/dispatch.ts"
 import type { HandleBase, WorkerEntry } from "../internal/handle.ts"
-import { messageOf } from "../internal/message.ts"
+import { secretOfOptions } from "../internal/secret.ts"
 import type { AnyWorker } from "../Worker.ts"
 import { differing, hashes } from "./contract.ts"
 import { dial } from "./dial.ts"
 import { localCorps, open, type Peer, retrying, sender } from "./Peer.ts"
 import type * as Protocol from "./protocol.ts"
-import { secretOf } from "./Serve.ts"
 
 /**
  * Options of `Corps.connect`.
@@ -49,9 +49,6 @@ export interface ConnectOptions {
   /** A connection silent for this long is closed; default 15000 ms. */
   readonly heartbeatTimeoutMillis?: number | undefined
 }
-
-/** The ids of the services the contracts are keys of. */
-type Ids<W> = W extends Context.Key<infer I, any> ? I : never
 
 /** Errors that can end `Corps.connect`'s Layer build. */
 export type ConnectError = ExtConnectError | ContractMismatch | WorkerNotServed
@@ -88,14 +85,9 @@ export const layer = <const Contracts extends ReadonlyArray<AnyWorker>>(
   Layer.effectContext(
     Effect.gen(function* () {
       const address = options.address
-      const secret = yield* Effect.try({
-        try: () =>
-          secretOf(options, (reason) => new ExtConnectError({ address, reason: "authentication", detail: reason })),
-        catch: (error) =>
-          error instanceof ExtConnectError
-            ? error
-            : new ExtConnectError({ address, reason: "authentication", detail: messageOf(error) })
-      })
+      const secret = yield* secretOfOptions(options).pipe(
+        Effect.mapError((detail) => new ExtConnectError({ address, reason: "authentication", detail }))
+      )
       const scope = yield* Effect.scope
       const name = `program at ${address}`
       let current: Peer | undefined

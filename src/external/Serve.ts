@@ -9,15 +9,16 @@
  * stops listening and closes every connection: calls in flight on the other
  * side end with `CallLost`.
  */
-import { readFileSync } from "node:fs"
 import * as Net from "node:net"
 import * as TLS from "node:tls"
 import { Context, Effect, Layer, Scope } from "effect"
+import type { ServedIds as Ids } from "../Corps.ts"
 import { ExtServeError } from "../CorpsError.ts"
-import { parseAddress } from "../host/dial.ts"
-import * as Handshake from "../internal/auth.ts"
+import { parseListenAddress } from "../internal/address.ts"
 import type { HandleBase } from "../internal/handle.ts"
 import { messageOf } from "../internal/message.ts"
+import { secretOfOptions } from "../internal/secret.ts"
+import { acceptAuthenticated } from "../node/transport/accept.ts"
 import {
   CONTROL,
   DEFAULT_HEARTBEAT_MILLIS,
@@ -62,33 +63,8 @@ export interface ServeOptions {
  */
 export class ServedAt extends Context.Service<ServedAt, { readonly address: string }>()("effect-corps/ServedAt") {}
 
-/** The ids of the Corps each Worker's handle belongs to. */
-type Ids<W> = W extends Context.Key<infer I, any> ? I : never
-
 const MAX_CONTROL_BYTES = 1024 * 1024
 const SETUP_TIMEOUT_MS = 10_000
-
-/** Reads the secret of the options. */
-export const secretOf = (
-  options: { readonly secret?: string | undefined; readonly secretFile?: string | undefined },
-  fail: (reason: string) => ExtServeError | Error
-): string => {
-  if (options.secret !== undefined && options.secretFile !== undefined)
-    throw fail("give secret or secretFile, not both")
-  if (options.secretFile !== undefined) {
-    let text: string
-    try {
-      text = readFileSync(options.secretFile, "utf8")
-    } catch (error) {
-      throw fail(`cannot read the secret file ${options.secretFile}: ${messageOf(error)}`)
-    }
-    const secret = text.replace(/\r?\n$/, "")
-    if (secret.length === 0) throw fail(`the secret file ${options.secretFile} is empty`)
-    return secret
-  }
-  if (options.secret === undefined || options.secret.length === 0) throw fail("no secret: give secret or secretFile")
-  return options.secret
-}
 
 /**
  * The Layer of `Corps.serve` (see there).
@@ -105,13 +81,10 @@ export const layer = <const Workers extends ReadonlyArray<AnyWorker>>(
     Effect.gen(function* () {
       const listen = options.listen
       const failure = (reason: string) => new ExtServeError({ listen, reason })
-      const where = /^(.+):(\d{1,5})$/.exec(listen)
-      if (where === null || Number(where[2]) > 65535) return yield* failure("not a host:port address")
-      const host = parseAddress(`${where[1]}:1`)?.host ?? where[1]!
-      const secret = yield* Effect.try({
-        try: () => secretOf(options, failure),
-        catch: (error) => (error instanceof ExtServeError ? error : failure(messageOf(error)))
-      })
+      const where = parseListenAddress(listen)
+      if (where === undefined) return yield* failure("not a host:port address")
+      const host = where.host
+      const secret = yield* secretOfOptions(options).pipe(Effect.mapError(failure))
       const exposed = new Map<string, Exposed>()
       for (const worker of workers) {
         const handle = yield* worker as unknown as Effect.Effect<HandleBase>
@@ -144,23 +117,24 @@ export const layer = <const Workers extends ReadonlyArray<AnyWorker>>(
       const onConnection = (conn: Net.Socket) => {
         const remote = `${conn.remoteAddress ?? "?"}:${conn.remotePort ?? "?"}`
         sockets.add(conn)
-        conn.on("error", () => {})
         conn.once("close", () => sockets.delete(conn))
-        conn.pause()
         const refuse = (reason: string) => {
           runFork(Effect.logWarning(`effect-corps: Corps.serve on ${listen} refused ${remote}: ${reason}`))
           conn.destroy()
         }
-        const setup = setTimeout(() => refuse("no hello in time"), SETUP_TIMEOUT_MS)
-        conn.once("close", () => clearTimeout(setup))
-        Handshake.accept(conn, secret, Protocol.GREETING).then(
-          () => {
+        acceptAuthenticated(conn, {
+          secret,
+          greeting: Protocol.GREETING,
+          setupMillis: SETUP_TIMEOUT_MS,
+          late: "no hello in time",
+          refuse,
+          authenticated: (settled) => {
             const reader = new FrameReader(
               MAX_CONTROL_BYTES,
               (kind, body) => {
                 conn.removeAllListeners("data")
                 conn.pause()
-                clearTimeout(setup)
+                settled()
                 const message = kind === CONTROL ? Protocol.decode(body) : undefined
                 if (message === undefined || message.type !== "hello") return refuse("malformed hello")
                 if (message.protocol !== Protocol.PROTOCOL) {
@@ -187,12 +161,8 @@ export const layer = <const Workers extends ReadonlyArray<AnyWorker>>(
             )
             conn.on("data", (chunk: Buffer) => reader.push(chunk))
             conn.resume()
-          },
-          (error: Error) => {
-            clearTimeout(setup)
-            refuse(messageOf(error))
           }
-        )
+        })
       }
       const server: Net.Server =
         options.tls === undefined
@@ -200,7 +170,7 @@ export const layer = <const Workers extends ReadonlyArray<AnyWorker>>(
           : TLS.createServer({ key: options.tls.key, cert: options.tls.cert }, onConnection)
       const address = yield* Effect.callback<string, ExtServeError>((resume) => {
         server.once("error", (error) => resume(Effect.fail(failure(messageOf(error)))))
-        server.listen(Number(where[2]), host, () => {
+        server.listen(where.port, host, () => {
           const bound = server.address() as Net.AddressInfo
           resume(Effect.succeed(`${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`))
         })

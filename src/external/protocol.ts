@@ -21,7 +21,7 @@
  * The dialer compares the method hashes with its own contracts before the
  * first call (src/external/contract.ts).
  */
-import * as V8 from "node:v8"
+import { decodeControl, encodeControl } from "../node/transport/dial.ts"
 import type { MethodDescription } from "./contract.ts"
 
 /** The handshake greeting of served Corps. */
@@ -68,17 +68,12 @@ export type Message =
   | { readonly type: "error"; readonly reason: string }
 
 /** Encodes a control message. */
-export const encode = (message: Message): Uint8Array => V8.serialize(message)
+export const encode: (message: Message) => Uint8Array = encodeControl
 
 /** Decodes a control message; `undefined` for anything that is not one. */
 export const decode = (body: Uint8Array): Message | undefined => {
-  let value: unknown
-  try {
-    value = V8.deserialize(body)
-  } catch {
-    return undefined
-  }
-  if (typeof value !== "object" || value === null) return undefined
+  const value = decodeControl(body)
+  if (value === undefined) return undefined
   const message = value as Record<string, unknown>
   const ids = Array.isArray(message.corps) && message.corps.every((id) => typeof id === "string")
   switch (message.type) {

@@ -26,9 +26,10 @@ import * as Net from "node:net"
 import * as Tls from "node:tls"
 import { fileURLToPath } from "node:url"
 import { Effect, Schema, type Scope } from "effect"
-import * as Handshake from "../internal/auth.ts"
+import type * as Handshake from "../internal/auth.ts"
 import { messageOf } from "../internal/message.ts"
 import { INIT_VARIABLE } from "../node/envInit.ts"
+import { acceptAuthenticated } from "../node/transport/accept.ts"
 import { CONTROL, DEFAULT_MAX_FRAME_BYTES, FrameReader, writeFrame } from "../node/transport/Socket.ts"
 import * as Protocol from "./protocol.ts"
 import { resolveModule } from "./resolve.ts"
@@ -126,18 +127,14 @@ export const start = (options: DaemonOptions): Effect.Effect<Daemon, HostDaemonE
 
     const onConnection = (conn: Net.Socket) => {
       const remote = `${conn.remoteAddress ?? "?"}:${conn.remotePort ?? "?"}`
-      // A peer's reset must never become an uncaught exception here.
-      conn.on("error", () => {})
-      conn.pause()
-      const setup = setTimeout(() => refuse(conn, remote, "no Env asked for in time"), SETUP_TIMEOUT_MS)
-      conn.once("close", () => clearTimeout(setup))
-      Handshake.accept(conn, options.secret, Protocol.GREETING).then(
-        () => session(conn, remote, () => clearTimeout(setup)),
-        (error: Error) => {
-          clearTimeout(setup)
-          refuse(conn, remote, messageOf(error))
-        }
-      )
+      acceptAuthenticated(conn, {
+        secret: options.secret,
+        greeting: Protocol.GREETING,
+        setupMillis: SETUP_TIMEOUT_MS,
+        late: "no Env asked for in time",
+        refuse: (reason) => refuse(conn, remote, reason),
+        authenticated: (settled) => session(conn, remote, settled)
+      })
     }
 
     /** The control exchange of one authenticated connection, up to the hand-over of its socket. */

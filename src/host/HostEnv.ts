@@ -32,6 +32,7 @@ import { EnvStartError } from "../CorpsError.ts"
 import type * as Env from "../Env.ts"
 import { layer as EnvProviderLayer, type StartRequest } from "../internal/envProvider.ts"
 import { messageOf } from "../internal/message.ts"
+import { readSecretFile } from "../internal/secret.ts"
 import type { Spawned } from "../node/EnvPool.ts"
 import { makeProvider } from "../node/NodeEnv.ts"
 import {
@@ -47,25 +48,13 @@ const DEFAULT_CONNECT_TIMEOUT_MILLIS = 10_000
 
 type HostSettings = typeof Env.Host.Type
 
-// A file written by an editor or `echo` ends with a newline that is not part of the secret.
-const secretOf = (text: string): string => text.replace(/\r?\n$/, "")
-
 /** The daemons' secret: the Env's `secretFile`, else `CORPS_HOST_SECRET`. */
 const readSecret = (request: StartRequest<"host">): Effect.Effect<string, EnvStartError> =>
   Effect.suspend(() => {
     const fail = (reason: string) =>
       Effect.fail(new EnvStartError({ env: request.envName, module: request.module, reason }))
     const file = request.env.secretFile
-    if (file !== undefined) {
-      let text: string
-      try {
-        text = readFileSync(file, "utf8")
-      } catch (error) {
-        return fail(`cannot read the secret file ${file}: ${messageOf(error)}`)
-      }
-      const secret = secretOf(text)
-      return secret.length === 0 ? fail(`the secret file ${file} is empty`) : Effect.succeed(secret)
-    }
+    if (file !== undefined) return readSecretFile(file).pipe(Effect.catch(fail))
     const secret = process.env.CORPS_HOST_SECRET
     if (secret === undefined || secret === "")
       return fail("no secret for its hosts: set CORPS_HOST_SECRET, or secretFile in the Env's placement")

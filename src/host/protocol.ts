@@ -20,8 +20,8 @@
  * the caller and the Env's process directly: the daemon is out of the path
  * (with TLS it pipes the decrypted bytes; see Daemon.ts).
  */
-import * as V8 from "node:v8"
 import type { EnvInit } from "../node/envInit.ts"
+import { decodeControl, encodeControl } from "../node/transport/dial.ts"
 
 /** The version of this protocol: a daemon refuses a caller of another one. */
 export const PROTOCOL = 1
@@ -69,17 +69,12 @@ export interface Handover {
 }
 
 /** Encodes a control message. */
-export const encode = (message: Message): Uint8Array => V8.serialize(message)
+export const encode: (message: Message) => Uint8Array = encodeControl
 
 /** Decodes a control message; `undefined` for anything that is not one. */
 export const decode = (body: Uint8Array): Message | undefined => {
-  let value: unknown
-  try {
-    value = V8.deserialize(body)
-  } catch {
-    return undefined
-  }
-  if (typeof value !== "object" || value === null) return undefined
+  const value = decodeControl(body)
+  if (value === undefined) return undefined
   const type = (value as { type?: unknown }).type
   switch (type) {
     case "hello":

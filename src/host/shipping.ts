@@ -42,6 +42,7 @@ import { isBuiltin, registerHooks } from "node:module"
 import { dirname, join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { Effect, Schema } from "effect"
+import { messageOf } from "../internal/message.ts"
 import { classify, type Format, isUntypedCommonJs, type PackageTypes, specifiersOf } from "./internal/imports.ts"
 import { PackageMissing, ShippingError } from "./ShippingError.ts"
 
@@ -239,7 +240,7 @@ const readOne = (
     // Node names a module by its real path (symbolic links resolved), so the child must see that URL too.
     const path = yield* Effect.tryPromise({
       try: () => realpath(requestedPath),
-      catch: (e) => new ShippingError({ reason: "Unreadable", file: requested, detail: `${errorText(e)} (${by})` })
+      catch: (e) => new ShippingError({ reason: "Unreadable", file: requested, detail: `${messageOf(e)} (${by})` })
     })
     const real = pathToFileURL(path)
     real.search = new URL(requested).search
@@ -250,13 +251,13 @@ const readOne = (
     if (kind._tag === "Unsupported") return yield* fail("Unsupported", `${kind.detail} (${by})`)
     const size = yield* Effect.tryPromise({
       try: () => stat(path).then((s) => (s.isFile() ? s.size : -1)),
-      catch: (e) => new ShippingError({ reason: "Unreadable", file: url, detail: `${errorText(e)} (${by})` })
+      catch: (e) => new ShippingError({ reason: "Unreadable", file: url, detail: `${messageOf(e)} (${by})` })
     })
     if (size < 0) return yield* fail("Unreadable", `not a regular file (${by})`)
     if (size > maxFileBytes) return yield* fail("TooLarge", `${size} bytes, over the limit of ${maxFileBytes} (${by})`)
     const bytes = yield* Effect.tryPromise({
       try: () => readFile(path),
-      catch: (e) => new ShippingError({ reason: "Unreadable", file: url, detail: `${errorText(e)} (${by})` })
+      catch: (e) => new ShippingError({ reason: "Unreadable", file: url, detail: `${messageOf(e)} (${by})` })
     })
     const hash = sha256(bytes)
     if (kind._tag === "Json") {
@@ -264,7 +265,7 @@ const readOne = (
     }
     const scanned = yield* Effect.try({
       try: () => specifiersOf(new TextDecoder().decode(bytes), kind.typescript),
-      catch: (e) => new ShippingError({ reason: "Unparsable", file: url, detail: errorText(e) })
+      catch: (e) => new ShippingError({ reason: "Unparsable", file: url, detail: messageOf(e) })
     })
     if (isUntypedCommonJs(path, scanned.hasModuleSyntax, types)) {
       return yield* fail(
@@ -275,8 +276,6 @@ const readOne = (
     const format: Format = kind.format
     return { url, bytes, file: { url, hash, format, size: bytes.byteLength }, imports: scanned.specifiers }
   })
-
-const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 /**
  * Collects the program that `moduleUrl` (a `file:` URL, usually the Corps'
@@ -447,7 +446,7 @@ const writeAtomically = (dir: string, target: string, bytes: Uint8Array | string
         throw e
       }
     },
-    catch: (e) => new ShippingError({ reason: "Unwritable", file: label, detail: errorText(e) })
+    catch: (e) => new ShippingError({ reason: "Unwritable", file: label, detail: messageOf(e) })
   })
 
 /**
@@ -490,7 +489,7 @@ export const openCache = (dir: string, options?: CacheOptions): Effect.Effect<Ca
     const maxFileBytes = options?.maxFileBytes ?? 16 * 1024 * 1024
     yield* Effect.tryPromise({
       try: () => Promise.all(["objects", "tmp", "manifests"].map((sub) => mkdir(join(dir, sub), { recursive: true }))),
-      catch: (e) => new ShippingError({ reason: "Unwritable", file: dir, detail: errorText(e) })
+      catch: (e) => new ShippingError({ reason: "Unwritable", file: dir, detail: messageOf(e) })
     })
     yield* removeStaleTemporaries(join(dir, "tmp"))
     const invalid = (hash: string) =>
@@ -500,7 +499,7 @@ export const openCache = (dir: string, options?: CacheOptions): Effect.Effect<Ca
         if (!isHash(hash)) return yield* invalid(hash)
         const bytes = yield* Effect.tryPromise({
           try: () => readFile(objectPath(dir, hash)),
-          catch: (e) => new ShippingError({ reason: "Missing", file: hash, detail: errorText(e) })
+          catch: (e) => new ShippingError({ reason: "Missing", file: hash, detail: messageOf(e) })
         })
         const actual = sha256(bytes)
         if (actual !== hash) {
@@ -572,11 +571,11 @@ export const openCache = (dir: string, options?: CacheOptions): Effect.Effect<Ca
           if (!isHash(hash)) return yield* invalid(hash)
           const text = yield* Effect.tryPromise({
             try: () => readFile(join(dir, "manifests", `${hash}.json`), "utf8"),
-            catch: (e) => new ShippingError({ reason: "Missing", file: "manifest", detail: errorText(e) })
+            catch: (e) => new ShippingError({ reason: "Missing", file: "manifest", detail: messageOf(e) })
           })
           const json = yield* Effect.try({
             try: () => JSON.parse(text) as unknown,
-            catch: (e) => new ShippingError({ reason: "Invalid", file: "manifest", detail: errorText(e) })
+            catch: (e) => new ShippingError({ reason: "Invalid", file: "manifest", detail: messageOf(e) })
           })
           return yield* decodeManifest(json, hash)
         })
@@ -633,13 +632,13 @@ export const readManifestSync = (cacheDir: string, hash: string): Manifest => {
   try {
     json = JSON.parse(readFileSync(join(cacheDir, "manifests", `${hash}.json`), "utf8"))
   } catch (e) {
-    throw new ShippingError({ reason: "Missing", file: "manifest", detail: errorText(e) })
+    throw new ShippingError({ reason: "Missing", file: "manifest", detail: messageOf(e) })
   }
   let manifest: Manifest
   try {
     manifest = Schema.decodeUnknownSync(Manifest)(json)
   } catch (e) {
-    throw new ShippingError({ reason: "Invalid", file: "manifest", detail: errorText(e) })
+    throw new ShippingError({ reason: "Invalid", file: "manifest", detail: messageOf(e) })
   }
   const problem = manifestProblem(manifest, hash)
   if (problem !== undefined) throw problem

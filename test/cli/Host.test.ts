@@ -3,48 +3,19 @@
  * trace (run as a real process, as a user would), and a daemon that takes
  * its secret from a file.
  */
-import { execFile } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { killAll, startDaemon } from "../host/harness.ts"
+import { assertRefused, corps } from "./harness.ts"
 
-const main = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), "corps-cli-host-"))
 
 afterAll(() => {
   killAll()
   rmSync(dir, { recursive: true, force: true })
 })
-
-interface Ran {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-/** `corps …` from the sources, with `env` instead of the CORPS_* variables of this process. */
-const corps = (args: ReadonlyArray<string>, env: Readonly<Record<string, string>> = {}): Promise<Ran> =>
-  new Promise((resolve) => {
-    const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("CORPS_")))
-    execFile(
-      process.execPath,
-      [main, ...args],
-      { env: { ...inherited, ...env }, timeout: 30_000, killSignal: "SIGKILL" },
-      (error, stdout, stderr) =>
-        resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr })
-    )
-  })
-
-/** A refusal: exit code 1, the message on stderr, no stack trace, no help dump. */
-const assertRefused = (ran: Ran, message: string) => {
-  assert.strictEqual(ran.code, 1, ran.stderr)
-  assert.include(ran.stderr, message)
-  assert.notMatch(ran.stderr, /^\s+at /m, "a stack trace")
-  assert.notInclude(ran.stdout, "USAGE")
-}
 
 describe.concurrent("corps host", () => {
   it("host --help shows every flag with its environment variable", async () => {

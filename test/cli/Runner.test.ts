@@ -4,11 +4,10 @@
  * environment and secret file into a plan, and a runner that takes its
  * secret from a file serving a caller.
  */
-import { execFile } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { pathToFileURL } from "node:url"
 import { NodeFileSystem } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { afterAll, assert, describe, it } from "@effect/vitest"
@@ -18,41 +17,14 @@ import * as ClusterEnv from "../../src/cluster/ClusterEnv.ts"
 import { Corps } from "../../src/index.ts"
 import { dropTables, killAll, makeRun, ports, postgres, secret, startRunner, stop } from "../cluster/harness.ts"
 import { Account, AccountLive } from "../cluster/workers.ts"
+import { assertRefused, corps } from "./harness.ts"
 
-const main = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), "corps-cli-"))
 
 afterAll(async () => {
   await killAll()
   rmSync(dir, { recursive: true, force: true })
 })
-
-interface Ran {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-/** `corps …` from the sources, with `env` instead of the CORPS_* variables of this process. */
-const corps = (args: ReadonlyArray<string>, env: Readonly<Record<string, string>> = {}): Promise<Ran> =>
-  new Promise((resolve) => {
-    const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("CORPS_")))
-    execFile(
-      process.execPath,
-      [main, ...args],
-      { env: { ...inherited, ...env }, timeout: 30_000, killSignal: "SIGKILL" },
-      (error, stdout, stderr) =>
-        resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr })
-    )
-  })
-
-/** A refusal: exit code 1, the message on stderr, a pointer to help, no stack trace, no help dump. */
-const assertRefused = (ran: Ran, message: string) => {
-  assert.strictEqual(ran.code, 1, ran.stderr)
-  assert.include(ran.stderr, message)
-  assert.notMatch(ran.stderr, /^\s+at /m, "a stack trace")
-  assert.notInclude(ran.stdout, "USAGE")
-}
 
 describe.concurrent("corps", () => {
   it("lists its sub-commands and version", async () => {

@@ -3,7 +3,6 @@
  * callers that verify it against the CA; plain TCP and unverified TLS peers
  * get nowhere. Needs PostgreSQL and openssl (both on every dev and CI machine).
  */
-import { execFileSync } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
@@ -14,38 +13,17 @@ import { Effect, Layer, ManagedRuntime } from "effect"
 import * as Cluster from "../../src/cluster/Cluster.ts"
 import * as ClusterEnv from "../../src/cluster/ClusterEnv.ts"
 import { Corps } from "../../src/index.ts"
+import { selfSignedCert } from "../fixtures/tls.ts"
 import { dropTables, killAll, makeRun, ports, postgres, type RunnerProcess, startRunner } from "./harness.ts"
 import { Account, AccountLive } from "./workers.ts"
 
 const run = makeRun()
 const dir = mkdtempSync(join(tmpdir(), "corps-tls-"))
-const keyFile = join(dir, "key.pem")
-const certFile = join(dir, "cert.pem")
+const { keyFile, certFile } = selfSignedCert(dir)
 let runner: RunnerProcess
 let cert: string
 
 beforeAll(async () => {
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "-keyout",
-      keyFile,
-      "-out",
-      certFile
-    ],
-    { stdio: "ignore" }
-  )
   cert = readFileSync(certFile, "utf8")
   runner = await startRunner(run, ports(1)[0]!, {
     env: { CORPS_CLUSTER_TLS_KEY: keyFile, CORPS_CLUSTER_TLS_CERT: certFile, CORPS_CLUSTER_TLS_CA: certFile }

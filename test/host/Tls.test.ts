@@ -4,7 +4,6 @@
  * through the daemon's pipe; a caller without that CA is refused with a
  * typed `tls` reason; a plain-TCP caller never gets in.
  */
-import { execFileSync } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -13,32 +12,11 @@ import { Effect, Layer } from "effect"
 import { HostEnv } from "../../src/host/index.ts"
 import { Corps, type Placement } from "../../src/index.ts"
 import { members, Tally, Where } from "../fixtures/hosts.ts"
+import { selfSignedCert } from "../fixtures/tls.ts"
 import { killAll, secret, startDaemon } from "./harness.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "corps-host-tls-"))
-const keyFile = join(dir, "key.pem")
-const certFile = join(dir, "cert.pem")
-execFileSync(
-  "openssl",
-  [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=localhost",
-    "-addext",
-    "subjectAltName=IP:127.0.0.1,DNS:localhost",
-    "-keyout",
-    keyFile,
-    "-out",
-    certFile
-  ],
-  { stdio: "ignore" }
-)
+const { keyFile, certFile } = selfSignedCert(dir)
 process.env.CORPS_HOST_SECRET = secret
 const daemon = await startDaemon({ env: { CORPS_HOST_TLS_KEY: keyFile, CORPS_HOST_TLS_CERT: certFile } })
 
