@@ -6,25 +6,39 @@
  * the same figures of bench/fastpath.bench.ts and bench/baselines.bench.ts
  * when they ran earlier in the same run.
  *
- * A second unmonitored pool (`control`) runs interleaved with the others:
+ * Each mode runs in a child process of its own, as a program runs one
+ * monitoring set-up: measured in one process, the call sites the modes share
+ * see every kind of call object and are slower for all of them than in any
+ * real program. The children (three per set-up: each process's JIT makes
+ * its own choices, and one of them can be 30% off) are driven round by round
+ * from here, each round in every child in turn (the order rotating), so that
+ * the machine's noise hits all alike; a ratio is the median of the rounds'
+ * ratios.
+ *
+ * A second unmonitored pool (`control`) runs like the others:
  * `monitoring.thread.controlRatio` is control ÷ off, the spread two identical
  * pools show in the same run, against which the monitored ratios are read.
  *
  * Tracing here uses effect's native Tracer (spans made, sampled and ended,
- * not exported): the cost of a collector is the collector's.
+ * not exported): the cost of a collector is the collector's. `tracing` is the
+ * set-up with one span per call, where it runs (the default with `otlp`);
+ * `tracingClientSpans` adds the caller's client span (the default without).
  *
  * Run alone with `npx node --expose-gc bench/monitoring.bench.ts`.
  */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { fileURLToPath } from "node:url"
 import { Effect, Layer, ManagedRuntime, Schema } from "effect"
 import { Corps, Monitoring, Worker } from "../src/index.ts"
-import type { BaselinePool } from "./baselines/pool.ts"
 import { corpsPool } from "./corps/pools.ts"
 import { median } from "./lib/measure.ts"
 import { allFigures, figure, printJson, ratio, section } from "./lib/report.ts"
 
-const THREAD_OPS = 30_000
+const THREAD_OPS = 40_000
 const FAST_OPS = 200_000
 const ROUNDS = 7
+/** Child processes per set-up. */
+const REPLICAS = 3
 
 class Adder extends Worker.Service<Adder>()("MonitoredAdder", {
   inc: { payload: { n: Schema.Number }, success: Schema.Number }
@@ -32,32 +46,13 @@ class Adder extends Worker.Service<Adder>()("MonitoredAdder", {
 
 const AdderLive = Adder.func({ inc: ({ n }) => Effect.succeed(n + 1) })
 
-/**
- * Interleaved rounds, as `throughputSideBySide`, also recording the CPU time
- * the whole process (its Env threads included) spent per call: on a machine
- * shared with other work, CPU per call moves far less than wall-clock
- * throughput, so both are reported.
- */
-const sideBySide = async (
-  rounds: Record<string, (ops: number) => Promise<void>>,
-  options: { readonly ops: number; readonly rounds: number; readonly warmup: number }
-): Promise<Record<string, { readonly rate: number; readonly cpuNsPerCall: number }>> => {
-  const names = Object.keys(rounds)
-  const rates: Record<string, Array<number>> = Object.fromEntries(names.map((n) => [n, []]))
-  const cpus: Record<string, Array<number>> = Object.fromEntries(names.map((n) => [n, []]))
-  for (let i = 0; i < options.warmup; i++) for (const n of names) await rounds[n]!(options.ops)
-  for (let i = 0; i < options.rounds; i++) {
-    for (const n of names) {
-      const cpu = process.cpuUsage()
-      const start = performance.now()
-      await rounds[n]!(options.ops)
-      const elapsed = performance.now() - start
-      const used = process.cpuUsage(cpu)
-      rates[n]!.push(options.ops / (elapsed / 1000))
-      cpus[n]!.push(((used.user + used.system) * 1000) / options.ops)
-    }
-  }
-  return Object.fromEntries(names.map((n) => [n, { rate: median(rates[n]!), cpuNsPerCall: median(cpus[n]!) }]))
+/** The monitoring set-ups measured, by name. */
+const setups: Record<string, () => Layer.Layer<never, unknown> | undefined> = {
+  off: () => undefined,
+  control: () => undefined,
+  metrics: () => Monitoring.layer({ metrics: true }),
+  tracing: () => Monitoring.layer({ metrics: false, tracing: { sampleRate: 1, clientSpans: false } }),
+  tracingClientSpans: () => Monitoring.layer({ metrics: false, tracing: { sampleRate: 1, clientSpans: true } })
 }
 
 /** A FastPath round: `ops` sequential calls in one Effect.gen loop, in a Corps built below `monitoring`. */
@@ -78,62 +73,177 @@ const fastPathRound = async (monitoring: Layer.Layer<never, unknown> | undefined
   return { round, close: () => runtime.dispose() }
 }
 
+/** What a child answers for one round: wall-clock ms and the CPU µs its whole process (Env threads included) spent. */
+interface RoundResult {
+  readonly millis: number
+  readonly cpuMicros: number
+}
+
+/** A child process running one set-up's pool (`kind` thread or fastpath), driven round by round. */
+interface Child {
+  readonly round: (ops: number) => Promise<RoundResult>
+  readonly close: () => void
+}
+
+const self = fileURLToPath(import.meta.url)
+
+/**
+ * Whether `taskset` can pin a process to a CPU here. On the 2-vCPU machines
+ * this runs on, one vCPU ran a single-threaded loop at half the speed of the
+ * other for minutes at a time (docs/performance.md): a FastPath child is
+ * pinned to CPU 0, every set-up alike, so that they are compared on one CPU.
+ */
+const canPin = spawnSync("taskset", ["-p", String(process.pid)]).status === 0
+
+const startChild = (kind: "thread" | "fastpath", setup: string): Promise<Child> =>
+  new Promise((resolve, reject) => {
+    const args = [...process.execArgv, self, "--child", kind, setup]
+    const stdio: Array<"inherit" | "ipc"> = ["inherit", "inherit", "inherit", "ipc"]
+    const child: ChildProcess =
+      kind === "fastpath" && canPin
+        ? spawn("taskset", ["-c", "0", process.execPath, ...args], { stdio })
+        : spawn(process.execPath, args, { stdio })
+    let waiting: ((result: RoundResult) => void) | undefined
+    child.once("error", reject)
+    child.once("exit", (code) => reject(new Error(`${setup} (${kind}) exited with ${code}`)))
+    child.on("message", (message: "ready" | RoundResult) => {
+      if (message === "ready") {
+        resolve({
+          round: (ops) =>
+            new Promise((answer) => {
+              waiting = answer
+              child.send(ops)
+            }),
+          close: () => {
+            child.removeAllListeners("exit")
+            child.kill()
+          }
+        })
+      } else waiting?.(message)
+    })
+  })
+
+/** The child's side: builds its pool, then runs a round for each number of ops it is sent. */
+const serveChild = async (kind: "thread" | "fastpath", setup: string) => {
+  const monitoring = setups[setup]!()
+  const pool = kind === "thread" ? await corpsPool("thread", monitoring) : await fastPathRound(monitoring)
+  const run =
+    kind === "thread"
+      ? (pool as { run: (ops: number) => Promise<void> }).run
+      : (pool as { round: (ops: number) => Promise<void> }).round
+  process.on("message", async (ops: number) => {
+    const cpu = process.cpuUsage()
+    const start = performance.now()
+    await run(ops)
+    const millis = performance.now() - start
+    const used = process.cpuUsage(cpu)
+    process.send!({ millis, cpuMicros: used.user + used.system } satisfies RoundResult)
+  })
+  process.send!("ready")
+}
+
+/**
+ * Runs {@link REPLICAS} children of each of `names` round by round (warm-up
+ * rounds first), rotating the order each round. Per set-up: the median rate
+ * and CPU ns per call, and against `base` the median of the per-round rate
+ * and CPU ratios (replica i of a set-up against replica i of `base`, in the
+ * same round): one process whose JIT made other choices moves a third of
+ * the ratios, not the median.
+ */
+const sideBySide = async (
+  kind: "thread" | "fastpath",
+  names: ReadonlyArray<string>,
+  base: string,
+  options: { readonly ops: number; readonly rounds: number; readonly warmup: number }
+) => {
+  const children: Array<{ readonly name: string; readonly replica: number; readonly child: Child }> = []
+  try {
+    for (let replica = 0; replica < REPLICAS; replica++)
+      for (const name of names) children.push({ name, replica, child: await startChild(kind, name) })
+    // results[name][replica][round]
+    const results: Record<string, Array<Array<RoundResult>>> = Object.fromEntries(
+      names.map((n) => [n, Array.from({ length: REPLICAS }, () => [])])
+    )
+    for (let i = 0; i < options.warmup + options.rounds; i++) {
+      for (let j = 0; j < children.length; j++) {
+        const { child, name, replica } = children[(i + j) % children.length]!
+        const result = await child.round(options.ops)
+        if (i >= options.warmup) results[name]![replica]!.push(result)
+      }
+    }
+    const rate = (r: RoundResult) => options.ops / (r.millis / 1000)
+    const cpuNs = (r: RoundResult) => (r.cpuMicros * 1000) / options.ops
+    const paired = (name: string, f: (r: RoundResult, b: RoundResult) => number) =>
+      median(results[name]!.flatMap((rounds, replica) => rounds.map((r, i) => f(r, results[base]![replica]![i]!))))
+    return Object.fromEntries(
+      names.map((name) => {
+        const all = results[name]!.flat()
+        return [
+          name,
+          {
+            rate: median(all.map(rate)),
+            cpuNsPerCall: median(all.map(cpuNs)),
+            rateRatio: paired(name, (r, b) => rate(r) / rate(b)),
+            // Off ÷ on for CPU, so that it reads like the throughput ratio.
+            cpuRatio: paired(name, (r, b) => cpuNs(b) / cpuNs(r))
+          }
+        ]
+      })
+    )
+  } finally {
+    for (const { child } of children) child.close()
+  }
+}
+
 /** Measures monitoring on vs off; records figures and ratios. */
 export const runMonitoring = async (): Promise<void> => {
   const earlier = { ...allFigures() }
 
-  section(`monitoring: thread Env, 2 threads, 64 in flight (ops/s, median of ${ROUNDS} interleaved rounds)`)
-  const pools: Array<BaselinePool> = []
-  try {
-    const off = await corpsPool("thread")
-    pools.push(off)
-    // A second unmonitored pool, interleaved like the others: how far two identical pools differ in
-    // this run (on a shared 2-core machine, as much as 30%). A monitored ratio within that spread is noise.
-    const control = await corpsPool("thread")
-    pools.push(control)
-    const metrics = await corpsPool("thread", Monitoring.layer({ metrics: true }))
-    pools.push(metrics)
-    const tracing = await corpsPool("thread", Monitoring.layer({ metrics: false, tracing: { sampleRate: 1 } }))
-    pools.push(tracing)
-    const rates = await sideBySide(
-      { off: off.run, metrics: metrics.run, tracing: tracing.run, control: control.run },
-      { ops: THREAD_OPS, rounds: ROUNDS, warmup: 1 }
-    )
-    figure("monitoring.thread.off.opsPerSec", rates.off!.rate, "ops/s")
-    figure("monitoring.thread.metrics.opsPerSec", rates.metrics!.rate, "ops/s")
-    figure("monitoring.thread.tracing.opsPerSec", rates.tracing!.rate, "ops/s")
-    figure("monitoring.thread.off.cpuNsPerCall", rates.off!.cpuNsPerCall, "ns CPU per call (all threads)")
-    figure("monitoring.thread.metrics.cpuNsPerCall", rates.metrics!.cpuNsPerCall, "ns CPU per call (all threads)")
-    figure("monitoring.thread.tracing.cpuNsPerCall", rates.tracing!.cpuNsPerCall, "ns CPU per call (all threads)")
-    figure("monitoring.thread.control.opsPerSec", rates.control!.rate, "ops/s")
-    ratio("monitoring.thread.controlRatio", rates.control!.rate, rates.off!.rate, "≈ 1 (noise floor)")
-    ratio("monitoring_thread_metrics_ratio", rates.metrics!.rate, rates.off!.rate, "≥ 0.95")
-    ratio("monitoring_thread_tracing_ratio", rates.tracing!.rate, rates.off!.rate, "≥ 0.75")
-    // The same comparison in CPU spent per call (off ÷ on, so that it reads like the throughput ratio).
-    ratio("monitoring.thread.metrics.cpuRatio", rates.off!.cpuNsPerCall, rates.metrics!.cpuNsPerCall, "≥ 0.95")
-    ratio("monitoring.thread.tracing.cpuRatio", rates.off!.cpuNsPerCall, rates.tracing!.cpuNsPerCall, "≥ 0.75")
-    const baseline = earlier["threads.corps.opsPerSec"]
-    if (baseline !== undefined) ratio("monitoring.thread.offVsBaselines", rates.off!.rate, baseline, "≈ 1")
-  } finally {
-    await Promise.all(pools.map((pool) => pool.close()))
-  }
+  section(
+    `monitoring: thread Env, 2 threads, 64 in flight (ops/s, ${ROUNDS} interleaved rounds × ${REPLICAS} processes per set-up, medians)`
+  )
+  const t = await sideBySide("thread", ["off", "control", "metrics", "tracing", "tracingClientSpans"], "off", {
+    ops: THREAD_OPS,
+    rounds: ROUNDS,
+    warmup: 2
+  })
+  figure("monitoring.thread.off.opsPerSec", t.off!.rate, "ops/s")
+  figure("monitoring.thread.metrics.opsPerSec", t.metrics!.rate, "ops/s")
+  figure("monitoring.thread.tracing.opsPerSec", t.tracing!.rate, "ops/s")
+  figure("monitoring.thread.tracingClientSpans.opsPerSec", t.tracingClientSpans!.rate, "ops/s")
+  figure("monitoring.thread.off.cpuNsPerCall", t.off!.cpuNsPerCall, "ns CPU per call (all threads)")
+  figure("monitoring.thread.metrics.cpuNsPerCall", t.metrics!.cpuNsPerCall, "ns CPU per call (all threads)")
+  figure("monitoring.thread.tracing.cpuNsPerCall", t.tracing!.cpuNsPerCall, "ns CPU per call (all threads)")
+  figure(
+    "monitoring.thread.tracingClientSpans.cpuNsPerCall",
+    t.tracingClientSpans!.cpuNsPerCall,
+    "ns CPU per call (all threads)"
+  )
+  figure("monitoring.thread.control.opsPerSec", t.control!.rate, "ops/s")
+  figure("monitoring.thread.controlRatio", t.control!.rateRatio, "×   (target ≈ 1 (noise floor))")
+  ratio("monitoring_thread_metrics_ratio", t.metrics!.rateRatio, 1, "≥ 0.95")
+  ratio("monitoring_thread_tracing_ratio", t.tracing!.rateRatio, 1, "≥ 0.75")
+  ratio("monitoring.thread.tracingClientSpans.ratio", t.tracingClientSpans!.rateRatio, 1, "two spans a call")
+  ratio("monitoring.thread.metrics.cpuRatio", t.metrics!.cpuRatio, 1, "≥ 0.95")
+  ratio("monitoring.thread.tracing.cpuRatio", t.tracing!.cpuRatio, 1, "≥ 0.75")
+  const baseline = earlier["threads.corps.opsPerSec"]
+  if (baseline !== undefined) ratio("monitoring.thread.offVsBaselines", t.off!.rate, baseline, "≈ 1")
 
-  section(`monitoring: FastPath Func, ${FAST_OPS.toLocaleString("en-US")} sequential calls (calls/s, median)`)
-  const off = await fastPathRound(undefined)
-  const metrics = await fastPathRound(Monitoring.layer({ metrics: true }))
-  const fast = await sideBySide(
-    { off: off.round, metrics: metrics.round },
-    { ops: FAST_OPS, rounds: ROUNDS, warmup: 2 }
-  ).finally(() => Promise.all([off.close(), metrics.close()]))
-  figure("monitoring.fastpath.off.callsPerSec", fast.off!.rate, "calls/s")
-  figure("monitoring.fastpath.metrics.callsPerSec", fast.metrics!.rate, "calls/s")
-  ratio("monitoring_fastpath_metrics_ratio", fast.metrics!.rate, fast.off!.rate, "≥ 0.9")
-  ratio("monitoring.fastpath.metrics.cpuRatio", fast.off!.cpuNsPerCall, fast.metrics!.cpuNsPerCall, "≥ 0.9")
-  const baseline = earlier["fastpath.func.callsPerSec"]
-  if (baseline !== undefined) ratio("monitoring.fastpath.offVsFastPath", fast.off!.rate, baseline, "≈ 1")
+  section(
+    `monitoring: FastPath Func, ${FAST_OPS.toLocaleString("en-US")} sequential calls (calls/s, ${ROUNDS} rounds × ${REPLICAS} processes, medians)`
+  )
+  const f = await sideBySide("fastpath", ["off", "metrics"], "off", { ops: FAST_OPS, rounds: ROUNDS, warmup: 3 })
+  figure("monitoring.fastpath.off.callsPerSec", f.off!.rate, "calls/s")
+  figure("monitoring.fastpath.metrics.callsPerSec", f.metrics!.rate, "calls/s")
+  ratio("monitoring_fastpath_metrics_ratio", f.metrics!.rateRatio, 1, "≥ 0.9")
+  ratio("monitoring.fastpath.metrics.cpuRatio", f.metrics!.cpuRatio, 1, "≥ 0.9")
+  const fastBaseline = earlier["fastpath.func.callsPerSec"]
+  if (fastBaseline !== undefined) ratio("monitoring.fastpath.offVsFastPath", f.off!.rate, fastBaseline, "≈ 1")
 }
 
-if (import.meta.main) {
+if (process.argv[2] === "--child") {
+  await serveChild(process.argv[3] as "thread" | "fastpath", process.argv[4]!)
+} else if (import.meta.main) {
   await runMonitoring()
   printJson()
   process.exit(0)

@@ -43,8 +43,17 @@ export interface Options {
    * Open a span named `Worker.method` for every call, in every Env (default
    * off). `true` samples every root call; `{ sampleRate }` a share of them
    * (0 to 1). A call made under a span follows its parent's decision.
+   *
+   * A call to another Env is one span, made where its handler runs, unless
+   * `clientSpans` is set: then the caller also makes a `client` span around
+   * the round trip (transport included), at about twice the cost per call.
+   * Default: `true` without `otlp` (the Envs' spans are not exported then,
+   * so the caller's Tracer is the only place a call is seen), `false` with it.
    */
-  readonly tracing?: boolean | { readonly sampleRate?: number | undefined } | undefined
+  readonly tracing?:
+    | boolean
+    | { readonly sampleRate?: number | undefined; readonly clientSpans?: boolean | undefined }
+    | undefined
   /**
    * Export spans through OTLP over HTTP (JSON) to `url` (a collector's
    * `/v1/traces`): from the caller (this Layer provides the Tracer) and from
@@ -99,6 +108,13 @@ export const settings = (options: Options = {}): Effect.Effect<Settings, Monitor
     let sampleRate: number | undefined
     if (tracing === true) sampleRate = 1
     else if (typeof tracing === "object") sampleRate = tracing.sampleRate ?? 1
+    const clientSpans = typeof tracing === "object" ? tracing.clientSpans : undefined
+    if (clientSpans !== undefined && typeof clientSpans !== "boolean") {
+      return yield* new MonitoringError({
+        option: "tracing.clientSpans",
+        reason: `true or false, got ${JSON.stringify(clientSpans)}`
+      })
+    }
     if (sampleRate !== undefined && !(sampleRate >= 0 && sampleRate <= 1)) {
       return yield* new MonitoringError({
         option: "tracing.sampleRate",
@@ -123,7 +139,7 @@ export const settings = (options: Options = {}): Effect.Effect<Settings, Monitor
     return {
       logFormat,
       metrics: options.metrics ?? true,
-      tracing: sampleRate === undefined ? undefined : { sampleRate },
+      tracing: sampleRate === undefined ? undefined : { sampleRate, clientSpans: clientSpans ?? otlp === undefined },
       otlp: otlp === undefined ? undefined : { ...otlp, url: otlp.url },
       intervalMillis: interval
     }

@@ -16,7 +16,7 @@ import { LocalFunc } from "./func.ts"
 import type { Target } from "./handle.ts"
 import { defectError, invokeHandler } from "./invoke.ts"
 import { type CallSeries, now } from "./recorder.ts"
-import type * as Wire from "./wire.ts"
+import * as Wire from "./wire.ts"
 
 /**
  * Sends a request and arranges for `resume` to be called with the reply:
@@ -84,6 +84,12 @@ export class Dispatcher {
    * ends its span with no fiber (as an untraced call needs none).
    */
   spans: { readonly tracer: Tracer.Tracer; readonly clock: Clock.Clock } | undefined = undefined
+  /**
+   * Whether a traced call this runtime forwards to yet another Env gets a
+   * span of its own here (tracing's `clientSpans`); else the caller's span
+   * is passed on as it came.
+   */
+  forwardSpans = true
 
   dispatch(request: Wire.Call): Effect.Effect<Wire.Exit> {
     if (request.worker === STREAM) return streamCall(this, request.method, request.payload)
@@ -135,17 +141,22 @@ const traced = (self: Dispatcher, request: Wire.Call, trace: Wire.TraceContext):
     attributes = { "corps.worker": request.worker, "corps.method": request.method, ...self.logAnnotations }
     self.spanAttributesOf.set(id, attributes)
   }
+  const root = Wire.isRoot(trace)
+  if (target.callTraced !== undefined && !self.forwardSpans) {
+    // Forwarded on to the Env that runs it, which makes the call's one span under the caller's.
+    return reply(codec, request, target.callTraced(request.method, payload, trace))
+  }
   const spans = self.spans
   if (spans !== undefined && target.callTraced === undefined) {
     // The span made as `Effect.useSpan` makes it, from the Tracer and Clock this runtime was given.
     const span = spans.tracer.span({
       name: id,
-      parent: Option.some(Tracer.externalSpan(trace)),
+      parent: root ? Option.none() : Option.some(Tracer.externalSpan(trace)),
       annotations: Context.empty(),
       links: [],
       startTime: spans.clock.currentTimeNanosUnsafe(),
       kind: "server",
-      root: false,
+      root,
       sampled: trace.sampled
     })
     for (const key in attributes) span.attribute(key, attributes[key])
@@ -162,7 +173,10 @@ const traced = (self: Dispatcher, request: Wire.Call, trace: Wire.TraceContext):
       )
     )
   }
-  return Effect.useSpan(id, { parent: Tracer.externalSpan(trace), kind: "server", attributes }, (span) => {
+  const options: Tracer.SpanOptionsNoTrace & { parent?: Tracer.AnySpan } = root
+    ? { root: true, sampled: trace.sampled, kind: "server", attributes }
+    : { parent: Tracer.externalSpan(trace), kind: "server", attributes }
+  return Effect.useSpan(id, options, (span) => {
     const outcome =
       target.callTraced !== undefined
         ? target.callTraced(request.method, payload, {
@@ -289,6 +303,7 @@ const streamCall = (self: Dispatcher, method: string, payload: unknown): Effect.
  */
 interface Metered extends Effect.Effect<void> {
   readonly series: CallSeries
+  /** When the call started ({@link now}), or `NaN` when it is not timed. */
   readonly start: number
   /** Set once counted: an interruption racing the reply counts once. */
   done: boolean
@@ -301,6 +316,7 @@ const MeteredProto = Effectable.Prototype<Effect.Effect<void>>({
     const self = this as unknown as Metered
     if (!self.done) {
       self.done = true
+      // NaN for a call not timed: `interrupted` only counts it.
       self.series.interrupted(now() - self.start)
     }
     return self.cancel
@@ -309,7 +325,8 @@ const MeteredProto = Effectable.Prototype<Effect.Effect<void>>({
 
 const Metered = function (this: any, series: CallSeries) {
   this.series = series
-  this.start = now()
+  // Most calls are counted, not timed, once a method is busy (CallSeries.timeThis): no clock reading.
+  this.start = series.timeThis() ? now() : Number.NaN
   this.done = false
   this.cancel = Effect.void
   series.inFlight++
@@ -325,7 +342,7 @@ const settled = (
 ): Effect.Effect<unknown, unknown> => {
   if (metered === undefined || metered.done) return effect
   metered.done = true
-  return metered.series.settle(effect, metered.start)
+  return metered.series.settleStarted(effect, metered.start)
 }
 
 /**
@@ -368,7 +385,7 @@ export const remoteTarget = (
   const call = (
     method: string,
     payload: unknown,
-    trace: Wire.TraceContext | undefined,
+    source: Wire.TraceSource | undefined,
     series?: CallSeries | undefined
   ) => {
     const codec = codecs.get(method)
@@ -378,6 +395,7 @@ export const remoteTarget = (
       return Effect.callback<unknown, unknown>((resume) => {
         // Metrics on: the call is timed from here to its caller's resumption, with no frame of its own.
         const metered = series === undefined ? undefined : new Metered(series)
+        const trace = source instanceof Wire.FromFiber ? source.read() : source
         const encoded = run(codec.encodePayload, payload, "payload", codec)
         if (Exit.isFailure(encoded)) return resume(settled(metered, encoded))
         const request: Wire.Call = codec.spec.transfer
@@ -405,6 +423,7 @@ export const remoteTarget = (
       })
     }
     return Effect.suspend(() => {
+      const trace = source instanceof Wire.FromFiber ? source.read() : source
       const encoded = run(codec.encodePayload, payload, "payload", codec)
       if (Exit.isFailure(encoded)) return encoded
       const request: Wire.Call =

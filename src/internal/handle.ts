@@ -20,7 +20,7 @@ export interface Target {
    * A call that carries the caller's span to another Env (tracing on): only
    * Targets that cross an Env boundary have it.
    */
-  callTraced?(method: string, payload: unknown, trace: Wire.TraceContext): Effect.Effect<unknown, unknown>
+  callTraced?(method: string, payload: unknown, trace: Wire.TraceSource): Effect.Effect<unknown, unknown>
   /**
    * A call counted into `series` (metrics on) by the Target itself, at no
    * more cost than one allocation of its own: the FastPath Func times it in
@@ -33,7 +33,7 @@ export interface Target {
     method: string,
     payload: unknown,
     series: CallSeries,
-    trace?: Wire.TraceContext | undefined
+    trace?: Wire.TraceSource | undefined
   ): Effect.Effect<unknown, unknown> | undefined
 }
 

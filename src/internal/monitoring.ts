@@ -13,8 +13,12 @@ import { type CallSeries, Recorder } from "./recorder.ts"
 /** Monitoring settings, resolved and checked (`Monitoring.layer`). Plain data: an Env is told them. */
 export interface Settings {
   readonly metrics: boolean
-  /** Spans for every call, sampled at `sampleRate` at the root; absent: no spans. */
-  readonly tracing: { readonly sampleRate: number } | undefined
+  /**
+   * Spans for every call, sampled at `sampleRate` at the root; absent: no
+   * spans. `clientSpans`: a call to another Env is also a span in its caller
+   * (else only where its handler runs).
+   */
+  readonly tracing: { readonly sampleRate: number; readonly clientSpans: boolean } | undefined
   /** Where every Env exports its spans (OTLP over HTTP, JSON); absent: Envs open spans but export none. */
   readonly otlp:
     | {

@@ -17,13 +17,14 @@ import { Context, Effect, Stream, Tracer } from "effect"
 import type { Target } from "./handle.ts"
 import { callPrototype } from "./invoke.ts"
 import { type CallSeries, now } from "./recorder.ts"
+import * as Wire from "./wire.ts"
 
 /** What monitoring observes in one runtime. */
 export interface Observe {
   /** Record metrics into these series (by method), or not at all. */
   readonly series: Readonly<Record<string, CallSeries>> | undefined
   /** Open spans, sampling root calls at this rate (0 to 1), or not at all. */
-  readonly tracing: { readonly sampleRate: number } | undefined
+  readonly tracing: { readonly sampleRate: number; readonly clientSpans: boolean } | undefined
   /** Annotate the handlers' log lines with these (plus worker and method), or not. */
   readonly logAnnotations: Readonly<Record<string, string>> | undefined
   readonly worker: string
@@ -137,6 +138,19 @@ export const observeTarget = (target: Target, observe: Observe): Target => {
               )
             }
     } else call = (method, payload) => meter(method, annotate(method, target.call(method, payload)))
+  } else if (!tracing.clientSpans && target.callTraced !== undefined) {
+    // One span per call, made where the handler runs: the caller passes its own span on (read when the call runs).
+    const source = new Wire.FromFiber(tracing.sampleRate)
+    const crossing = target.callTraced
+    const metered = target.callMetered
+    call = (method, payload) => {
+      const s = series?.[method]
+      if (s === undefined) return crossing.call(target, method, payload, source)
+      return (
+        metered?.call(target, method, payload, s, source) ??
+        new MeteredCall(s, crossing.call(target, method, payload, source))
+      )
+    }
   } else {
     const rate = tracing.sampleRate
     const crossing = target.callTraced

@@ -20,6 +20,12 @@ import * as Metrics from "../monitoring/metrics.ts"
 const BOUNDS = Metrics.latencyBoundariesMillis
 const BUCKETS = BOUNDS.length + 1
 
+/**
+ * Calls to another Env timed per tick and method, at most (about): below
+ * 3,200 calls a second every call is timed, above it an even sample.
+ */
+export const TIMED_PER_TICK = 32
+
 /** The clock metered calls are timed with (milliseconds). */
 export const now = (): number => performance.now()
 
@@ -45,13 +51,22 @@ export class CallSeries {
   min = Number.POSITIVE_INFINITY
   max = Number.NEGATIVE_INFINITY
   /**
-   * Time every call (calls to other Envs), or only the first in each tick
-   * of {@link ticks} (FastPath calls: reading the clock twice costs more
-   * than the call itself).
+   * How calls are chosen to be timed (reading the clock costs ~45 ns here,
+   * twice per timed call). `true` (calls to other Envs): every call while
+   * fewer than {@link TIMED_PER_TICK} start in a tick of {@link ticks}, else
+   * every n-th, n chosen each tick from the calls started in the one before,
+   * so about that many a tick are timed, spread evenly over the calls.
+   * `false` (FastPath calls, which cost less than one clock reading): only
+   * the first call of each tick.
    */
   timeAll = true
-  /** The tick in which a call of this series was last timed. */
+  /** The tick in which the sampling below was last set (or, FastPath, a call was last timed). */
   lastTick = -1
+  /** Calls started in tick {@link lastTick} (calls to other Envs). */
+  private startedInTick = 0
+  /** Time every `stride`-th call in this tick; the next one timed is `countdown` calls away. */
+  private stride = 1
+  private countdown = 0
   /** Set when attached to a registry: registers a failure tag's series the first time it is seen. */
   onNewTag: ((tag: string) => void) | undefined = undefined
 
@@ -117,19 +132,50 @@ export class CallSeries {
     return Effect.onExit(result, this.onUntimedExit)
   }
 
-  /** A timed call whose caller was interrupted after `millis`. */
+  /** A call in flight whose caller was interrupted after `millis` (`NaN`: the call was not timed). */
   interrupted(millis: number): void {
     this.inFlight--
     this.calls++
-    this.observe(millis)
+    if (!Number.isNaN(millis)) this.observe(millis)
     this.fail("Interrupted", 1)
   }
 
-  /** Whether this call is the one timed in the current tick (and, if so, marks the tick as timed). */
+  /**
+   * Counts a call already in flight whose Target answered `result`: timed
+   * from `start` as {@link settle}, or, when `start` is `NaN` (not chosen
+   * by {@link timeThis}), only counted.
+   */
+  settleStarted(result: Effect.Effect<unknown, unknown>, start: number): Effect.Effect<unknown, unknown> {
+    if (!Number.isNaN(start)) return this.settle(result, start)
+    if (isExit(result)) {
+      this.inFlight--
+      this.endNow(result)
+      return result
+    }
+    return Effect.onExit(result, this.onUntimedExit)
+  }
+
+  /** Whether to time the call starting now (see {@link timeAll}). */
   timeThis(): boolean {
-    if (this.timeAll) return true
-    if (this.lastTick === ticks.current) return false
-    this.lastTick = ticks.current
+    const tick = ticks.current
+    if (!this.timeAll) {
+      if (this.lastTick === tick) return false
+      this.lastTick = tick
+      return true
+    }
+    if (this.lastTick !== tick) {
+      // After a quiet tick (or none at all) time every call again: a burst is seen from its first call.
+      this.stride =
+        this.lastTick === tick - 1 && this.startedInTick > TIMED_PER_TICK
+          ? Math.floor(this.startedInTick / TIMED_PER_TICK)
+          : 1
+      this.lastTick = tick
+      this.startedInTick = 0
+      this.countdown = 0
+    }
+    this.startedInTick++
+    if (--this.countdown > 0) return false
+    this.countdown = this.stride
     return true
   }
 
@@ -251,7 +297,8 @@ const noHooks = () => {}
 /**
  * A tick every 10 ms while a monitored runtime is open: a FastPath series
  * times its first call of each tick, so a method called rarely has every
- * call timed and one called millions of times a second about a hundred.
+ * call timed and one called millions of times a second about a hundred; a
+ * series of calls to another Env times about {@link TIMED_PER_TICK} a tick.
  */
 export const ticks = { current: 0, users: 0, timer: undefined as ReturnType<typeof setInterval> | undefined }
 

@@ -108,6 +108,8 @@ export class CorpsRuntime {
     this.locations = options.locations ?? new Map()
     this.dispatcher = new Dispatcher(this.id, this.served)
     this.monitor = options.monitor
+    // Without client spans, a call forwarded from one Env to another is one span too: the one where it runs.
+    if (options.monitor?.settings.tracing?.clientSpans === false) this.dispatcher.forwardSpans = false
   }
 
   /**

@@ -5,6 +5,7 @@
  * out, an {@link Exit} comes back. Payloads, values and errors are already
  * Schema-encoded: plain, structured-clone-able data.
  */
+import { Context, Fiber, References, Tracer } from "effect"
 
 /** One call: which method of which Worker instance, with an encoded payload. */
 export interface Call {
@@ -22,12 +23,49 @@ export interface Call {
   readonly trace?: TraceContext | undefined
 }
 
-/** A span as it crosses an Env boundary (W3C trace-context fields). */
+/**
+ * A span as it crosses an Env boundary (W3C trace-context fields): the
+ * caller's span, the parent of the call's span in the Env. Empty ids mark a
+ * root call (no span around it): the Env's span starts a trace, `sampled` as
+ * the caller decided.
+ */
 export interface TraceContext {
   readonly traceId: string
   readonly spanId: string
   readonly sampled: boolean
 }
+
+/** A sampled root call's trace context (see {@link TraceContext}). */
+export const sampledRoot: TraceContext = Object.freeze({ traceId: "", spanId: "", sampled: true })
+/** An unsampled root call's trace context: its span, and every span under it, is not exported. */
+export const unsampledRoot: TraceContext = Object.freeze({ traceId: "", spanId: "", sampled: false })
+
+/**
+ * A call's trace context still to be read: from the fiber that runs the call,
+ * when it runs (a call is an Effect description, run by whichever fiber
+ * yields it). `read` gives that fiber's current span, or a root call's
+ * sampling decision taken at `rate`, or `undefined` when the fiber has
+ * tracing switched off. One per Target: a call allocates nothing for it.
+ */
+export class FromFiber {
+  readonly rate: number
+  constructor(rate: number) {
+    this.rate = rate
+  }
+  read(): TraceContext | undefined {
+    const fiber = Fiber.getCurrent()
+    if (fiber === undefined || !fiber.getRef(References.TracerEnabled)) return undefined
+    const parent = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+    if (parent === undefined) return Math.random() < this.rate ? sampledRoot : unsampledRoot
+    return { traceId: parent.traceId, spanId: parent.spanId, sampled: parent.sampled }
+  }
+}
+
+/** A trace context, or where to read it when the call runs. */
+export type TraceSource = TraceContext | FromFiber
+
+/** Whether `trace` marks a root call rather than a caller's span. */
+export const isRoot = (trace: TraceContext): boolean => trace.traceId === ""
 
 /**
  * How a call ended. A failure carries `[1, error]` for effect-corps' own

@@ -214,8 +214,27 @@ describe("Monitoring metrics", () => {
       const format = yield* Effect.flip(Monitoring.settings({ logFormat: "xml" as any }))
       assert.strictEqual(format.option, "logFormat")
       assert.include(format.message, "invalid monitoring option logFormat")
+      const clientSpans = yield* Effect.flip(Monitoring.settings({ tracing: { clientSpans: "yes" as any } }))
+      assert.strictEqual(clientSpans.option, "tracing.clientSpans")
       const built = yield* Effect.flip(Layer.build(Monitoring.layer({ tracing: { sampleRate: -1 } })))
       assert.strictEqual(built._tag, "MonitoringError")
     }).pipe(Effect.scoped)
+  )
+
+  it.effect("client spans by default only where the Envs' spans are not exported", () =>
+    Effect.gen(function* () {
+      const bare = yield* Monitoring.settings({ tracing: true })
+      assert.deepStrictEqual(bare.tracing, { sampleRate: 1, clientSpans: true })
+      const exported = yield* Monitoring.settings({
+        tracing: { sampleRate: 0.5 },
+        otlp: { url: "http://c:4318/v1/traces" }
+      })
+      assert.deepStrictEqual(exported.tracing, { sampleRate: 0.5, clientSpans: false })
+      const asked = yield* Monitoring.settings({
+        tracing: { clientSpans: true },
+        otlp: { url: "http://c:4318/v1/traces" }
+      })
+      assert.isTrue(asked.tracing?.clientSpans)
+    })
   )
 })

@@ -1,8 +1,10 @@
 /**
  * Traces across Envs, checked at a real OTLP/HTTP receiver: a call from the
  * caller to a Worker in a thread, which calls a Worker in a process, makes
- * one trace whose spans link parent to child all the way; and sampling is
- * honoured (an in-memory Tracer records what was sampled).
+ * one trace whose spans link parent to child all the way (one span per call,
+ * or with `clientSpans` a caller's span too); and sampling is honoured, in
+ * the Envs from the frame and locally (an in-memory Tracer records what was
+ * sampled).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Schedule, Tracer } from "effect"
@@ -22,30 +24,57 @@ const spanUnder = (spans: ReadonlyArray<ReceivedSpan>, name: string, parent: Rec
 }
 
 describe("Monitoring traces", () => {
-  it.live("caller → thread → process: one trace, each call a span under its caller's", () =>
+  /** The chain caller → Front (thread) → Back (process), exporting to `otlp`, with `tracing` as given. */
+  const chain = (url: string, tracing: Monitoring.Options["tracing"]) =>
+    Corps.layer([FrontLive, BackLive], {
+      name: "chain",
+      module: fixtures,
+      placement: {
+        envs: { front: { kind: "thread", count: 1 }, back: { kind: "process", count: 1 } },
+        workers: { Front: "front", Back: "back" }
+      }
+    }).pipe(
+      Layer.provide(NodeEnv.layer),
+      Layer.provideMerge(Monitoring.layer({ tracing, otlp: { url, serviceName: "chain-test" } }))
+    )
+
+  /** Every runtime exports on its own, about once a second: waits until every span named in `names` has come. */
+  const awaitSpans = (spans: ReadonlyArray<ReceivedSpan>, ...names: ReadonlyArray<string>) =>
+    Effect.suspend(() =>
+      names.every((name) => spans.some((s) => s.name === name)) ? Effect.void : Effect.fail("not yet")
+    ).pipe(Effect.retry(Schedule.spaced("100 millis")), Effect.timeout("30 seconds"))
+
+  it.live("caller → thread → process: one trace, each call one span where it runs, under its caller's", () =>
     Effect.gen(function* () {
       const otlp = yield* receiver
-      const corps = Corps.layer([FrontLive, BackLive], {
-        name: "chain",
-        module: fixtures,
-        placement: {
-          envs: { front: { kind: "thread", count: 1 }, back: { kind: "process", count: 1 } },
-          workers: { Front: "front", Back: "back" }
-        }
-      }).pipe(
-        Layer.provide(NodeEnv.layer),
-        Layer.provideMerge(Monitoring.layer({ tracing: true, otlp: { url: otlp.url, serviceName: "chain-test" } }))
-      )
       yield* Effect.gen(function* () {
         const front = yield* Front
         assert.strictEqual(yield* front.relay({ n: 7 }).pipe(Effect.withSpan("test-root")), 7)
-        // Every runtime exports on its own, about once a second: wait for the deepest span.
-        yield* Effect.suspend(() =>
-          otlp.spans.some((s) => s.name === "Back.inside") && otlp.spans.some((s) => s.name === "test-root")
-            ? Effect.void
-            : Effect.fail("not yet")
-        ).pipe(Effect.retry(Schedule.spaced("100 millis")), Effect.timeout("30 seconds"))
-      }).pipe(Effect.provide(corps), Effect.scoped)
+        yield* awaitSpans(otlp.spans, "Back.inside", "test-root")
+      }).pipe(Effect.provide(chain(otlp.url, true)), Effect.scoped)
+
+      const spans = otlp.spans
+      const root = spans.find((s) => s.name === "test-root")!
+      const inThread = spanUnder(spans, "Front.relay", root)
+      assert.strictEqual(inThread.resource["corps.env"], "front")
+      assert.strictEqual(inThread.resource["service.name"], "chain-test")
+      // The thread's call to the process passes through the caller, which adds no span of its own.
+      const inProcess = spanUnder(spans, "Back.echo", inThread)
+      assert.strictEqual(inProcess.resource["corps.env"], "back")
+      const inside = spanUnder(spans, "Back.inside", inProcess)
+      assert.strictEqual(inside.resource["corps.env"], "back")
+      assert.strictEqual(spans.filter((s) => s.name === "Front.relay" || s.name === "Back.echo").length, 2)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("clientSpans: the caller of each call to another Env has a client span around it", () =>
+    Effect.gen(function* () {
+      const otlp = yield* receiver
+      yield* Effect.gen(function* () {
+        const front = yield* Front
+        assert.strictEqual(yield* front.relay({ n: 7 }).pipe(Effect.withSpan("test-root")), 7)
+        yield* awaitSpans(otlp.spans, "Back.inside", "test-root")
+      }).pipe(Effect.provide(chain(otlp.url, { clientSpans: true })), Effect.scoped)
 
       const spans = otlp.spans
       const root = spans.find((s) => s.name === "test-root")!
@@ -54,7 +83,6 @@ describe("Monitoring traces", () => {
       assert.strictEqual(callFront.attributes["corps.env"], "front")
       const inThread = spanUnder(spans, "Front.relay", callFront)
       assert.strictEqual(inThread.resource["corps.env"], "front")
-      assert.strictEqual(inThread.resource["service.name"], "chain-test")
       const callBack = spanUnder(spans, "Back.echo", inThread)
       assert.strictEqual(callBack.resource["corps.env"], "front")
       // Calls between Envs go through the caller, which forwards them in a span of its own.
@@ -62,8 +90,32 @@ describe("Monitoring traces", () => {
       assert.strictEqual(forwarded.resource["corps.env"], undefined)
       const inProcess = spanUnder(spans, "Back.echo", forwarded)
       assert.strictEqual(inProcess.resource["corps.env"], "back")
-      const inside = spanUnder(spans, "Back.inside", inProcess)
-      assert.strictEqual(inside.resource["corps.env"], "back")
+      spanUnder(spans, "Back.inside", inProcess)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a root call to another Env: its span there starts the trace, sampled as the caller decided", () =>
+    Effect.gen(function* () {
+      const otlp = yield* receiver
+      // Rate 0 first: nothing of these calls may be exported, from any runtime.
+      yield* Effect.gen(function* () {
+        const front = yield* Front
+        assert.strictEqual(yield* front.relay({ n: 1 }), 1)
+      }).pipe(Effect.provide(chain(otlp.url, { sampleRate: 0 })), Effect.scoped)
+      yield* Effect.gen(function* () {
+        const front = yield* Front
+        assert.strictEqual(yield* front.relay({ n: 2 }), 2)
+        yield* awaitSpans(otlp.spans, "Back.inside")
+      }).pipe(Effect.provide(chain(otlp.url, { sampleRate: 1 })), Effect.scoped)
+
+      const spans = otlp.spans
+      const relays = spans.filter((s) => s.name === "Front.relay")
+      assert.strictEqual(relays.length, 1, "only the sampled call's span is exported")
+      const inThread = relays[0]!
+      assert.strictEqual(inThread.parentSpanId, undefined)
+      assert.match(inThread.traceId, /^[0-9a-f]{32}$/, "a trace of its own, begun in the thread")
+      assert.strictEqual(inThread.resource["corps.env"], "front")
+      spanUnder(spans, "Back.inside", spanUnder(spans, "Back.echo", inThread))
     }).pipe(Effect.scoped)
   )
 
