@@ -9,9 +9,12 @@
  * (a synchronous FastPath handler) is timed without any Effect frame; any
  * other adds one `onExit`.
  *
- * Traces: each call runs in a span named `Worker.method` under the caller's
- * current span; a Target that crosses an Env boundary is handed the span's
- * context (`callTraced`), which travels in the call frame.
+ * Traces: a call in this runtime runs in a span named `Worker.method` under
+ * the caller's current span. A call to another Env is handed the caller's
+ * span context instead (`callTraced` with a `Wire.FromFiber`, read when the
+ * call runs), which travels in the call frame: the span is made there. With
+ * `clientSpans`, such a call also gets a `client` span here, whose context is
+ * the one handed on.
  */
 import { Context, Effect, Stream, Tracer } from "effect"
 import type { Target } from "./handle.ts"
