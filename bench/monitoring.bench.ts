@@ -9,8 +9,8 @@
  * Each mode runs in a child process of its own, as a program runs one
  * monitoring set-up: measured in one process, the call sites the modes share
  * see every kind of call object and are slower for all of them than in any
- * real program. The children (three per set-up: each process's JIT makes
- * its own choices, and one of them can be 30% off) are driven round by round
+ * real program. The children (five per set-up: one process can run 30% or
+ * more off the others for its whole life) are driven round by round
  * from here, each round in every child in turn (the order rotating), so that
  * the machine's noise hits all alike; a ratio is the median of the rounds'
  * ratios.
@@ -38,7 +38,7 @@ const THREAD_OPS = 40_000
 const FAST_OPS = 200_000
 const ROUNDS = 7
 /** Child processes per set-up. */
-const REPLICAS = 3
+const REPLICAS = 5
 
 class Adder extends Worker.Service<Adder>()("MonitoredAdder", {
   inc: { payload: { n: Schema.Number }, success: Schema.Number }
@@ -95,12 +95,21 @@ const self = fileURLToPath(import.meta.url)
  */
 const canPin = spawnSync("taskset", ["-p", String(process.pid)]).status === 0
 
-const startChild = (kind: "thread" | "fastpath", setup: string): Promise<Child> =>
+/**
+ * What a child runs: the thread pool on both CPUs, the same pool with its
+ * process (caller and Env threads) pinned to CPU 0, or the FastPath loop
+ * (pinned to CPU 0). On one CPU a pool's throughput is the inverse of the
+ * CPU all its threads spend per call, so monitoring's whole cost shows and
+ * the other vCPU's noise does not.
+ */
+type Kind = "thread" | "threadOneCpu" | "fastpath"
+
+const startChild = (kind: Kind, setup: string): Promise<Child> =>
   new Promise((resolve, reject) => {
     const args = [...process.execArgv, self, "--child", kind, setup]
     const stdio: Array<"inherit" | "ipc"> = ["inherit", "inherit", "inherit", "ipc"]
     const child: ChildProcess =
-      kind === "fastpath" && canPin
+      kind !== "thread" && canPin
         ? spawn("taskset", ["-c", "0", process.execPath, ...args], { stdio })
         : spawn(process.execPath, args, { stdio })
     let waiting: ((result: RoundResult) => void) | undefined
@@ -124,11 +133,11 @@ const startChild = (kind: "thread" | "fastpath", setup: string): Promise<Child> 
   })
 
 /** The child's side: builds its pool, then runs a round for each number of ops it is sent. */
-const serveChild = async (kind: "thread" | "fastpath", setup: string) => {
+const serveChild = async (kind: Kind, setup: string) => {
   const monitoring = setups[setup]!()
-  const pool = kind === "thread" ? await corpsPool("thread", monitoring) : await fastPathRound(monitoring)
+  const pool = kind !== "fastpath" ? await corpsPool("thread", monitoring) : await fastPathRound(monitoring)
   const run =
-    kind === "thread"
+    kind !== "fastpath"
       ? (pool as { run: (ops: number) => Promise<void> }).run
       : (pool as { round: (ops: number) => Promise<void> }).round
   process.on("message", async (ops: number) => {
@@ -145,16 +154,19 @@ const serveChild = async (kind: "thread" | "fastpath", setup: string) => {
 /**
  * Runs {@link REPLICAS} children of each of `names` round by round (warm-up
  * rounds first), rotating the order each round. Per set-up: the median rate
- * and CPU ns per call, and against `base` the median of the per-round rate
- * and CPU ratios (replica i of a set-up against replica i of `base`, in the
- * same round): one process whose JIT made other choices moves a third of
- * the ratios, not the median.
+ * and CPU ns per call, and against `base` the median over rounds of the
+ * ratio of the set-up's median over its replicas in that round to the
+ * base's: a process that runs slow for its whole life (it happens here, see
+ * the header) moves neither median. `unmonitored` set-ups are twins of
+ * `base`: a monitored set-up is compared with all of their replicas (ten
+ * processes rather than five), a twin with `base` alone (the noise floor).
  */
 const sideBySide = async (
-  kind: "thread" | "fastpath",
+  kind: Kind,
   names: ReadonlyArray<string>,
   base: string,
-  options: { readonly ops: number; readonly rounds: number; readonly warmup: number }
+  options: { readonly ops: number; readonly rounds: number; readonly warmup: number },
+  unmonitored: ReadonlyArray<string> = []
 ) => {
   const children: Array<{ readonly name: string; readonly replica: number; readonly child: Child }> = []
   try {
@@ -173,8 +185,18 @@ const sideBySide = async (
     }
     const rate = (r: RoundResult) => options.ops / (r.millis / 1000)
     const cpuNs = (r: RoundResult) => (r.cpuMicros * 1000) / options.ops
-    const paired = (name: string, f: (r: RoundResult, b: RoundResult) => number) =>
-      median(results[name]!.flatMap((rounds, replica) => rounds.map((r, i) => f(r, results[base]![replica]![i]!))))
+    // Per round, the median over a set-up's replicas against the median over the base's.
+    const inRound = (names: ReadonlyArray<string>, i: number, f: (r: RoundResult) => number) =>
+      median(names.flatMap((name) => results[name]!.map((rounds) => f(rounds[i]!))))
+    const paired = (name: string, f: (r: RoundResult) => number, invert: boolean) =>
+      median(
+        Array.from({ length: options.rounds }, (_, i) => {
+          const value = inRound([name], i, f)
+          // An unmonitored set-up against its twin alone; the others against every unmonitored replica.
+          const baseline = inRound(name === base || unmonitored.includes(name) ? [base] : [base, ...unmonitored], i, f)
+          return invert ? baseline / value : value / baseline
+        })
+      )
     return Object.fromEntries(
       names.map((name) => {
         const all = results[name]!.flat()
@@ -183,9 +205,9 @@ const sideBySide = async (
           {
             rate: median(all.map(rate)),
             cpuNsPerCall: median(all.map(cpuNs)),
-            rateRatio: paired(name, (r, b) => rate(r) / rate(b)),
+            rateRatio: paired(name, rate, false),
             // Off ÷ on for CPU, so that it reads like the throughput ratio.
-            cpuRatio: paired(name, (r, b) => cpuNs(b) / cpuNs(r))
+            cpuRatio: paired(name, cpuNs, true)
           }
         ]
       })
@@ -202,11 +224,13 @@ export const runMonitoring = async (): Promise<void> => {
   section(
     `monitoring: thread Env, 2 threads, 64 in flight (ops/s, ${ROUNDS} interleaved rounds × ${REPLICAS} processes per set-up, medians)`
   )
-  const t = await sideBySide("thread", ["off", "control", "metrics", "tracing", "tracingClientSpans"], "off", {
-    ops: THREAD_OPS,
-    rounds: ROUNDS,
-    warmup: 2
-  })
+  const t = await sideBySide(
+    "thread",
+    ["off", "control", "metrics", "tracing", "tracingClientSpans"],
+    "off",
+    { ops: THREAD_OPS, rounds: ROUNDS, warmup: 2 },
+    ["control"]
+  )
   figure("monitoring.thread.off.opsPerSec", t.off!.rate, "ops/s")
   figure("monitoring.thread.metrics.opsPerSec", t.metrics!.rate, "ops/s")
   figure("monitoring.thread.tracing.opsPerSec", t.tracing!.rate, "ops/s")
@@ -229,6 +253,20 @@ export const runMonitoring = async (): Promise<void> => {
   const baseline = earlier["threads.corps.opsPerSec"]
   if (baseline !== undefined) ratio("monitoring.thread.offVsBaselines", t.off!.rate, baseline, "≈ 1")
 
+  if (canPin) {
+    section(
+      `monitoring: thread Env on one CPU (caller and Env threads pinned to CPU 0), ${ROUNDS} rounds × ${REPLICAS} processes`
+    )
+    const one = await sideBySide("threadOneCpu", ["off", "metrics", "tracing"], "off", {
+      ops: THREAD_OPS / 2,
+      rounds: ROUNDS,
+      warmup: 2
+    })
+    figure("monitoring.thread.oneCpu.off.opsPerSec", one.off!.rate, "ops/s")
+    ratio("monitoring.thread.oneCpu.metrics.ratio", one.metrics!.rateRatio, 1, "≥ 0.95")
+    ratio("monitoring.thread.oneCpu.tracing.ratio", one.tracing!.rateRatio, 1, "≥ 0.75")
+  }
+
   section(
     `monitoring: FastPath Func, ${FAST_OPS.toLocaleString("en-US")} sequential calls (calls/s, ${ROUNDS} rounds × ${REPLICAS} processes, medians)`
   )
@@ -242,7 +280,7 @@ export const runMonitoring = async (): Promise<void> => {
 }
 
 if (process.argv[2] === "--child") {
-  await serveChild(process.argv[3] as "thread" | "fastpath", process.argv[4]!)
+  await serveChild(process.argv[3] as Kind, process.argv[4]!)
 } else if (import.meta.main) {
   await runMonitoring()
   printJson()
