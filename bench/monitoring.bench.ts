@@ -33,6 +33,7 @@ import { Corps, Monitoring, Worker } from "../src/index.ts"
 import { corpsPool } from "./corps/pools.ts"
 import { median } from "./lib/measure.ts"
 import { allFigures, figure, printJson, ratio, section } from "./lib/report.ts"
+import { callerSide } from "./monitoring/callerSide.ts"
 
 const THREAD_OPS = 40_000
 const FAST_OPS = 200_000
@@ -102,14 +103,14 @@ const canPin = spawnSync("taskset", ["-p", String(process.pid)]).status === 0
  * CPU all its threads spend per call, so monitoring's whole cost shows and
  * the other vCPU's noise does not.
  */
-type Kind = "thread" | "threadOneCpu" | "fastpath"
+type Kind = "thread" | "threadOneCpu" | "fastpath" | "caller"
 
 const startChild = (kind: Kind, setup: string): Promise<Child> =>
   new Promise((resolve, reject) => {
     const args = [...process.execArgv, self, "--child", kind, setup]
     const stdio: Array<"inherit" | "ipc"> = ["inherit", "inherit", "inherit", "ipc"]
     const child: ChildProcess =
-      kind !== "thread" && canPin
+      (kind === "fastpath" || kind === "threadOneCpu" || kind === "caller") && canPin
         ? spawn("taskset", ["-c", "0", process.execPath, ...args], { stdio })
         : spawn(process.execPath, args, { stdio })
     let waiting: ((result: RoundResult) => void) | undefined
@@ -135,11 +136,12 @@ const startChild = (kind: Kind, setup: string): Promise<Child> =>
 /** The child's side: builds its pool, then runs a round for each number of ops it is sent. */
 const serveChild = async (kind: Kind, setup: string) => {
   const monitoring = setups[setup]!()
-  const pool = kind !== "fastpath" ? await corpsPool("thread", monitoring) : await fastPathRound(monitoring)
-  const run =
-    kind !== "fastpath"
-      ? (pool as { run: (ops: number) => Promise<void> }).run
-      : (pool as { round: (ops: number) => Promise<void> }).round
+  const run: (ops: number) => Promise<void> =
+    kind === "caller"
+      ? callerSide(setup)
+      : kind === "fastpath"
+        ? (await fastPathRound(monitoring)).round
+        : (await corpsPool("thread", monitoring)).run
   process.on("message", async (ops: number) => {
     const cpu = process.cpuUsage()
     const start = performance.now()
@@ -266,6 +268,19 @@ export const runMonitoring = async (): Promise<void> => {
     ratio("monitoring.thread.oneCpu.metrics.ratio", one.metrics!.rateRatio, 1, "≥ 0.95")
     ratio("monitoring.thread.oneCpu.tracing.ratio", one.tracing!.rateRatio, 1, "≥ 0.75")
   }
+
+  section(
+    `monitoring: the caller's side of a thread call alone (no Env threads; pinned to CPU 0), ${ROUNDS} rounds × ${REPLICAS} processes`
+  )
+  const c = await sideBySide("caller", ["off", "metrics", "tracing", "tracingClientSpans"], "off", {
+    ops: FAST_OPS / 2,
+    rounds: ROUNDS,
+    warmup: 3
+  })
+  for (const name of ["off", "metrics", "tracing", "tracingClientSpans"])
+    figure(`monitoring.caller.${name}.nsPerCall`, c[name]!.cpuNsPerCall, "ns CPU per call")
+  ratio("monitoring.caller.metrics.cpuRatio", c.metrics!.cpuRatio, 1)
+  ratio("monitoring.caller.tracing.cpuRatio", c.tracing!.cpuRatio, 1)
 
   section(
     `monitoring: FastPath Func, ${FAST_OPS.toLocaleString("en-US")} sequential calls (calls/s, ${ROUNDS} rounds × ${REPLICAS} processes, medians)`
