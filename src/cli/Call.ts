@@ -21,7 +21,7 @@ import { Argument, CliError, Command, Flag } from "effect/cli"
 import { dial } from "../external/dial.ts"
 import { JSON_CALL } from "../external/protocol.ts"
 import { messageOf } from "../internal/message.ts"
-import { readSecretFile } from "../internal/secret.ts"
+import { secretFileUnlessVariable } from "../internal/secret.ts"
 import { makeClient } from "../node/transport/Client.ts"
 
 /**
@@ -108,11 +108,13 @@ export const call = (input: {
     }
   })
 
-// The file, when given, wins over CORPS_SECRET.
+// CORPS_SECRET or --secret-file, not both: a secret given twice is refused, as by `corps host` and `corps runner`.
 const secretFrom = (file: Option.Option<string>): Effect.Effect<string, CallInputError> =>
   Effect.gen(function* () {
     if (Option.isSome(file))
-      return yield* readSecretFile(file.value).pipe(Effect.mapError((reason) => new CallInputError({ reason })))
+      return yield* secretFileUnlessVariable("CORPS_SECRET", (process.env.CORPS_SECRET ?? "") !== "", file.value).pipe(
+        Effect.mapError((reason) => new CallInputError({ reason }))
+      )
     const secret = process.env.CORPS_SECRET
     if (secret !== undefined && secret.length > 0) return secret
     return yield* new CallInputError({ reason: "no secret: set CORPS_SECRET or give --secret-file" })

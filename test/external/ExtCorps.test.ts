@@ -4,7 +4,10 @@
  * process.execPath (serves Echo, connects back to A's Greeter).
  */
 import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Context, Effect, Exit, Fiber, Layer, Queue, Stream } from "effect"
@@ -183,6 +186,12 @@ describe("ExtCorps: Corps.serve / Corps.connect across two programs", () => {
         const unknown = yield* corpsCall([b.address, "Nope.hello", "{}"])
         assert.strictEqual(unknown.code, 1)
         assert.match(unknown.stderr, /"_tag":"UnknownWorker"/)
+        // A secret file while CORPS_SECRET is set: refused before dialing, as by `corps host` and `corps runner`.
+        const file = join(mkdtempSync(join(tmpdir(), "corps-call-")), "secret")
+        writeFileSync(file, `${secret}\n`)
+        const twice = yield* corpsCall([b.address, "Echo.hello", '{"name":"x"}', "--secret-file", file])
+        assert.strictEqual(twice.code, 1)
+        assert.match(twice.stderr, /the secret is given twice \(CORPS_SECRET and the file/)
         yield* killed(b.child)
       }).pipe(Effect.scoped),
     60_000
