@@ -395,7 +395,7 @@ export const remoteTarget = (
       return Effect.callback<unknown, unknown>((resume) => {
         // Metrics on: the call is timed from here to its caller's resumption, with no frame of its own.
         const metered = series === undefined ? undefined : new Metered(series)
-        const trace = source instanceof Wire.FromFiber ? source.read() : source
+        const trace = Wire.traceOf(source)
         const encoded = run(codec.encodePayload, payload, "payload", codec)
         if (Exit.isFailure(encoded)) return resume(settled(metered, encoded))
         const request: Wire.Call = codec.spec.transfer
@@ -423,7 +423,7 @@ export const remoteTarget = (
       })
     }
     return Effect.suspend(() => {
-      const trace = source instanceof Wire.FromFiber ? source.read() : source
+      const trace = Wire.traceOf(source)
       const encoded = run(codec.encodePayload, payload, "payload", codec)
       if (Exit.isFailure(encoded)) return encoded
       const request: Wire.Call =

@@ -14,7 +14,7 @@ import {
   downstream,
   invokeWith
 } from "./invoke.ts"
-import { type CallSeries, now } from "./recorder.ts"
+import type { CallSeries } from "./recorder.ts"
 
 /**
  * One Func call, as a description: running it calls the handler (each run
@@ -57,11 +57,8 @@ interface MeteredFuncCall extends FuncCall {
 }
 
 const MeteredFuncCallProto = callPrototype<MeteredFuncCall>("effect-corps/MeteredFuncCall", function () {
-  const series = this.series
-  if (!series.timeThis()) return series.settleUntimed(invokeWith(this.handler, this.payload, this.func, this.method))
-  series.inFlight++
-  const start = now()
-  return series.settle(invokeWith(this.handler, this.payload, this.func, this.method), start)
+  const start = this.series.begin()
+  return this.series.finish(invokeWith(this.handler, this.payload, this.func, this.method), start)
 })
 
 const MeteredFuncCall = function (

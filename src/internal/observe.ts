@@ -19,6 +19,7 @@
 import { Context, Effect, Stream, Tracer } from "effect"
 import type { Target } from "./handle.ts"
 import { callPrototype } from "./invoke.ts"
+import type { Settings } from "./monitoring.ts"
 import { type CallSeries, now } from "./recorder.ts"
 import * as Wire from "./wire.ts"
 
@@ -27,7 +28,7 @@ export interface Observe {
   /** Record metrics into these series (by method), or not at all. */
   readonly series: Readonly<Record<string, CallSeries>> | undefined
   /** Open spans, sampling root calls at this rate (0 to 1), or not at all. */
-  readonly tracing: { readonly sampleRate: number; readonly clientSpans: boolean } | undefined
+  readonly tracing: Settings["tracing"]
   /** Annotate the handlers' log lines with these (plus worker and method), or not. */
   readonly logAnnotations: Readonly<Record<string, string>> | undefined
   readonly worker: string
@@ -49,13 +50,10 @@ interface MeteredCall extends Effect.Effect<unknown, unknown> {
 }
 
 const MeteredCallProto = callPrototype<MeteredCall>("effect-corps/MeteredCall", function () {
-  const series = this.series
   const effect = this.effect
+  const start = this.series.begin()
   // The FastPath's own step, taken here: a synchronous handler answers an Exit with no frame at all.
-  if (!series.timeThis()) return series.settleUntimed(hasStep(effect) ? effect.step() : effect)
-  series.inFlight++
-  const start = now()
-  return series.settle(hasStep(effect) ? effect.step() : effect, start)
+  return this.series.finish(hasStep(effect) ? effect.step() : effect, start)
 })
 
 const MeteredCall = function (this: any, series: CallSeries, effect: Effect.Effect<unknown, unknown>) {

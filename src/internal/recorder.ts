@@ -132,6 +132,22 @@ export class CallSeries {
     return Effect.onExit(result, this.onUntimedExit)
   }
 
+  /**
+   * Begins a call of a Target that answers at once (a FastPath step): its
+   * start ({@link now}, and it is in flight) when {@link timeThis} chooses
+   * it, else `NaN`. End it with {@link finish}.
+   */
+  begin(): number {
+    if (!this.timeThis()) return Number.NaN
+    this.inFlight++
+    return now()
+  }
+
+  /** Counts a call begun with {@link begin} whose Target answered `result`. */
+  finish(result: Effect.Effect<unknown, unknown>, start: number): Effect.Effect<unknown, unknown> {
+    return Number.isNaN(start) ? this.settleUntimed(result) : this.settle(result, start)
+  }
+
   /** A call in flight whose caller was interrupted after `millis` (`NaN`: the call was not timed). */
   interrupted(millis: number): void {
     this.inFlight--
@@ -241,19 +257,13 @@ export interface WorkerGauges {
 
 /** What an Env's Recorder answers the caller: counts since its previous answer, gauges as they are. */
 export interface Delta {
-  readonly calls: ReadonlyArray<{
-    readonly worker: string
-    readonly method: string
-    readonly env: string
-    readonly calls: number
-    readonly observed: number
-    readonly inFlight: number
-    readonly failures: ReadonlyArray<readonly [string, number]>
-    readonly buckets: ReadonlyArray<number>
-    readonly sum: number
-    readonly min: number
-    readonly max: number
-  }>
+  /** {@link CallCounts} as plain data (it crosses the Env's link). */
+  readonly calls: ReadonlyArray<
+    Omit<CallCounts, "failures" | "buckets"> & {
+      readonly failures: ReadonlyArray<readonly [string, number]>
+      readonly buckets: ReadonlyArray<number>
+    }
+  >
   readonly workers: ReadonlyArray<{
     readonly worker: string
     readonly env: string

@@ -64,6 +64,10 @@ export class FromFiber {
 /** A trace context, or where to read it when the call runs. */
 export type TraceSource = TraceContext | FromFiber
 
+/** The trace context a call carries, read now when `source` says to read it from the running fiber. */
+export const traceOf = (source: TraceSource | undefined): TraceContext | undefined =>
+  source instanceof FromFiber ? source.read() : source
+
 /** Whether `trace` marks a root call rather than a caller's span. */
 export const isRoot = (trace: TraceContext): boolean => trace.traceId === ""
 

@@ -44,17 +44,21 @@ describe("Monitoring traces", () => {
       names.every((name) => spans.some((s) => s.name === name)) ? Effect.void : Effect.fail("not yet")
     ).pipe(Effect.retry(Schedule.spaced("100 millis")), Effect.timeout("30 seconds"))
 
-  it.live("caller → thread → process: one trace, each call one span where it runs, under its caller's", () =>
+  /** Calls Front.relay under a span `test-root` through the chain; answers every span received and that root. */
+  const relayUnderRoot = (tracing: Monitoring.Options["tracing"]) =>
     Effect.gen(function* () {
       const otlp = yield* receiver
       yield* Effect.gen(function* () {
         const front = yield* Front
         assert.strictEqual(yield* front.relay({ n: 7 }).pipe(Effect.withSpan("test-root")), 7)
         yield* awaitSpans(otlp.spans, "Back.inside", "test-root")
-      }).pipe(Effect.provide(chain(otlp.url, true)), Effect.scoped)
+      }).pipe(Effect.provide(chain(otlp.url, tracing)), Effect.scoped)
+      return { spans: otlp.spans, root: otlp.spans.find((s) => s.name === "test-root")! }
+    })
 
-      const spans = otlp.spans
-      const root = spans.find((s) => s.name === "test-root")!
+  it.live("caller → thread → process: one trace, each call one span where it runs, under its caller's", () =>
+    Effect.gen(function* () {
+      const { spans, root } = yield* relayUnderRoot(true)
       const inThread = spanUnder(spans, "Front.relay", root)
       assert.strictEqual(inThread.resource["corps.env"], "front")
       assert.strictEqual(inThread.resource["service.name"], "chain-test")
@@ -69,15 +73,7 @@ describe("Monitoring traces", () => {
 
   it.live("clientSpans: the caller of each call to another Env has a client span around it", () =>
     Effect.gen(function* () {
-      const otlp = yield* receiver
-      yield* Effect.gen(function* () {
-        const front = yield* Front
-        assert.strictEqual(yield* front.relay({ n: 7 }).pipe(Effect.withSpan("test-root")), 7)
-        yield* awaitSpans(otlp.spans, "Back.inside", "test-root")
-      }).pipe(Effect.provide(chain(otlp.url, { clientSpans: true })), Effect.scoped)
-
-      const spans = otlp.spans
-      const root = spans.find((s) => s.name === "test-root")!
+      const { spans, root } = yield* relayUnderRoot({ clientSpans: true })
       const callFront = spanUnder(spans, "Front.relay", root)
       assert.strictEqual(callFront.resource["corps.env"], undefined)
       assert.strictEqual(callFront.attributes["corps.env"], "front")
